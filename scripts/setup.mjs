@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+// Idempotent tools setup, run by `npm start` and `npm test` on any checkout:
+//   1. `npm ci` when node_modules is missing or older than package-lock.json;
+//   2. the Temporal CLI: `.tools/bin/temporal` linked to a binary found in the per-user tools
+//      cache, else on PATH, else built into the cache with `go install`.
+// The cache (default ~/.cache/clusterguard/tools, or $CLUSTERGUARD_TOOLS_DIR) outlives clones,
+// so a fresh clone on a machine that built the tools once skips the build.
+// Plain JavaScript on purpose: it must run before dependencies (tsx) are installed.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, symlinkSync, lstatSync, readlinkSync, renameSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.argv.includes('--quiet');
+const log = (msg) => {
+  if (!quiet) console.error(`[setup] ${msg}`);
+};
+
+/** Temporal CLI tags that `go install` can build, best first (later tags carry a replace directive). */
+const temporalTags = ['v1.5.1', 'v1.4.1', 'v1.3.0'];
+
+export const toolsCache = process.env.CLUSTERGUARD_TOOLS_DIR
+  ? path.resolve(process.env.CLUSTERGUARD_TOOLS_DIR)
+  : path.join(homedir(), '.cache', 'clusterguard', 'tools');
+const localTools = path.join(repo, '.tools');
+
+function fail(message) {
+  console.error(`\n[setup] ERROR: ${message}\n`);
+  process.exit(1);
+}
+
+function run(cmd, args, opts = {}) {
+  return spawnSync(cmd, args, { stdio: quiet ? 'ignore' : 'inherit', ...opts });
+}
+
+function ensureNodeModules() {
+  const lock = path.join(repo, 'package-lock.json');
+  if (!existsSync(lock)) fail('package-lock.json is missing; this checkout is incomplete.');
+  const lockHash = createHash('sha256').update(readFileSync(lock)).digest('hex');
+  const stamp = path.join(repo, 'node_modules', '.clusterguard-lock-sha256');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === lockHash) return;
+  log(existsSync(path.join(repo, 'node_modules')) ? 'node_modules is stale: npm ci' : 'installing dependencies: npm ci');
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const res = run(npm, ['ci', '--no-audit', '--no-fund'], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (res.status !== 0) fail('`npm ci` failed (see above). Check that the npm registry is reachable.');
+  writeFileSync(stamp, `${lockHash}\n`);
+}
+
+function which(name) {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    if (existsSync(candidate) && !candidate.startsWith(localTools)) return candidate;
+  }
+  return undefined;
+}
+
+function works(binary) {
+  const res = spawnSync(binary, ['--version'], { encoding: 'utf8' });
+  return res.status === 0 && /temporal version/.test(res.stdout);
+}
+
+function link(target, linkPath) {
+  mkdirSync(path.dirname(linkPath), { recursive: true });
+  try {
+    if (lstatSync(linkPath).isSymbolicLink() && readlinkSync(linkPath) === target) return;
+    rmSync(linkPath, { force: true });
+  } catch {
+    // nothing there yet
+  }
+  symlinkSync(target, linkPath);
+}
+
+function buildTemporal(cacheBin) {
+  const go = which('go');
+  if (!go) {
+    fail(
+      'the Temporal CLI was not found and cannot be built: install Go >= 1.24 (https://go.dev/dl, or ' +
+        '`apt-get install golang`), or put a `temporal` binary (CLI >= 1.3) on PATH or in ' +
+        `${path.join(cacheBin, 'temporal')}, then run this again.`,
+    );
+  }
+  mkdirSync(cacheBin, { recursive: true });
+  for (const tag of temporalTags) {
+    log(`building the Temporal CLI ${tag} with go install (a few minutes, once per machine)…`);
+    const staging = path.join(toolsCache, `.build-${process.pid}`);
+    const res = run(go, ['install', `github.com/temporalio/cli/cmd/temporal@${tag}`], {
+      env: { ...process.env, GOBIN: staging, CGO_ENABLED: process.env.CGO_ENABLED ?? '0' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const built = path.join(staging, 'temporal');
+    if (res.status === 0 && existsSync(built)) {
+      // Rename into place so a concurrent or interrupted build never leaves a half-written binary.
+      renameSync(built, path.join(cacheBin, 'temporal'));
+      writeFileSync(path.join(cacheBin, 'temporal.version'), `${tag}\n`);
+      rmSync(staging, { recursive: true, force: true });
+      return;
+    }
+    rmSync(staging, { recursive: true, force: true });
+    log(`Temporal CLI ${tag} did not build; trying the next tag`);
+  }
+  fail(`none of the Temporal CLI tags ${temporalTags.join(', ')} could be built with ${go}.`);
+}
+
+function ensureTemporal() {
+  const cacheBin = path.join(toolsCache, 'bin');
+  const cached = path.join(cacheBin, 'temporal');
+  const local = path.join(localTools, 'bin', 'temporal');
+  if (!works(cached)) {
+    const onPath = which('temporal');
+    if (onPath && works(onPath)) {
+      log(`using the Temporal CLI on PATH: ${onPath}`);
+      link(onPath, local);
+      return;
+    }
+    buildTemporal(cacheBin);
+    if (!works(cached)) fail(`the Temporal CLI at ${cached} does not run.`);
+  }
+  link(cached, local);
+}
+
+const started = Date.now();
+if (!process.argv.includes('--tools-only')) ensureNodeModules();
+ensureTemporal();
+log(`tools ready in ${((Date.now() - started) / 1000).toFixed(1)} s (cache: ${toolsCache})`);

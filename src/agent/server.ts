@@ -1,0 +1,156 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { serve, type ServerType } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { isNodeAddress } from '../contracts/addresses.js';
+import type { NodeLayout } from '../config/layout.js';
+import type { Logger } from '../logger.js';
+import { bearerToken, tokenMatches } from './auth.js';
+
+export interface AgentServerDeps {
+  address: string;
+  layout: NodeLayout;
+  token: string;
+  logger: Logger;
+  agentVersion: string;
+  maxBodyBytes: number;
+  /** Extra health facts (cluster.json state, worker state); must not contain secrets. */
+  health?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
+}
+
+/** IPv4-mapped IPv6 (`::ffff:127.0.0.12`) → `127.0.0.12`. */
+function plainAddress(address: string | undefined): string | undefined {
+  return address?.replace(/^::ffff:/, '');
+}
+
+function problem(status: number, error: string, hint?: string) {
+  return { status, body: { error, ...(hint ? { hint } : {}) } };
+}
+
+/**
+ * The node agent's HTTP API (seed 001 §9). Every route but `/healthz` needs the cluster token;
+ * a node may download only its own configuration archive.
+ */
+export function createAgentApp(deps: AgentServerDeps): Hono {
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    deps.logger.error('request failed', { path: c.req.path, error: err.message });
+    return c.json({ error: 'internal error; see the agent log' }, 500);
+  });
+
+  app.get('/healthz', async (c) =>
+    c.json({
+      status: 'ok',
+      address: deps.address,
+      agentVersion: deps.agentVersion,
+      ...(deps.health ? await deps.health() : {}),
+    }),
+  );
+
+  app.use('/v1/*', bodyLimit({ maxSize: deps.maxBodyBytes }), async (c, next) => {
+    if (!tokenMatches(bearerToken(c.req.header('authorization')), deps.token)) {
+      const from = plainAddress(getConnInfo(c).remote.address);
+      deps.logger.warn('refused request without a valid cluster token', {
+        method: c.req.method,
+        path: c.req.path,
+        from,
+      });
+      c.header('WWW-Authenticate', 'Bearer realm="clusterguard"');
+      return c.json(
+        {
+          error: 'missing or wrong cluster token',
+          hint: 'send Authorization: Bearer <cluster token>',
+        },
+        401,
+      );
+    }
+    await next();
+  });
+
+  app.get('/v1/cluster/config/actions/download', async (c) => {
+    const node = c.req.query('node');
+    const from = plainAddress(getConnInfo(c).remote.address);
+    let refusal: ReturnType<typeof problem> | undefined;
+    if (!node || !isNodeAddress(node)) {
+      refusal = problem(400, 'query parameter node must be a node address (IPv4 or host name)');
+    } else if (from !== node) {
+      // The requester's own address is its identity: the archive holds that node's keys.
+      refusal = problem(
+        403,
+        `node ${from ?? 'unknown'} may not download the configuration of node ${node}`,
+        'each node downloads only its own archive, from its own address',
+      );
+    }
+    if (refusal || !node) {
+      const r = refusal ?? problem(400, 'missing node');
+      deps.logger.warn('refused configuration download', { node, from, status: r.status });
+      return c.json(r.body, r.status as 400 | 403);
+    }
+    const file = deps.layout.distributionFileFor(node);
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch {
+      return c.json(
+        {
+          error: `no configuration archive for node ${node} on ${deps.address} yet`,
+          hint: 'the master writes it while bootstrapping the cluster; retry shortly',
+        },
+        404,
+      );
+    }
+    deps.logger.info('serving configuration archive', { node, bytes: size });
+    c.header('Content-Type', 'application/zip');
+    c.header('Content-Length', String(size));
+    c.header('Content-Disposition', `attachment; filename="${node}.zip"`);
+    return c.body(Readable.toWeb(createReadStream(file)) as ReadableStream);
+  });
+
+  return app;
+}
+
+export interface RunningAgentServer {
+  server: ServerType;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Serves the agent's API on `host:port`; resolves once listening, rejects on bind errors. */
+export async function startAgentServer(
+  app: Hono,
+  host: string,
+  port: number,
+): Promise<RunningAgentServer> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: app.fetch, hostname: host, port }, (info: AddressInfo) => {
+      resolve({
+        server,
+        url: `http://${host}:${info.port}`,
+        close: () =>
+          new Promise<void>((res) => {
+            server.close(() => res());
+            // Keep-alive sockets would hold close() open; a stopping agent drops them.
+            if ('closeAllConnections' in server) server.closeAllConnections();
+          }),
+      });
+    });
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new Error(
+              `agent port ${host}:${port} is already in use: stop the process holding it or set CG_AGENT__PORT`,
+            )
+          : err.code === 'EADDRNOTAVAIL'
+            ? new Error(
+                `cannot listen on ${host}:${port}: the address is not on this machine (set CG_AGENT__HOST)`,
+              )
+            : err,
+      );
+    });
+  });
+}

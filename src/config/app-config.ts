@@ -1,0 +1,208 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { nodeAddressSchema, orchestratorTaskQueue } from '../contracts/addresses.js';
+import { ClusterGuardError } from '../contracts/errors.js';
+
+/** Production data root of the seed (001 §13); development uses `.data/nodes/<address>`. */
+export const productionRoot = '/ibnsdata/guard';
+export const envPrefix = 'CG_';
+
+const port = z.coerce.number().int().min(1).max(65535);
+
+export const appConfigSchema = z.object({
+  clusterId: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected lower-case letters, digits and dashes')
+    .default('default'),
+  temporal: z
+    .object({
+      address: z.string().min(1).default('127.0.0.1:7233'),
+      namespace: z.string().min(1).default('default'),
+      taskQueue: z.string().min(1).default(orchestratorTaskQueue),
+    })
+    .prefault({}),
+  node: z
+    .object({
+      address: nodeAddressSchema.default('127.0.0.1'),
+      /** Data root of this node (seed 001 §1); defaults to the production root. */
+      root: z.string().min(1).default(productionRoot),
+    })
+    .prefault({}),
+  agent: z
+    .object({
+      /** HTTP listen address; defaults to the node address so several nodes share a machine. */
+      host: nodeAddressSchema.optional(),
+      port: port.default(7700),
+      /** The cluster token; prefer `tokenFile` or the environment so it stays out of the file. */
+      token: z.string().min(16, 'expected at least 16 characters').optional(),
+      tokenFile: z.string().min(1).optional(),
+      /** Largest request body the agent accepts, in bytes. */
+      maxBodyBytes: z.coerce
+        .number()
+        .int()
+        .positive()
+        .default(64 * 1024 * 1024),
+    })
+    .prefault({}),
+  middleware: z
+    .object({
+      /** Where the middleware binaries live (seed 001 §1: resources/bin; development: .tools). */
+      binDir: z.string().min(1).default('resources/bin'),
+    })
+    .prefault({}),
+});
+
+export type AppConfig = z.infer<typeof appConfigSchema>;
+
+/** `CG_AGENT__MAX_BODY_BYTES` → `['agent', 'maxBodyBytes']`. */
+export function envKeyToPath(key: string): string[] {
+  return key
+    .slice(envPrefix.length)
+    .split('__')
+    .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
+}
+
+function setPath(target: Record<string, unknown>, keys: string[], value: unknown): void {
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  const last = keys.at(-1);
+  if (last) node[last] = value;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, origins: Map<string, string>): string {
+  const key = issue.path.join('.') || '(root)';
+  const origin = origins.get(key);
+  return `${key}: ${issue.message}${origin ? ` (from ${origin})` : ''}`;
+}
+
+export interface LoadConfigOptions {
+  /** YAML file; missing is fine when `required` is false. */
+  file?: string;
+  required?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /** Values under the file and the environment: what an embedded stack chooses. */
+  defaults?: Record<string, unknown>;
+}
+
+/**
+ * Loads the application config: defaults, then the YAML file, then `CG_*` environment variables
+ * (`__` separates levels). Every problem is reported at once, naming the key, the expected value
+ * and where the value came from.
+ */
+export async function loadAppConfig(options: LoadConfigOptions = {}): Promise<AppConfig> {
+  const env = options.env ?? process.env;
+  const raw: Record<string, unknown> = structuredClone(options.defaults ?? {});
+  const origins = new Map<string, string>();
+
+  const file = options.file ?? env.CG_CONFIG;
+  if (file) {
+    let text: string | undefined;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' || options.required) {
+        throw new ClusterGuardError(
+          'InvalidConfig',
+          `cannot read config file ${path.resolve(file)}: ${(err as Error).message}`,
+        );
+      }
+    }
+    if (text !== undefined) {
+      let doc: unknown;
+      try {
+        doc = parseYaml(text, { prettyErrors: true });
+      } catch (err) {
+        throw new ClusterGuardError(
+          'InvalidConfig',
+          `config file ${path.resolve(file)} is not valid YAML: ${(err as Error).message}`,
+        );
+      }
+      if (doc !== null && doc !== undefined) {
+        if (typeof doc !== 'object' || Array.isArray(doc)) {
+          throw new ClusterGuardError(
+            'InvalidConfig',
+            `config file ${path.resolve(file)} must hold a mapping at the top level`,
+          );
+        }
+        mergeInto(raw, doc as Record<string, unknown>, [], origins, path.resolve(file));
+      }
+    }
+  }
+
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith(envPrefix) || key === 'CG_CONFIG' || value === undefined) continue;
+    const keys = envKeyToPath(key);
+    setPath(raw, keys, value);
+    origins.set(keys.join('.'), `environment variable ${key}`);
+  }
+
+  const parsed = appConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  - ${describeIssue(i, origins)}`);
+    throw new ClusterGuardError('InvalidConfig', `invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+function mergeInto(
+  target: Record<string, unknown>,
+  source: Record<string, unknown>,
+  prefix: string[],
+  origins: Map<string, string>,
+  origin: string,
+): void {
+  for (const [key, value] of Object.entries(source)) {
+    const keys = [...prefix, key];
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      const existing = target[key];
+      if (typeof existing !== 'object' || existing === null || Array.isArray(existing)) {
+        target[key] = {};
+      }
+      mergeInto(
+        target[key] as Record<string, unknown>,
+        value as Record<string, unknown>,
+        keys,
+        origins,
+        origin,
+      );
+    } else {
+      target[key] = value;
+      origins.set(keys.join('.'), origin);
+    }
+  }
+}
+
+/** The agent's cluster token: `agent.token`, else the first line of `agent.tokenFile`. */
+export async function resolveAgentToken(config: AppConfig): Promise<string> {
+  if (config.agent.token) return config.agent.token;
+  if (config.agent.tokenFile) {
+    let text: string;
+    try {
+      text = await readFile(config.agent.tokenFile, 'utf8');
+    } catch (err) {
+      throw new ClusterGuardError(
+        'InvalidConfig',
+        `agent.tokenFile: cannot read ${path.resolve(config.agent.tokenFile)}: ${(err as Error).message}`,
+      );
+    }
+    const token = text.split(/\r?\n/)[0]?.trim() ?? '';
+    if (token.length < 16) {
+      throw new ClusterGuardError(
+        'InvalidConfig',
+        `agent.tokenFile: ${path.resolve(config.agent.tokenFile)} must hold a token of at least 16 characters`,
+      );
+    }
+    return token;
+  }
+  throw new ClusterGuardError(
+    'InvalidConfig',
+    'agent.token: no cluster token configured; set CG_AGENT__TOKEN, agent.token or agent.tokenFile',
+  );
+}

@@ -1,0 +1,52 @@
+/**
+ * Every failure clusterguard raises carries one of these types, so that retry policies
+ * (`nonRetryableErrorTypes`), the CLI and the Web UI can tell them apart.
+ */
+export const errorTypes = [
+  /** A workflow input, update argument or request body failed its schema. Permanent. */
+  'InvalidInput',
+  /** A membership change would lose a majority (or a middleware quorum). Permanent. */
+  'UnsafeMembershipChange',
+  /** `cluster.json` exists but cannot be parsed or validated. Permanent until repaired. */
+  'CorruptClusterFile',
+  /** The application config file or environment is invalid. Permanent. */
+  'InvalidConfig',
+  /** A node agent did not pick up work within its schedule-to-start window. Transient. */
+  'NodeUnreachable',
+  /** A request to a node agent's HTTP API was refused (401/403). Permanent. */
+  'Unauthorized',
+  /** An archive is unsafe (path escape, link, bomb) or fails verification. Permanent. */
+  'UnsafeArchive',
+  /** A middleware binary or command named by the config is missing on the node. Permanent. */
+  'MissingBinary',
+  /** A middleware operation failed; retried by policy. */
+  'MiddlewareFailure',
+] as const;
+
+export type ErrorType = (typeof errorTypes)[number];
+
+/** Types that retrying cannot fix: activities raise them with `ApplicationFailure.nonRetryable`. */
+export const nonRetryableErrorTypes: ErrorType[] = [
+  'InvalidInput',
+  'UnsafeMembershipChange',
+  'CorruptClusterFile',
+  'InvalidConfig',
+  'Unauthorized',
+  'UnsafeArchive',
+  'MissingBinary',
+];
+
+/**
+ * A plain error with a type from the union, for code outside workflows and activities (config
+ * loading, planning, the CLI). Activities convert it with `toApplicationFailure`.
+ */
+export class ClusterGuardError extends Error {
+  constructor(
+    readonly type: ErrorType,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ClusterGuardError';
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * What every runbook answers to the `progress` query and shows in the Web UI through
+ * `setCurrentDetails`: one row per step, most of them per node.
+ */
+export type StepStatus = 'pending' | 'running' | 'waiting' | 'completed' | 'failed' | 'skipped';
+
+export interface ProgressStep {
+  id: string;
+  title: string;
+  node?: string;
+  status: StepStatus;
+  /** Attempts made so far, including activity retries that the node reported. */
+  attempts: number;
+  lastError?: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+export interface Progress {
+  runbook: string;
+  clusterId: string;
+  status: 'running' | 'completed' | 'failed';
+  steps: ProgressStep[];
+  updatedAt: string;
+}
+
+const statusIcon: Record<StepStatus, string> = {
+  pending: '⏳ pending',
+  running: '▶️ running',
+  waiting: '⚠️ waiting',
+  completed: '✅ completed',
+  failed: '❌ failed',
+  skipped: '⏭️ skipped',
+};
+
+function cell(text: string | undefined): string {
+  // A pipe or newline inside a cell would break the Markdown table in the Web UI.
+  return (text ?? '').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+/** The Markdown the Web UI shows under "Current details". */
+export function renderProgressMarkdown(progress: Progress): string {
+  const done = progress.steps.filter((s) => s.status === 'completed' || s.status === 'skipped');
+  const lines = [
+    `**${progress.runbook}** on cluster \`${progress.clusterId}\` — ${progress.status}, ` +
+      `${done.length}/${progress.steps.length} steps done`,
+    '',
+    '| step | node | status | attempts | last error |',
+    '| --- | --- | --- | --- | --- |',
+    ...progress.steps.map(
+      (s) =>
+        `| ${cell(s.title)} | ${cell(s.node ?? '—')} | ${statusIcon[s.status]} | ${s.attempts} | ${cell(s.lastError)} |`,
+    ),
+  ];
+  return lines.join('\n');
+}

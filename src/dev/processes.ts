@@ -1,0 +1,142 @@
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { repoRoot } from '../process.js';
+
+export interface ChildOptions {
+  /** Shown before every output line. */
+  label: string;
+  /** `CG_*` settings of the child (see src/config/app-config.ts). */
+  env: Record<string, string>;
+  /** Where the child's output lines go; default: this process's stderr, prefixed. */
+  onLine?: (line: string) => void;
+}
+
+export interface ChildProcess {
+  label: string;
+  process: ResultPromise;
+  /** Resolves with the first output line matching `pattern`; rejects if the child exits first. */
+  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  stop(): Promise<void>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+function spawnTs(entry: string, options: ChildOptions): ChildProcess {
+  const child = execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, entry)], {
+    cwd: repoRoot,
+    env: { ...options.env, CG_LOG_LEVEL: process.env.CG_LOG_LEVEL ?? 'info' },
+    all: true,
+    buffer: false,
+    reject: false,
+    cleanup: true,
+    forceKillAfterDelay: 10_000,
+  });
+  const waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
+  let pending = '';
+  let exited = false;
+  const exitListeners = new Set<() => void>();
+  child.all?.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (options.onLine) options.onLine(line);
+      else process.stderr.write(`[${options.label}] ${line}\n`);
+      for (const w of waiters) {
+        if (w.pattern.test(line)) {
+          waiters.delete(w);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  void child.then(() => {
+    exited = true;
+    for (const l of exitListeners) l();
+  });
+  return {
+    label: options.label,
+    process: child,
+    waitForLine(pattern, timeoutMs = 60_000) {
+      return new Promise((resolve, reject) => {
+        if (exited) return reject(new Error(`${options.label} has exited`));
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          exitListeners.delete(onExit);
+          reject(new Error(`${options.label}: no line matching ${pattern} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const onExit = () => {
+          clearTimeout(timer);
+          reject(new Error(`${options.label} exited (code ${child.exitCode}) before printing ${pattern}`));
+        };
+        const waiter = {
+          pattern,
+          resolve: (line: string) => {
+            clearTimeout(timer);
+            exitListeners.delete(onExit);
+            resolve(line);
+          },
+        };
+        waiters.add(waiter);
+        exitListeners.add(onExit);
+      });
+    },
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      await child;
+    },
+    kill(signal) {
+      child.kill(signal);
+    },
+  };
+}
+
+export interface AgentProcessOptions {
+  address: string;
+  root: string;
+  temporalAddress: string;
+  namespace?: string;
+  tokenFile: string;
+  port?: number;
+  binDir?: string;
+  onLine?: (line: string) => void;
+}
+
+/** A node agent as its own process, so it can be killed and restarted like a real node's. */
+export function spawnNodeAgent(options: AgentProcessOptions): ChildProcess {
+  return spawnTs('worker/node-agent.ts', {
+    label: `agent ${options.address}`,
+    onLine: options.onLine,
+    env: {
+      CG_TEMPORAL__ADDRESS: options.temporalAddress,
+      CG_TEMPORAL__NAMESPACE: options.namespace ?? 'default',
+      CG_NODE__ADDRESS: options.address,
+      CG_NODE__ROOT: options.root,
+      CG_AGENT__TOKEN_FILE: options.tokenFile,
+      CG_AGENT__PORT: String(options.port ?? 7700),
+      CG_MIDDLEWARE__BIN_DIR: options.binDir ?? path.join(repoRoot, '.tools'),
+    },
+  });
+}
+
+export interface OrchestratorProcessOptions {
+  temporalAddress: string;
+  namespace?: string;
+  taskQueue?: string;
+  onLine?: (line: string) => void;
+}
+
+export function spawnOrchestrator(options: OrchestratorProcessOptions): ChildProcess {
+  return spawnTs('worker/orchestrator.ts', {
+    label: 'orchestrator',
+    onLine: options.onLine,
+    env: {
+      CG_TEMPORAL__ADDRESS: options.temporalAddress,
+      CG_TEMPORAL__NAMESPACE: options.namespace ?? 'default',
+      ...(options.taskQueue ? { CG_TEMPORAL__TASK_QUEUE: options.taskQueue } : {}),
+    },
+  });
+}
+
+export const agentReadyLine = /node agent ready/;
+export const orchestratorReadyLine = /orchestrator ready/;

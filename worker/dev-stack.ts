@@ -1,0 +1,150 @@
+/**
+ * `npm start`: the embedded stack on one machine — the Temporal dev server (SQLite file, Web UI),
+ * the orchestrator and three node agents on 127.0.0.11–.13 — then a first runbook, pingCluster.
+ * `npm start -- --once` prints the runbook's result and stops everything it started.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { WorkflowFailedError } from '@temporalio/client';
+import { repoRoot } from '../src/process.js';
+import { assertPortFree, startDevServer, type DevServer } from '../src/temporal/dev-server.js';
+import { connectClient } from '../src/temporal/connection.js';
+import { startPingCluster, workflowUiUrl } from '../src/temporal/runbooks.js';
+import {
+  agentReadyLine,
+  orchestratorReadyLine,
+  spawnNodeAgent,
+  spawnOrchestrator,
+  type ChildProcess,
+} from '../src/dev/processes.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    once: { type: 'boolean', default: false },
+    nodes: { type: 'string', default: '127.0.0.11,127.0.0.12,127.0.0.13' },
+    port: { type: 'string', default: '7233' },
+    'ui-port': { type: 'string', default: '8233' },
+    'agent-port': { type: 'string', default: '7700' },
+    'hold-seconds': { type: 'string', default: '0' },
+  },
+});
+
+const dataDir = path.join(repoRoot, '.data');
+const tokenFile = path.join(dataDir, 'cluster-token');
+const say = (msg: string) => console.log(`[clusterguard] ${msg}`);
+
+/** The embedded stack's cluster token: generated once, readable only by its owner. */
+async function ensureToken(): Promise<void> {
+  await mkdir(dataDir, { recursive: true });
+  try {
+    const existing = (await readFile(tokenFile, 'utf8')).trim();
+    if (existing.length >= 16) {
+      await chmod(tokenFile, 0o600);
+      return;
+    }
+  } catch {
+    // none yet
+  }
+  await writeFile(tokenFile, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600 });
+  say(`generated the cluster token in ${path.relative(repoRoot, tokenFile)} (mode 0600)`);
+}
+
+async function main(): Promise<number> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const nodes = flags.nodes.split(',').map((n) => n.trim()).filter(Boolean);
+  const port = Number(flags.port);
+  const uiPort = Number(flags['ui-port']);
+  const agentPort = Number(flags['agent-port']);
+  const started = Date.now();
+
+  // Fail before starting anything when a port is taken, so nothing is left half-started.
+  await assertPortFree('127.0.0.1', port, 'Temporal frontend');
+  await assertPortFree('127.0.0.1', uiPort, 'Temporal Web UI');
+  for (const node of nodes) await assertPortFree(node, agentPort, `node agent ${node}`);
+  await ensureToken();
+
+  const children: ChildProcess[] = [];
+  let server: DevServer | undefined;
+  let stopping: Promise<void> | undefined;
+  const stopAll = () =>
+    (stopping ??= (async () => {
+      say('stopping…');
+      await Promise.all(children.map((c) => c.stop()));
+      await server?.stop();
+      say('stopped');
+    })());
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  process.once('SIGTERM', () => void stopAll().then(() => process.exit(143)));
+
+  try {
+    say('starting the Temporal dev server…');
+    server = await startDevServer({
+      binary: process.env.CG_TEMPORAL_BIN ?? path.join(repoRoot, '.tools', 'bin', 'temporal'),
+      port,
+      uiPort,
+      dbFile: path.join(dataDir, 'temporal.db'),
+    });
+    say(`Temporal at ${server.address}, Web UI at ${server.uiUrl}`);
+
+    const orchestrator = spawnOrchestrator({ temporalAddress: server.address });
+    children.push(orchestrator);
+    const agents = nodes.map((address) =>
+      spawnNodeAgent({
+        address,
+        root: path.join(dataDir, 'nodes', address),
+        temporalAddress: server!.address,
+        tokenFile,
+        port: agentPort,
+      }),
+    );
+    children.push(...agents);
+    await Promise.all([
+      orchestrator.waitForLine(orchestratorReadyLine, 120_000),
+      ...agents.map((a) => a.waitForLine(agentReadyLine, 120_000)),
+    ]);
+    say(`orchestrator and ${agents.length} node agents ready`);
+
+    const client = await connectClient({ address: server.address, namespace: server.namespace });
+    const handle = await startPingCluster(client, {
+      clusterId: 'dev',
+      nodes,
+      holdSeconds: Number(flags['hold-seconds']),
+    });
+    say(`started pingCluster ${handle.workflowId}`);
+    say(`watch it: ${workflowUiUrl(server.uiUrl!, server.namespace, handle.workflowId)}`);
+    say(`or: .tools/bin/temporal workflow query --address ${server.address} -w '${handle.workflowId}' --type progress`);
+    let exitCode = 0;
+    try {
+      const result = await handle.result();
+      console.log(JSON.stringify(result, null, 2));
+      say(`pingCluster completed in ${((Date.now() - started) / 1000).toFixed(1)} s since start`);
+    } catch (err) {
+      exitCode = 1;
+      const cause = err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : (err as Error).message;
+      say(`pingCluster failed: ${cause}`);
+    }
+    await client.connection.close();
+    if (flags.once) {
+      await stopAll();
+      return exitCode;
+    }
+    say('the stack keeps running; start more runbooks from the Web UI or the temporal CLI. Ctrl-C stops it.');
+    await new Promise(() => undefined);
+    return 0;
+  } catch (err) {
+    console.error(`[clusterguard] ERROR: ${(err as Error).message}`);
+    await stopAll();
+    return 1;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
