@@ -8,7 +8,17 @@
 // Plain JavaScript on purpose: it must run before dependencies (tsx) are installed.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, symlinkSync, lstatSync, readlinkSync, renameSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+  rmSync,
+  symlinkSync,
+  lstatSync,
+  readlinkSync,
+  renameSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,10 +52,18 @@ function ensureNodeModules() {
   const lockHash = createHash('sha256').update(readFileSync(lock)).digest('hex');
   const stamp = path.join(repo, 'node_modules', '.clusterguard-lock-sha256');
   if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === lockHash) return;
-  log(existsSync(path.join(repo, 'node_modules')) ? 'node_modules is stale: npm ci' : 'installing dependencies: npm ci');
+  log(
+    existsSync(path.join(repo, 'node_modules'))
+      ? 'node_modules is stale: npm ci'
+      : 'installing dependencies: npm ci',
+  );
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const res = run(npm, ['ci', '--no-audit', '--no-fund'], { cwd: repo, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (res.status !== 0) fail('`npm ci` failed (see above). Check that the npm registry is reachable.');
+  const res = run(npm, ['ci', '--no-audit', '--no-fund'], {
+    cwd: repo,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (res.status !== 0)
+    fail('`npm ci` failed (see above). Check that the npm registry is reachable.');
   writeFileSync(stamp, `${lockHash}\n`);
 }
 

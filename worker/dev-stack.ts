@@ -54,17 +54,25 @@ async function ensureToken(): Promise<void> {
 
 async function main(): Promise<number> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  const nodes = flags.nodes.split(',').map((n) => n.trim()).filter(Boolean);
+  const nodes = flags.nodes
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
   const port = Number(flags.port);
   const uiPort = Number(flags['ui-port']);
   const agentPort = Number(flags['agent-port']);
   const started = Date.now();
 
   // Fail before starting anything when a port is taken, so nothing is left half-started.
-  await assertPortFree('127.0.0.1', port, 'Temporal frontend');
-  await assertPortFree('127.0.0.1', uiPort, 'Temporal Web UI');
-  for (const node of nodes) await assertPortFree(node, agentPort, `node agent ${node}`);
-  await ensureToken();
+  try {
+    await assertPortFree('127.0.0.1', port, 'Temporal frontend');
+    await assertPortFree('127.0.0.1', uiPort, 'Temporal Web UI');
+    for (const node of nodes) await assertPortFree(node, agentPort, `node agent ${node}`);
+    await ensureToken();
+  } catch (err) {
+    console.error(`[clusterguard] ERROR: ${(err as Error).message}`);
+    return 1;
+  }
 
   const children: ChildProcess[] = [];
   let server: DevServer | undefined;
@@ -76,8 +84,10 @@ async function main(): Promise<number> {
       await server?.stop();
       say('stopped');
     })());
-  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
-  process.once('SIGTERM', () => void stopAll().then(() => process.exit(143)));
+  // Persistent listeners, not `once`: execa's child cleanup re-raises a signal that no other
+  // listener handles, which would kill this process before the children are stopped.
+  process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  process.on('SIGTERM', () => void stopAll().then(() => process.exit(143)));
 
   try {
     say('starting the Temporal dev server…');
@@ -115,7 +125,9 @@ async function main(): Promise<number> {
     });
     say(`started pingCluster ${handle.workflowId}`);
     say(`watch it: ${workflowUiUrl(server.uiUrl!, server.namespace, handle.workflowId)}`);
-    say(`or: .tools/bin/temporal workflow query --address ${server.address} -w '${handle.workflowId}' --type progress`);
+    say(
+      `or: .tools/bin/temporal workflow query --address ${server.address} -w '${handle.workflowId}' --type progress`,
+    );
     let exitCode = 0;
     try {
       const result = await handle.result();
@@ -123,7 +135,10 @@ async function main(): Promise<number> {
       say(`pingCluster completed in ${((Date.now() - started) / 1000).toFixed(1)} s since start`);
     } catch (err) {
       exitCode = 1;
-      const cause = err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : (err as Error).message;
+      const cause =
+        err instanceof WorkflowFailedError
+          ? (err.cause?.message ?? err.message)
+          : (err as Error).message;
       say(`pingCluster failed: ${cause}`);
     }
     await client.connection.close();
@@ -131,7 +146,9 @@ async function main(): Promise<number> {
       await stopAll();
       return exitCode;
     }
-    say('the stack keeps running; start more runbooks from the Web UI or the temporal CLI. Ctrl-C stops it.');
+    say(
+      'the stack keeps running; start more runbooks from the Web UI or the temporal CLI. Ctrl-C stops it.',
+    );
     await new Promise(() => undefined);
     return 0;
   } catch (err) {

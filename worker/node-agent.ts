@@ -25,7 +25,10 @@ export interface RunningNodeAgent {
  * address. A corrupt cluster.json does not stop it: it reports the problem in /healthz and in
  * every ping, and leaves the file untouched for the operator.
  */
-export async function startNodeAgent(config: AppConfig, logger: Logger = createLogger('node-agent')): Promise<RunningNodeAgent> {
+export async function startNodeAgent(
+  config: AppConfig,
+  logger: Logger = createLogger('node-agent'),
+): Promise<RunningNodeAgent> {
   const address = config.node.address;
   const layout = new NodeLayout(config.node.root);
   await layout.ensureAll();

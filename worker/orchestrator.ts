@@ -1,6 +1,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { DefaultLogger, Runtime, Worker, bundleWorkflowCode, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  type NativeConnection,
+  type WorkflowBundleOption,
+} from '@temporalio/worker';
 import { loadAppConfig, type AppConfig } from '../src/config/app-config.js';
 import { createLogger } from '../src/logger.js';
 import { isMain, onShutdownSignal, repoRoot } from '../src/process.js';
@@ -12,7 +19,8 @@ export const prebuiltBundlePath = path.join(repoRoot, 'dist', 'workflow-bundle.j
 
 /** The workflow code: the pre-built bundle when present, else bundled now (a few seconds). */
 export async function loadWorkflowBundle(): Promise<WorkflowBundleOption> {
-  if (existsSync(prebuiltBundlePath) && !process.env.CG_REBUNDLE) return { codePath: prebuiltBundlePath };
+  if (existsSync(prebuiltBundlePath) && !process.env.CG_REBUNDLE)
+    return { codePath: prebuiltBundlePath };
   return bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
 }
 
@@ -50,9 +58,10 @@ async function main(): Promise<void> {
     taskQueue: config.temporal.taskQueue,
     workflowBundle: await loadWorkflowBundle(),
   });
-  onShutdownSignal(async () => {
+  onShutdownSignal(() => {
     logger.info('shutting down');
     worker.shutdown();
+    return Promise.resolve();
   });
   logger.info('orchestrator ready', {
     address: config.temporal.address,

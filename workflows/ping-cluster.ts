@@ -60,6 +60,8 @@ export async function pingCluster(rawInput: PingClusterInput): Promise<PingClust
     const stepId = `ping:${node}`;
     const { pingNode } = proxyActivities<NodeActivities>({
       taskQueue: nodeTaskQueue(node),
+      // Names the node on the Web UI's timeline, where every step is otherwise just "pingNode".
+      summary: `ping ${node}`,
       // A probe is quick; a held one heartbeats every second, so 5 s without one means the
       // agent died and the server retries the probe without waiting for the full timeout.
       startToCloseTimeout: `${input.holdSeconds + 60}s`,
@@ -87,7 +89,10 @@ export async function pingCluster(rawInput: PingClusterInput): Promise<PingClust
           tracker.update(stepId, { status: 'failed', attempts: unclaimed + 1, lastError: message });
           throw ApplicationFailure.create({
             message: `ping of node ${node} failed: ${message}`,
-            type: err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined,
+            type:
+              err instanceof ActivityFailure && err.cause instanceof ApplicationFailure
+                ? (err.cause.type ?? undefined)
+                : undefined,
             nonRetryable: true,
             cause: err instanceof Error ? err : undefined,
           });

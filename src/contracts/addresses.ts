@@ -1,7 +1,6 @@
 import { z } from 'zod';
 
-const ipv4 =
-  /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 // RFC 1123 host names; kept strict so an address is always safe as a folder or file name.
 const hostname =
   /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
@@ -11,12 +10,9 @@ export function isNodeAddress(value: string): boolean {
   return ipv4.test(value) || (hostname.test(value) && !/^[\d.]+$/.test(value));
 }
 
-export const nodeAddressSchema = z
-  .string()
-  .trim()
-  .refine(isNodeAddress, {
-    message: 'expected an IPv4 address (e.g. 172.18.135.11) or a host name',
-  });
+export const nodeAddressSchema = z.string().trim().refine(isNodeAddress, {
+  message: 'expected an IPv4 address (e.g. 172.18.135.11) or a host name',
+});
 
 /** A list of distinct node addresses; the first is the master (seed 001 §12). */
 export const nodeListSchema = z

@@ -72,8 +72,8 @@ export function findUnsafeStep(
 
 /**
  * A node that has never joined a cluster carries the seed's placeholder address (seed 001 §1.1,
- * §13: "单机时 currentNode 为 127.0.0.1"). It is nobody else's peer, so it is never decommissioned:
- * the node simply takes its cluster address.
+ * §13: "如果是单机启动，则currentNode为127.0.0.1"). It is nobody else's peer, so it is never
+ * decommissioned: the node simply takes its cluster address.
  */
 function isStandalonePlaceholder(address: string): boolean {
   return address === standaloneAddress || address.toLowerCase() === 'localhost';

@@ -66,7 +66,11 @@ function spawnTs(entry: string, options: ChildOptions): ChildProcess {
         }, timeoutMs);
         const onExit = () => {
           clearTimeout(timer);
-          reject(new Error(`${options.label} exited (code ${child.exitCode}) before printing ${pattern}`));
+          reject(
+            new Error(
+              `${options.label} exited (code ${child.exitCode}) before printing ${pattern}`,
+            ),
+          );
         };
         const waiter = {
           pattern,

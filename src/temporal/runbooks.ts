@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { z } from 'zod';
 import { ClusterGuardError } from '../contracts/errors.js';
-import { pingClusterInputSchema, type PingClusterInput, type PingClusterResult } from '../contracts/ping.js';
+import {
+  pingClusterInputSchema,
+  type PingClusterInput,
+  type PingClusterResult,
+} from '../contracts/ping.js';
 import { clusterIdKey, nodesKey, runbookKey } from '../contracts/search-attributes.js';
 import { describeZodError } from '../contracts/validation.js';
 import { orchestratorTaskQueue } from '../contracts/addresses.js';
@@ -12,10 +17,13 @@ export interface StartOptions {
 }
 
 /** Checks the input before anything is sent, so a typo is reported at the prompt. */
-function validated<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, input: unknown, runbook: string): T {
+function validated<S extends z.ZodType>(schema: S, input: unknown, runbook: string): z.output<S> {
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
-    throw new ClusterGuardError('InvalidInput', `invalid ${runbook} input: ${describeZodError(parsed.error)}`);
+    throw new ClusterGuardError(
+      'InvalidInput',
+      `invalid ${runbook} input: ${describeZodError(parsed.error)}`,
+    );
   }
   return parsed.data;
 }
@@ -39,7 +47,12 @@ export async function startPingCluster(
 }
 
 /** The Web UI page of one workflow execution. */
-export function workflowUiUrl(uiBase: string, namespace: string, workflowId: string, runId?: string): string {
+export function workflowUiUrl(
+  uiBase: string,
+  namespace: string,
+  workflowId: string,
+  runId?: string,
+): string {
   const base = `${uiBase}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
   return runId ? `${base}/${runId}/history` : base;
 }

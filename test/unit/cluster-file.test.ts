@@ -1,3 +1,4 @@
+// node:test's describe/test return promises that the runner itself awaits and reports.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -75,8 +76,8 @@ function minimal(cluster: Record<string, unknown> = {}, extra: Record<string, un
 
 function issuePaths(input: unknown): string[] {
   const result = clusterFileSchema.safeParse(input);
-  assert.equal(result.success, false, 'expected the schema to refuse the input');
-  return result.error!.issues.map((i) => i.path.join('.'));
+  if (result.success) assert.fail('expected the schema to refuse the input');
+  return result.error.issues.map((i) => i.path.join('.'));
 }
 
 describe('parseLegacyDate', () => {
@@ -174,8 +175,8 @@ describe('parseClusterDatetime', () => {
   });
 
   test('refuses other values', () => {
-    for (const v of [-1, 1.5, Number.NaN, true, null, undefined, {}, 'later']) {
-      assert.equal(parseClusterDatetime(v), undefined, String(v));
+    for (const [i, v] of [-1, 1.5, Number.NaN, true, null, undefined, {}, 'later'].entries()) {
+      assert.equal(parseClusterDatetime(v), undefined, `value #${i}`);
     }
   });
 });
@@ -392,14 +393,14 @@ describe('formatIssues', () => {
   test('names the path, the message and the offending value', () => {
     const input = minimal({ nodes: ['172.18.135.11', '300.1.1.1'] });
     const result = clusterFileSchema.safeParse(input);
-    assert.equal(result.success, false);
-    const text = formatIssues(result.error!, input);
+    if (result.success) assert.fail('expected the schema to refuse the input');
+    const text = formatIssues(result.error, input);
     assert.match(text, /^cluster\.nodes\[1\]: expected an IPv4 address.* \(got "300\.1\.1\.1"\)$/);
   });
 
   test('names the top level and leaves out the value without input', () => {
     const result = clusterFileSchema.safeParse(42);
-    assert.equal(result.success, false);
-    assert.match(formatIssues(result.error!), /^\(top level\): [^(]*$/);
+    if (result.success) assert.fail('expected the schema to refuse the input');
+    assert.match(formatIssues(result.error), /^\(top level\): [^(]*$/);
   });
 });

@@ -1,3 +1,4 @@
+// node:test's describe/test return promises that the runner itself awaits and reports.
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -177,8 +178,9 @@ describe('ClusterStore.update', () => {
     const text = await readFile(file, 'utf8');
     assert.ok(!text.includes('GMT'), text);
     assert.equal(text, `${JSON.stringify(updated, null, 2)}\n`);
-    assert.equal(JSON.parse(text).history[0].datetime, '2018-10-24T03:19:25.000Z');
-    assert.equal(JSON.parse(text).cluster.uuid, 'kept-by-us');
+    const written = JSON.parse(text) as ClusterFile;
+    assert.equal(written.history[0]?.datetime, '2018-10-24T03:19:25.000Z');
+    assert.equal(written.cluster['uuid'], 'kept-by-us');
   });
 
   test('keeps the replaced bytes as .last-good and leaves no temp file', async () => {
@@ -277,7 +279,8 @@ describe('ClusterStore.update', () => {
     assert.equal(updated.history.length, historyLimit);
     assert.equal(updated.history[0]?.reason, 'old 1');
     assert.equal(updated.history.at(-1)?.reason, 'newest');
-    assert.equal(JSON.parse(await readFile(file, 'utf8')).history.length, historyLimit);
+    const written = JSON.parse(await readFile(file, 'utf8')) as ClusterFile;
+    assert.equal(written.history.length, historyLimit);
   });
 
   test('serialises 20 concurrent updates so that none is lost', async () => {

@@ -1,3 +1,4 @@
+// node:test's describe/test return promises that the runner itself awaits and reports.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClusterGuardError } from '../../src/contracts/errors.js';

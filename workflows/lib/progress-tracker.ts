@@ -9,7 +9,11 @@ import { renderProgressMarkdown } from '../../src/contracts/progress.js';
 export class ProgressTracker {
   private readonly progress: Progress;
 
-  constructor(runbook: string, clusterId: string, steps: Omit<ProgressStep, 'status' | 'attempts'>[]) {
+  constructor(
+    runbook: string,
+    clusterId: string,
+    steps: Omit<ProgressStep, 'status' | 'attempts'>[],
+  ) {
     this.progress = {
       runbook,
       clusterId,
@@ -20,8 +24,10 @@ export class ProgressTracker {
     this.publish();
   }
 
+  /** A copy, so a query handler's caller can never change the runbook's state. */
   snapshot(): Progress {
-    return structuredClone(this.progress);
+    // structuredClone does not exist in the workflow sandbox.
+    return { ...this.progress, steps: this.progress.steps.map((s) => ({ ...s })) };
   }
 
   step(id: string): ProgressStep {

@@ -1,0 +1,67 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  type Worker,
+  type WorkflowBundleOption,
+} from '@temporalio/worker';
+import { createOrchestratorWorker, loadWorkflowBundle } from '../../worker/orchestrator.js';
+
+let runtimeInstalled = false;
+
+/** The dev server that test/run.ts started for this run. */
+export function testServer(): { address: string; namespace: string } {
+  const address = process.env.CG_TEST_TEMPORAL_ADDRESS;
+  if (!address) {
+    throw new Error(
+      'CG_TEST_TEMPORAL_ADDRESS is not set: run workflow tests through `npm test` (test/run.ts)',
+    );
+  }
+  return { address, namespace: process.env.CG_TEST_TEMPORAL_NAMESPACE ?? 'default' };
+}
+
+export interface TestOrchestrator {
+  client: Client;
+  taskQueue: string;
+  worker: Worker;
+  close(): Promise<void>;
+}
+
+let bundle: Promise<WorkflowBundleOption> | undefined;
+
+/**
+ * A real orchestrator worker, in this process, on a task queue of its own so that test files
+ * never pick up each other's workflows. The workflow bundle is built once per file.
+ */
+export async function startTestOrchestrator(): Promise<TestOrchestrator> {
+  if (!runtimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const { address, namespace } = testServer();
+  bundle ??= loadWorkflowBundle();
+  const nativeConnection = await NativeConnection.connect({ address });
+  const taskQueue = `cg-test-${randomUUID().slice(0, 8)}`;
+  const worker = await createOrchestratorWorker({
+    connection: nativeConnection,
+    namespace,
+    taskQueue,
+    workflowBundle: await bundle,
+  });
+  const running = worker.run();
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace });
+  return {
+    client,
+    taskQueue,
+    worker,
+    async close() {
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+    },
+  };
+}
