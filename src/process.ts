@@ -1,9 +1,17 @@
-import { readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The repository root (where package.json is). */
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The repository root: the nearest folder above this module with package.json (from src/ or dist/src/). */
+export const repoRoot = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('clusterguard: cannot find package.json above src/');
+    dir = parent;
+  }
+  return dir;
+})();
 
 /** clusterguard's own version, from package.json. */
 export const clusterguardVersion: string = (

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   DefaultLogger,
   Runtime,
@@ -13,7 +14,10 @@ import { createLogger } from '../src/logger.js';
 import { isMain, onShutdownSignal, repoRoot } from '../src/process.js';
 import { connectWorker } from '../src/temporal/connection.js';
 
-export const workflowsPath = path.join(repoRoot, 'workflows', 'index.ts');
+/** Beside this file: `workflows/index.ts` from source, `dist/workflows/index.js` when built. */
+export const workflowsPath = fileURLToPath(
+  new URL(`../workflows/index${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+);
 /** Where a build step may leave a pre-built bundle (`workflowBundle: { codePath }`). */
 export const prebuiltBundlePath = path.join(repoRoot, 'dist', 'workflow-bundle.js');
 
