@@ -140,7 +140,46 @@ function ensureTemporal() {
   link(cached, local);
 }
 
+/** Middleware run from Maven Central jars on this machine's Java: name, version, lib folder name. */
+const jarTools = [
+  { name: 'zookeeper', version: '3.9.3', libs: 'lib' },
+  { name: 'kafka', version: '3.9.1', libs: 'libs' },
+];
+
+function ensureJars({ name, version, libs }) {
+  const home = path.join(toolsCache, `${name}-${version}`);
+  const complete = path.join(home, '.complete');
+  if (!existsSync(complete)) {
+    const mvn = which('mvn');
+    const java = which('java');
+    if (!mvn || !java) {
+      fail(
+        `${name} ${version} runs from Maven Central jars: install Java 17 and Maven ` +
+          '(`apt-get install openjdk-17-jre-headless maven`), then run this again.',
+      );
+    }
+    log(`fetching ${name} ${version} jars from Maven Central (once per machine)…`);
+    const staging = `${home}.partial-${process.pid}`;
+    rmSync(staging, { recursive: true, force: true });
+    const pom = path.join(repo, 'scripts', 'tools', `${name}.pom.xml`);
+    const res = run(
+      mvn,
+      ['-q', '-B', '-f', pom, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${path.join(staging, libs)}`],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    );
+    if (res.status !== 0) {
+      rmSync(staging, { recursive: true, force: true });
+      fail(`Maven could not fetch the ${name} ${version} jars (see above); check that Maven Central is reachable.`);
+    }
+    writeFileSync(path.join(staging, '.complete'), `${version}\n`);
+    rmSync(home, { recursive: true, force: true });
+    renameSync(staging, home);
+  }
+  link(home, path.join(localTools, name));
+}
+
 const started = Date.now();
 if (!process.argv.includes('--tools-only')) ensureNodeModules();
 ensureTemporal();
+if (!process.argv.includes('--no-jars')) jarTools.forEach(ensureJars);
 log(`tools ready in ${((Date.now() - started) / 1000).toFixed(1)} s (cache: ${toolsCache})`);

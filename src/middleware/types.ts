@@ -1,0 +1,115 @@
+import type { DataOperation, MiddlewareName } from '../config/layout.js';
+
+/**
+ * What a middleware operation needs to know about the cluster (seed 001 §2): the members after
+ * the operation, those being decommissioned, and identities that must stay stable across
+ * membership changes.
+ */
+export interface ClusterView {
+  /** Members after the operation; `nodes[0]` is the master. */
+  nodes: string[];
+  /** Members leaving (seed 001 §3: decommissionNodes). */
+  decommissionNodes: string[];
+  /**
+   * Stable numeric id per member (ZooKeeper `myid`, Kafka `node.id`): an address keeps its id for
+   * as long as it is a member, so survivors never change identity. See `assignMemberIds`.
+   */
+  memberIds: Record<string, number>;
+  /** One id for the whole cluster (Kafka's cluster id, 22 base64url characters). */
+  clusterUuid: string;
+}
+
+/** Seed 001 §6 `operationOptions`: per operation, how long and what to look for in the log. */
+export interface OperationOptions {
+  timeoutMs: number;
+  /** A regular expression that the server's log must show before the start counts. */
+  successFilter?: string;
+  /** A regular expression that, seen in the log, fails the start at once. */
+  failFilter?: string;
+}
+
+export const middlewareOperations = [
+  'startServer',
+  'stopServer',
+  'checkServer',
+  'createCluster',
+  'joinCluster',
+  'rejoinCluster',
+  'decommissionCluster',
+  'exportData',
+  'importData',
+  'backupData',
+  'restoreData',
+] as const;
+export type MiddlewareOperation = (typeof middlewareOperations)[number];
+
+export interface ServerStatus {
+  running: boolean;
+  /** Answers its protocol-level health check (ZooKeeper `ruok`, Kafka metadata, …). */
+  healthy: boolean;
+  pid?: number;
+  /** One line for an operator: role, version, why unhealthy. */
+  detail: string;
+}
+
+/** Files written into a data operation's working folder, relative to it, with their sizes. */
+export interface DataResult {
+  folder: string;
+  files: { path: string; bytes: number }[];
+}
+
+/**
+ * The seed's MiddlewareService (001 §7) for one middleware on one node. The membership
+ * operations start the server when they are done; the data operations use the working folder of
+ * their operation (`<op>-data/<mw>/`, see NodeLayout.workingFolder).
+ */
+export interface MiddlewareAdapter {
+  readonly name: MiddlewareName | 'controller';
+  /** Pure: the configuration files of `address` for this membership (relative path → text). */
+  generateConfig?(cluster: ClusterView, address: string): Record<string, string>;
+  startServer(cluster?: ClusterView): Promise<ServerStatus>;
+  /** Graceful first, forceful after a bounded wait; stopping a stopped server is not an error. */
+  stopServer(options?: { force?: boolean }): Promise<void>;
+  checkServer(): Promise<ServerStatus>;
+  /** On the master: every member's configuration into `cluster-config/<address>/<mw>/`, apply its own, keep data, start. */
+  createCluster?(cluster: ClusterView): Promise<void>;
+  /** On a new member: apply `cluster-config/<self>/<mw>/`, wipe data, start. */
+  joinCluster?(cluster: ClusterView): Promise<void>;
+  /** On a returning member: as join, but keep data where the middleware allows (seed 001 §3). */
+  rejoinCluster?(cluster: ClusterView): Promise<void>;
+  /** Remove `leaving` from the running cluster; refuses (non-retryable) when that would lose quorum or data. */
+  decommissionCluster?(cluster: ClusterView, leaving: string[]): Promise<void>;
+  exportData?(): Promise<DataResult>;
+  importData?(): Promise<DataResult>;
+  backupData?(): Promise<DataResult>;
+  restoreData?(): Promise<DataResult>;
+}
+
+export type DataOperationName = `${DataOperation}Data`;
+
+/**
+ * Keeps every current member's id and gives each new member the next unused one, so that a
+ * survivor's ZooKeeper `myid` / Kafka `node.id` never changes across a membership change.
+ */
+export function assignMemberIds(
+  nodes: readonly string[],
+  previous: Readonly<Record<string, number>> = {},
+): Record<string, number> {
+  const ids: Record<string, number> = {};
+  const used = new Set<number>();
+  for (const node of nodes) {
+    const id = previous[node];
+    if (id !== undefined && !used.has(id)) {
+      ids[node] = id;
+      used.add(id);
+    }
+  }
+  let next = Math.max(0, ...Object.values(previous), ...used) + 1;
+  for (const node of nodes) {
+    if (ids[node] !== undefined) continue;
+    while (used.has(next)) next++;
+    ids[node] = next;
+    used.add(next);
+  }
+  return ids;
+}
