@@ -12,7 +12,8 @@ import { freePort, startDevServer, type DevServer } from '../src/temporal/dev-se
 const suites: Record<string, string[]> = {
   unit: ['test/unit', 'test/replay'],
   workflow: ['test/integration', 'test/workflow'],
-  all: ['test/unit', 'test/replay', 'test/integration', 'test/workflow'],
+  middleware: ['test/middleware'],
+  all: ['test/unit', 'test/replay', 'test/integration', 'test/middleware', 'test/workflow'],
 };
 
 function testFiles(dir: string): string[] {
@@ -46,7 +47,7 @@ async function main(): Promise<number> {
 
   let server: DevServer | undefined;
   const env: Record<string, string> = {};
-  if (mode !== 'unit') {
+  if (mode !== 'unit' && mode !== 'middleware') {
     const started = Date.now();
     server = await startDevServer({
       binary: process.env.CG_TEMPORAL_BIN ?? path.join(repoRoot, '.tools', 'bin', 'temporal'),

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClusterGuardError } from '../contracts/errors.js';
@@ -49,17 +49,40 @@ async function commandLine(pid: number): Promise<string | undefined> {
   }
 }
 
-function alive(pid: number): boolean {
+/**
+ * Whether the process still exists and has not finished exiting. An exiting process loses its
+ * command line before it closes its files, and in a multi-threaded server (the JVM, Node) the
+ * main thread is a zombie while other threads still hold the sockets: it is gone only when no
+ * thread in /proc/<pid>/task is alive.
+ */
+async function alive(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  let tids: string[];
+  try {
+    tids = await readdir(`/proc/${pid}/task`);
+  } catch {
+    return false;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const state = stat.charAt(stat.lastIndexOf(')') + 2);
+      if (state !== 'Z' && state !== 'X' && state !== 'x') return true;
+    } catch {
+      // that thread is gone
+    }
+  }
+  return false;
 }
 
 /** The pid of the running server, or undefined (a stale pid file is removed). */
-export async function runningPid(spec: Pick<ProcessSpec, 'pidFile' | 'marker'>): Promise<number | undefined> {
+export async function runningPid(
+  spec: Pick<ProcessSpec, 'pidFile' | 'marker'>,
+): Promise<number | undefined> {
   let text: string;
   try {
     text = await readFile(spec.pidFile, 'utf8');
@@ -67,7 +90,7 @@ export async function runningPid(spec: Pick<ProcessSpec, 'pidFile' | 'marker'>):
     return undefined;
   }
   const pid = Number(text.trim());
-  if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
+  if (Number.isInteger(pid) && pid > 0 && (await alive(pid))) {
     const cmd = await commandLine(pid);
     // Zombies have an empty command line: they are gone for our purposes.
     if (cmd && cmd.includes(spec.marker)) return pid;
@@ -108,7 +131,9 @@ export async function startProcess(
   const log = await open(spec.logFile, 'a');
   let exitCode: number | null | undefined;
   try {
-    await log.write(`\n=== ${new Date().toISOString()} clusterguard starts ${spec.name}: ${spec.command} ${spec.args.join(' ')}\n`);
+    await log.write(
+      `\n=== ${new Date().toISOString()} clusterguard starts ${spec.name}: ${spec.command} ${spec.args.join(' ')}\n`,
+    );
     const child = spawn(spec.command, spec.args, {
       cwd: spec.cwd,
       env: { ...process.env, ...spec.env },
@@ -167,7 +192,7 @@ async function waitUntilReady(
       }
       if (!seenSuccess && success?.test(log)) seenSuccess = true;
     }
-    if (fresh?.exited() || !alive(pid)) {
+    if (fresh?.exited() || !(await alive(pid))) {
       throw new ClusterGuardError(
         'MiddlewareFailure',
         `${spec.name} exited during start-up. Log tail (${spec.logFile}):\n${await tail(spec.logFile, fresh?.offset ?? 0)}`,
@@ -210,12 +235,12 @@ export async function stopProcess(
   if (!options.force) {
     signalGroup('SIGTERM');
     const deadline = Date.now() + options.graceMs;
-    while (Date.now() < deadline && alive(pid) && (await commandLine(pid))) await sleep(100);
+    while (Date.now() < deadline && (await alive(pid))) await sleep(100);
   }
-  if (alive(pid) && (await commandLine(pid))) {
+  if (await alive(pid)) {
     signalGroup('SIGKILL');
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && alive(pid) && (await commandLine(pid))) await sleep(50);
+    while (Date.now() < deadline && (await alive(pid))) await sleep(50);
   }
   await rm(spec.pidFile, { force: true });
   return { wasRunning: true };
