@@ -96,7 +96,7 @@ function buildTemporal(cacheBin) {
   const go = which('go');
   if (!go) {
     fail(
-      'the Temporal CLI was not found and cannot be built: install Go >= 1.24 (https://go.dev/dl, or ' +
+      'the Temporal CLI was not found and cannot be built: install Go >= 1.25 (https://go.dev/dl, or ' +
         '`apt-get install golang`), or put a `temporal` binary (CLI >= 1.3) on PATH or in ' +
         `${path.join(cacheBin, 'temporal')}, then run this again.`,
     );
@@ -147,7 +147,10 @@ const jarTools = [
 ];
 
 function ensureJars({ name, version, libs }) {
-  const home = path.join(toolsCache, `${name}-${version}`);
+  const pom = path.join(repo, 'scripts', 'tools', `${name}.pom.xml`);
+  // Keyed by the pom's content: a changed jar set is fetched anew even where an old cache exists.
+  const pomHash = createHash('sha256').update(readFileSync(pom)).digest('hex').slice(0, 10);
+  const home = path.join(toolsCache, `${name}-${version}-${pomHash}`);
   const complete = path.join(home, '.complete');
   if (!existsSync(complete)) {
     const mvn = which('mvn');
@@ -161,7 +164,6 @@ function ensureJars({ name, version, libs }) {
     log(`fetching ${name} ${version} jars from Maven Central (once per machine)…`);
     const staging = `${home}.partial-${process.pid}`;
     rmSync(staging, { recursive: true, force: true });
-    const pom = path.join(repo, 'scripts', 'tools', `${name}.pom.xml`);
     const res = run(
       mvn,
       ['-q', '-B', '-f', pom, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${path.join(staging, libs)}`],
