@@ -166,12 +166,22 @@ function ensureJars({ name, version, libs }) {
     rmSync(staging, { recursive: true, force: true });
     const res = run(
       mvn,
-      ['-q', '-B', '-f', pom, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${path.join(staging, libs)}`],
+      [
+        '-q',
+        '-B',
+        '-f',
+        pom,
+        'dependency:copy-dependencies',
+        '-DincludeScope=runtime',
+        `-DoutputDirectory=${path.join(staging, libs)}`,
+      ],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
     if (res.status !== 0) {
       rmSync(staging, { recursive: true, force: true });
-      fail(`Maven could not fetch the ${name} ${version} jars (see above); check that Maven Central is reachable.`);
+      fail(
+        `Maven could not fetch the ${name} ${version} jars (see above); check that Maven Central is reachable.`,
+      );
     }
     writeFileSync(path.join(staging, '.complete'), `${version}\n`);
     rmSync(home, { recursive: true, force: true });
