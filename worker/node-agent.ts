@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { createMiddlewareActivities } from '../activities/middleware-activities.js';
 import { createNodeActivities } from '../activities/node-activities.js';
 import { loadAppConfig, resolveAgentToken, type AppConfig } from '../src/config/app-config.js';
 import { ClusterStore } from '../src/config/cluster-store.js';
@@ -51,14 +52,17 @@ export async function startNodeAgent(
     connection,
     namespace: config.temporal.namespace,
     taskQueue,
-    activities: createNodeActivities({
-      address,
-      layout,
-      clusterStore,
-      agentVersion: clusterguardVersion,
-      logger,
-      probeMiddleware: (signal) => probeMiddlewareVersions(binDir, signal),
-    }),
+    activities: {
+      ...createMiddlewareActivities({ address, layout, config, logger }),
+      ...createNodeActivities({
+        address,
+        layout,
+        clusterStore,
+        agentVersion: clusterguardVersion,
+        logger,
+        probeMiddleware: (signal) => probeMiddlewareVersions(binDir, signal),
+      }),
+    },
     // Node work is mostly waiting on processes and disks; a few at a time is plenty and keeps
     // one slow middleware from starving the others.
     maxConcurrentActivityTaskExecutions: 8,

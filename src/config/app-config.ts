@@ -4,12 +4,25 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { nodeAddressSchema, orchestratorTaskQueue } from '../contracts/addresses.js';
 import { ClusterGuardError } from '../contracts/errors.js';
+import { middlewareOperations } from '../middleware/types.js';
 
 /** Production data root of the seed (001 §13); development uses `.data/nodes/<address>`. */
 export const productionRoot = '/ibnsdata/guard';
 export const envPrefix = 'CG_';
 
 const port = z.coerce.number().int().min(1).max(65535);
+
+/** Seed 001 §6 operationOptions: per operation, a timeout and log filters. */
+const operationOptionsMap = z
+  .partialRecord(
+    z.enum(middlewareOperations),
+    z.object({
+      timeoutMs: z.coerce.number().int().positive().optional(),
+      successFilter: z.string().optional(),
+      failFilter: z.string().optional(),
+    }),
+  )
+  .optional();
 
 export const appConfigSchema = z.object({
   clusterId: z
@@ -50,6 +63,65 @@ export const appConfigSchema = z.object({
     .object({
       /** Where the middleware binaries live (seed 001 §1: resources/bin; development: .tools). */
       binDir: z.string().min(1).default('resources/bin'),
+      /** The Java runtime for ZooKeeper and Kafka. */
+      java: z.string().min(1).default('java'),
+      /** The middleware this node runs (seed 001 §3); the controller takes part in data operations only. */
+      enabled: z
+        .array(z.enum(['cockroach', 'zookeeper', 'kafka']))
+        .default(['cockroach', 'zookeeper', 'kafka']),
+      zookeeper: z
+        .object({
+          clientPort: port.default(2181),
+          peerPort: port.default(2888),
+          electionPort: port.default(3888),
+          tickTime: z.coerce.number().int().positive().default(2000),
+          initLimit: z.coerce.number().int().positive().default(10),
+          syncLimit: z.coerce.number().int().positive().default(5),
+          heapMb: z.coerce.number().int().min(32).default(128),
+          operationOptions: operationOptionsMap,
+        })
+        .prefault({}),
+      kafka: z
+        .object({
+          brokerPort: port.default(9092),
+          controllerPort: port.default(9093),
+          heapMb: z.coerce.number().int().min(64).default(256),
+          replicationFactor: z.coerce.number().int().min(1).max(7).default(3),
+          /** Seed 001 §5: topics to initialise. */
+          topics: z
+            .array(
+              z.object({
+                name: z.string().min(1),
+                partitions: z.coerce.number().int().positive().optional(),
+              }),
+            )
+            .default([]),
+          serverProperties: z.record(z.string(), z.string()).optional(),
+          operationOptions: operationOptionsMap,
+        })
+        .prefault({}),
+      cockroach: z
+        .object({
+          sqlPort: port.default(26257),
+          httpPort: port.default(8080),
+          cache: z.string().default('256MiB'),
+          maxSqlMemory: z.string().default('256MiB'),
+          insecure: z.stringbool().or(z.boolean()).default(false),
+          /** Seed 001 §5: databases, users and passwords to create. */
+          databases: z
+            .array(
+              z.object({ name: z.string(), username: z.string(), password: z.string().min(1) }),
+            )
+            .default([]),
+          operationOptions: operationOptionsMap,
+        })
+        .prefault({}),
+      controller: z
+        .object({
+          /** Absolute folders of the appliance's own application to back up and restore. */
+          dataFolders: z.array(z.string()).default([]),
+        })
+        .prefault({}),
     })
     .prefault({}),
 });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import {
+  bundleWorkflowCode,
   DefaultLogger,
   NativeConnection,
   Runtime,
@@ -29,19 +30,31 @@ export interface TestOrchestrator {
   close(): Promise<void>;
 }
 
-let bundle: Promise<WorkflowBundleOption> | undefined;
+const bundles = new Map<string, Promise<WorkflowBundleOption>>();
 
 /**
  * A real orchestrator worker, in this process, on a task queue of its own so that test files
  * never pick up each other's workflows. The workflow bundle is built once per file.
  */
-export async function startTestOrchestrator(): Promise<TestOrchestrator> {
+export async function startTestOrchestrator(
+  options: { workflowsPath?: string } = {},
+): Promise<TestOrchestrator> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
   const { address, namespace } = testServer();
-  bundle ??= loadWorkflowBundle();
+  const key = options.workflowsPath ?? '';
+  let bundle = bundles.get(key);
+  if (!bundle) {
+    bundle = options.workflowsPath
+      ? bundleWorkflowCode({
+          workflowsPath: options.workflowsPath,
+          logger: new DefaultLogger('WARN'),
+        })
+      : loadWorkflowBundle();
+    bundles.set(key, bundle);
+  }
   const nativeConnection = await NativeConnection.connect({ address });
   const taskQueue = `cg-test-${randomUUID().slice(0, 8)}`;
   const worker = await createOrchestratorWorker({
