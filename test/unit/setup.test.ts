@@ -38,11 +38,15 @@ describe('tools setup (scripts/setup.mjs, run on a copy in a temporary checkout)
     return bin;
   }
 
-  function runSetup(root: string, env: Record<string, string>) {
-    return spawnSync(process.execPath, [path.join(root, 'scripts', 'setup.mjs'), '--tools-only'], {
-      encoding: 'utf8',
-      env: { HOME: dir, ...env },
-    });
+  function runSetup(root: string, env: Record<string, string>, flags = ['--no-jars']) {
+    return spawnSync(
+      process.execPath,
+      [path.join(root, 'scripts', 'setup.mjs'), '--tools-only', ...flags],
+      {
+        encoding: 'utf8',
+        env: { HOME: dir, ...env },
+      },
+    );
   }
 
   test('a binary in the tools cache is linked into .tools/bin, and a second run changes nothing', async () => {
@@ -70,6 +74,29 @@ describe('tools setup (scripts/setup.mjs, run on a copy in a temporary checkout)
     assert.equal(res.status, 0, res.stderr);
     assert.match(res.stderr, /using the Temporal CLI on PATH/);
     assert.equal(await readlink(path.join(root, '.tools', 'bin', 'temporal')), bin);
+  });
+
+  test('the middleware jars need Java and Maven: without them it fails saying what to install', async () => {
+    const root = await freshCheckout('no-maven');
+    await mkdir(path.join(root, 'scripts', 'tools'), { recursive: true });
+    for (const pom of ['zookeeper.pom.xml', 'kafka.pom.xml']) {
+      await copyFile(
+        path.join(repoRoot, 'scripts', 'tools', pom),
+        path.join(root, 'scripts', 'tools', pom),
+      );
+    }
+    const cache = path.join(dir, 'cache-d');
+    await fakeBinary(path.join(cache, 'bin'));
+    const res = runSetup(
+      root,
+      { CLUSTERGUARD_TOOLS_DIR: cache, PATH: path.join(dir, 'empty') },
+      [],
+    );
+    assert.equal(res.status, 1);
+    assert.match(
+      res.stderr,
+      /zookeeper 3\.9\.3 runs from Maven Central jars: install Java 17 and Maven/,
+    );
   });
 
   test('with neither a binary nor Go, it fails saying what to install', async () => {
