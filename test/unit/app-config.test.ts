@@ -68,6 +68,45 @@ describe('application config', () => {
     );
   });
 
+  test('middleware options: defaults, YAML topics and env ports; a bad value names its key', async () => {
+    const file = path.join(dir, 'mw.yaml');
+    await writeFile(
+      file,
+      'middleware:\n  kafka:\n    topics:\n      - name: events\n        partitions: 6\n' +
+        '  zookeeper:\n    operationOptions:\n      startServer:\n        timeoutMs: 90000\n',
+    );
+    const config = await loadAppConfig({
+      file,
+      env: { CG_MIDDLEWARE__ZOOKEEPER__CLIENT_PORT: '2281' },
+    });
+    assert.equal(config.middleware.zookeeper.clientPort, 2281);
+    assert.equal(config.middleware.zookeeper.peerPort, 2888);
+    assert.equal(config.middleware.zookeeper.operationOptions?.startServer?.timeoutMs, 90000);
+    assert.deepEqual(config.middleware.kafka.topics, [{ name: 'events', partitions: 6 }]);
+    assert.equal(config.middleware.kafka.brokerPort, 9092);
+    assert.equal(config.middleware.cockroach.sqlPort, 26257);
+    assert.deepEqual(config.middleware.enabled, ['cockroach', 'zookeeper', 'kafka']);
+    assert.deepEqual(config.middleware.controller.dataFolders, []);
+
+    await assert.rejects(
+      loadAppConfig({ env: { CG_MIDDLEWARE__KAFKA__BROKER_PORT: '70000' } }),
+      rejectsWith(
+        /middleware\.kafka\.brokerPort: .*65535.*\(from environment variable CG_MIDDLEWARE__KAFKA__BROKER_PORT\)/,
+      ),
+    );
+    const bad = path.join(dir, 'mw-bad.yaml');
+    await writeFile(
+      bad,
+      'middleware:\n  enabled: [zookeeper, mongodb]\n  zookeeper:\n    operationOptions:\n      reboot: {}\n',
+    );
+    await assert.rejects(
+      loadAppConfig({ file: bad, env: {} }),
+      (err: unknown) =>
+        rejectsWith(/middleware\.enabled\.1: /)(err) &&
+        rejectsWith(/middleware\.zookeeper\.operationOptions/)(err),
+    );
+  });
+
   test('a YAML syntax error names the file', async () => {
     const file = path.join(dir, 'syntax.yaml');
     await writeFile(file, 'node:\n  address: [unclosed\n');
