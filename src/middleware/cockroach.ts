@@ -15,6 +15,7 @@ import { execa, type Result } from 'execa';
 import { z } from 'zod';
 import { archiveTimestamp, type NodeLayout } from '../config/layout.js';
 import { ClusterGuardError } from '../contracts/errors.js';
+import { describeZodError } from '../contracts/validation.js';
 import {
   listData,
   operationOptions,
@@ -84,10 +85,9 @@ export function parseCockroachOptions(
 ): CockroachOptions {
   const parsed = cockroachOptionsSchema.safeParse(options ?? {});
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`);
     throw new ClusterGuardError(
       'InvalidConfig',
-      `invalid CockroachDB options: ${issues.join('; ')}`,
+      `invalid CockroachDB options: ${describeZodError(parsed.error)}`,
     );
   }
   return parsed.data;

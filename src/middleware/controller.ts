@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { archiveTimestamp } from '../config/layout.js';
 import { ClusterGuardError } from '../contracts/errors.js';
+import { describeZodError } from '../contracts/validation.js';
 import { listData, wipeFolder, type AdapterDeps } from './common.js';
 import type { DataResult, MiddlewareAdapter, ServerStatus } from './types.js';
 
@@ -54,10 +55,9 @@ export function parseControllerOptions(
 ): ControllerOptions {
   const parsed = controllerOptionsSchema.safeParse(options ?? {});
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`);
     throw new ClusterGuardError(
       'InvalidConfig',
-      `invalid controller options: ${issues.join('; ')}`,
+      `invalid controller options: ${describeZodError(parsed.error)}`,
     );
   }
   return parsed.data;
