@@ -8,6 +8,7 @@ import type {
   ClusterView,
   DataResult,
   MiddlewareAdapter,
+  MiddlewareInspection,
   MiddlewareOperation,
   ServerStatus,
 } from '../src/middleware/types.js';
@@ -22,7 +23,7 @@ export interface MiddlewareActivityDeps {
 
 export interface MiddlewareOperationInput {
   component: ComponentName;
-  operation: MiddlewareOperation;
+  operation: MiddlewareOperation | 'inspect';
   /** The membership the operation works towards (start, create, join, rejoin, decommission). */
   cluster?: ClusterView;
   /** decommissionCluster: the members that leave. */
@@ -33,10 +34,11 @@ export interface MiddlewareOperationInput {
 
 export interface MiddlewareOperationResult {
   component: ComponentName;
-  operation: MiddlewareOperation;
+  operation: MiddlewareOperation | 'inspect';
   node: string;
   status?: ServerStatus;
   data?: DataResult;
+  inspection?: MiddlewareInspection;
 }
 
 /** How often a long middleware operation heartbeats even when the adapter reports nothing. */
@@ -45,6 +47,11 @@ const heartbeatEveryMs = 2000;
 /** Activities that run the seed's MiddlewareService (001 §7) on this node. */
 export function createMiddlewareActivities(deps: MiddlewareActivityDeps) {
   return {
+    /** The middleware this node runs (`middleware.enabled` in its config): a runbook's default. */
+    enabledMiddleware(): Promise<string[]> {
+      return Promise.resolve([...deps.config.middleware.enabled]);
+    },
+
     async middlewareOperation(input: MiddlewareOperationInput): Promise<MiddlewareOperationResult> {
       const ctx = Context.current();
       const where = `${input.operation} of ${input.component} on node ${deps.address}`;
@@ -103,7 +110,7 @@ async function run(
   adapter: MiddlewareAdapter,
   input: MiddlewareOperationInput,
   where: string,
-): Promise<{ status?: ServerStatus; data?: DataResult }> {
+): Promise<{ status?: ServerStatus; data?: DataResult; inspection?: MiddlewareInspection }> {
   const needCluster = (): ClusterView => {
     if (!input.cluster)
       throw new ClusterGuardError('InvalidInput', `${where} needs the cluster membership`);
@@ -123,6 +130,13 @@ async function run(
       if (!adapter.createCluster) throw unsupported();
       await adapter.createCluster(needCluster());
       return { status: await adapter.checkServer() };
+    case 'prepareClusterConfig':
+      if (!adapter.prepareClusterConfig) throw unsupported();
+      await adapter.prepareClusterConfig(needCluster());
+      return {};
+    case 'inspect':
+      if (!adapter.inspect) throw unsupported();
+      return { inspection: await adapter.inspect() };
     case 'joinCluster':
       if (!adapter.joinCluster) throw unsupported();
       await adapter.joinCluster(needCluster());

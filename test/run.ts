@@ -13,7 +13,16 @@ const suites: Record<string, string[]> = {
   unit: ['test/unit', 'test/replay'],
   workflow: ['test/integration', 'test/workflow'],
   middleware: ['test/middleware'],
-  all: ['test/unit', 'test/replay', 'test/integration', 'test/middleware', 'test/workflow'],
+  // Whole stacks (own Temporal server on a SQLite file, agents, ZooKeeper, Kafka) per file.
+  e2e: ['test/e2e'],
+  all: [
+    'test/unit',
+    'test/replay',
+    'test/integration',
+    'test/middleware',
+    'test/workflow',
+    'test/e2e',
+  ],
 };
 
 function testFiles(dir: string): string[] {
@@ -47,7 +56,7 @@ async function main(): Promise<number> {
 
   let server: DevServer | undefined;
   const env: Record<string, string> = {};
-  if (mode !== 'unit' && mode !== 'middleware') {
+  if (mode !== 'unit' && mode !== 'middleware' && mode !== 'e2e') {
     const started = Date.now();
     server = await startDevServer({
       binary: process.env.CG_TEMPORAL_BIN ?? path.join(repoRoot, '.tools', 'bin', 'temporal'),

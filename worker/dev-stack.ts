@@ -1,7 +1,8 @@
 /**
  * `npm start`: the embedded stack on one machine — the Temporal dev server (SQLite file, Web UI),
- * the orchestrator and three node agents on 127.0.0.11–.13 — then a first runbook, pingCluster.
- * `npm start -- --once` prints the runbook's result and stops everything it started.
+ * the orchestrator and three node agents on 127.0.0.11–.13 running ZooKeeper and Kafka — then
+ * the first runbook, bootstrapCluster of cluster `dev`. `npm start -- --once` prints the result
+ * and stops everything it started, the middleware included.
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -12,7 +13,12 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { repoRoot } from '../src/process.js';
 import { assertPortFree, startDevServer, type DevServer } from '../src/temporal/dev-server.js';
 import { connectClient } from '../src/temporal/connection.js';
-import { startPingCluster, workflowUiUrl } from '../src/temporal/runbooks.js';
+import { stringify as toYaml } from 'yaml';
+import { loadAppConfig } from '../src/config/app-config.js';
+import { NodeLayout } from '../src/config/layout.js';
+import { createLogger } from '../src/logger.js';
+import { createMiddlewareAdapter } from '../src/middleware/index.js';
+import { startMembershipRunbook, workflowUiUrl } from '../src/temporal/runbooks.js';
 import {
   agentReadyLine,
   orchestratorReadyLine,
@@ -28,9 +34,41 @@ const { values: flags } = parseArgs({
     port: { type: 'string', default: '7233' },
     'ui-port': { type: 'string', default: '8233' },
     'agent-port': { type: 'string', default: '7700' },
-    'hold-seconds': { type: 'string', default: '0' },
   },
 });
+
+/** What the embedded nodes run: ZooKeeper and Kafka from .tools, small heaps (CockroachDB cannot be had here). */
+const agentConfig = {
+  middleware: {
+    binDir: path.join(repoRoot, '.tools'),
+    enabled: ['zookeeper', 'kafka'],
+    zookeeper: { heapMb: 96 },
+    kafka: { heapMb: 256 },
+  },
+};
+const agentConfigFile = path.join(repoRoot, '.data', 'agent.yaml');
+const nodeRoot = (address: string) => path.join(repoRoot, '.data', 'nodes', address);
+
+/** ZooKeeper and Kafka run detached from their agents (by design): stop them on the way out. */
+async function stopNodeMiddleware(nodes: string[]): Promise<void> {
+  const config = await loadAppConfig({ file: agentConfigFile, env: {} });
+  const logger = createLogger('dev-stack', 'warn');
+  await Promise.all(
+    nodes.flatMap((address) =>
+      (['kafka', 'zookeeper'] as const).map((mw) =>
+        createMiddlewareAdapter(mw, config, {
+          address,
+          layout: new NodeLayout(nodeRoot(address)),
+          logger,
+        })
+          .stopServer()
+          .catch((err: unknown) =>
+            say(`could not stop ${mw} on ${address}: ${(err as Error).message}`),
+          ),
+      ),
+    ),
+  );
+}
 
 const dataDir = path.join(repoRoot, '.data');
 const tokenFile = path.join(dataDir, 'cluster-token');
@@ -69,6 +107,7 @@ async function main(): Promise<number> {
     await assertPortFree('127.0.0.1', uiPort, 'Temporal Web UI');
     for (const node of nodes) await assertPortFree(node, agentPort, `node agent ${node}`);
     await ensureToken();
+    await writeFile(agentConfigFile, toYaml(agentConfig));
   } catch (err) {
     console.error(`[clusterguard] ERROR: ${(err as Error).message}`);
     return 1;
@@ -81,6 +120,7 @@ async function main(): Promise<number> {
     (stopping ??= (async () => {
       say('stopping…');
       await Promise.all(children.map((c) => c.stop()));
+      await stopNodeMiddleware(nodes);
       await server?.stop();
       say('stopped');
     })());
@@ -104,10 +144,11 @@ async function main(): Promise<number> {
     const agents = nodes.map((address) =>
       spawnNodeAgent({
         address,
-        root: path.join(dataDir, 'nodes', address),
+        root: nodeRoot(address),
         temporalAddress: server!.address,
         tokenFile,
         port: agentPort,
+        env: { CG_CONFIG: agentConfigFile },
       }),
     );
     children.push(...agents);
@@ -118,12 +159,11 @@ async function main(): Promise<number> {
     say(`orchestrator and ${agents.length} node agents ready`);
 
     const client = await connectClient({ address: server.address, namespace: server.namespace });
-    const handle = await startPingCluster(client, {
+    const handle = await startMembershipRunbook(client, 'bootstrapCluster', {
       clusterId: 'dev',
       nodes,
-      holdSeconds: Number(flags['hold-seconds']),
     });
-    say(`started pingCluster ${handle.workflowId}`);
+    say(`started bootstrapCluster ${handle.workflowId}`);
     say(`watch it: ${workflowUiUrl(server.uiUrl!, server.namespace, handle.workflowId)}`);
     say(
       `or: .tools/bin/temporal workflow query --address ${server.address} -w '${handle.workflowId}' --type progress`,
@@ -132,14 +172,16 @@ async function main(): Promise<number> {
     try {
       const result = await handle.result();
       console.log(JSON.stringify(result, null, 2));
-      say(`pingCluster completed in ${((Date.now() - started) / 1000).toFixed(1)} s since start`);
+      say(
+        `bootstrapCluster completed in ${((Date.now() - started) / 1000).toFixed(1)} s since start`,
+      );
     } catch (err) {
       exitCode = 1;
       const cause =
         err instanceof WorkflowFailedError
           ? (err.cause?.message ?? err.message)
           : (err as Error).message;
-      say(`pingCluster failed: ${cause}`);
+      say(`bootstrapCluster failed: ${cause}`);
     }
     await client.connection.close();
     if (flags.once) {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { createMembershipActivities } from '../activities/membership-activities.js';
 import { createMiddlewareActivities } from '../activities/middleware-activities.js';
 import { createNodeActivities } from '../activities/node-activities.js';
 import { loadAppConfig, resolveAgentToken, type AppConfig } from '../src/config/app-config.js';
@@ -61,6 +62,14 @@ export async function startNodeAgent(
         agentVersion: clusterguardVersion,
         logger,
         probeMiddleware: (signal) => probeMiddlewareVersions(binDir, signal),
+      }),
+      ...createMembershipActivities({
+        address,
+        layout,
+        clusterStore,
+        token,
+        agentPort: config.agent.port,
+        logger,
       }),
     },
     // Node work is mostly waiting on processes and disks; a few at a time is plenty and keeps

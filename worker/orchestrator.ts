@@ -7,10 +7,18 @@ import {
   Worker,
   bundleWorkflowCode,
   type NativeConnection,
+  type WorkerOptions,
   type WorkflowBundleOption,
 } from '@temporalio/worker';
+import {
+  createEventActivities,
+  createKnownBrokers,
+  type EventActivities,
+  type PublishEventInput,
+} from '../activities/event-activities.js';
 import { loadAppConfig, type AppConfig } from '../src/config/app-config.js';
-import { createLogger } from '../src/logger.js';
+import { createEventPublisher } from '../src/events/publisher.js';
+import { createLogger, type Logger } from '../src/logger.js';
 import { isMain, onShutdownSignal, repoRoot } from '../src/process.js';
 import { connectWorker } from '../src/temporal/connection.js';
 
@@ -33,6 +41,8 @@ export interface OrchestratorOptions {
   namespace: string;
   taskQueue: string;
   workflowBundle: WorkflowBundleOption;
+  /** Cluster-level activities that run beside the workflows (see createOrchestratorActivities). */
+  activities?: WorkerOptions['activities'];
 }
 
 /** The worker that runs every runbook (workflows) on the `clusterguard` task queue. */
@@ -42,7 +52,57 @@ export async function createOrchestratorWorker(options: OrchestratorOptions): Pr
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowBundle: options.workflowBundle,
+    ...(options.activities ? { activities: options.activities } : {}),
   });
+}
+
+export interface OrchestratorActivities {
+  activities: EventActivities;
+  /** Publishes what it can within 5 s; the rest stays in the spool for the next start. */
+  close(): Promise<void>;
+}
+
+/**
+ * The orchestrator's own activities. With events disabled, `publishEvent` is still there and
+ * only logs, so that a runbook never fails for the lack of it.
+ */
+export function createOrchestratorActivities(
+  config: AppConfig,
+  logger: Logger,
+): OrchestratorActivities {
+  if (!config.events.enabled) {
+    return {
+      activities: {
+        publishEvent(input: PublishEventInput) {
+          logger.debug('events are disabled; event not published', {
+            id: input.id,
+            type: input.type,
+          });
+          return Promise.resolve();
+        },
+      },
+      close: () => Promise.resolve(),
+    };
+  }
+  const known = createKnownBrokers(config.events.kafkaPort, config.events.brokers);
+  const publisher = createEventPublisher({
+    brokers: () => known.brokers(),
+    spoolFile: path.resolve(config.events.spoolFile),
+    logger,
+  });
+  return {
+    activities: createEventActivities({
+      publisher,
+      kafkaPort: config.events.kafkaPort,
+      brokers: config.events.brokers,
+      known,
+    }),
+    async close() {
+      const left = await publisher.flush(5000);
+      if (left > 0) logger.warn('events left in the spool for the next start', { pending: left });
+      await publisher.close();
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -56,24 +116,38 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const connection = await connectWorker(config.temporal);
+  const orchestratorActivities = createOrchestratorActivities(config, logger);
   const worker = await createOrchestratorWorker({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowBundle: await loadWorkflowBundle(),
+    activities: orchestratorActivities.activities,
   });
+  const running = worker.run();
+  let stopping: Promise<void> | undefined;
+  // The spool's last events are worth a few seconds before the process exits.
+  const stop = () =>
+    (stopping ??= (async () => {
+      await running.catch(() => undefined);
+      await orchestratorActivities.close();
+      await connection.close();
+    })());
   onShutdownSignal(() => {
     logger.info('shutting down');
     worker.shutdown();
-    return Promise.resolve();
+    return stop();
   });
   logger.info('orchestrator ready', {
     address: config.temporal.address,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
   });
-  await worker.run();
-  await connection.close();
+  try {
+    await running;
+  } finally {
+    await stop();
+  }
 }
 
 if (isMain(import.meta.url)) {

@@ -1,2 +1,6 @@
 // The workflowsPath of the orchestrator: every runbook, and nothing that is not workflow code.
 export { pingCluster } from './ping-cluster.js';
+export { bootstrapCluster } from './bootstrap-cluster.js';
+export { joinNode } from './join-node.js';
+export { rejoinNode } from './rejoin-node.js';
+export { decommissionNodes } from './decommission-nodes.js';

@@ -124,6 +124,38 @@ export const appConfigSchema = z.object({
         .prefault({}),
     })
     .prefault({}),
+  /** Runbook events to Kafka (DESIGN.md "Events"); only the orchestrator publishes them. */
+  events: z
+    .object({
+      enabled: z.stringbool().or(z.boolean()).default(true),
+      /** `host:port` of the brokers; by default those of the cluster the events are about. */
+      brokers: z
+        .preprocess(
+          // From the environment: `CG_EVENTS__BROKERS=10.0.0.1:9092,10.0.0.2:9092`.
+          (v) =>
+            typeof v === 'string'
+              ? v
+                  .split(',')
+                  .map((b) => b.trim())
+                  .filter(Boolean)
+              : v,
+          // Checked as a whole, so that the error names the key an operator set.
+          z
+            .array(z.string())
+            .min(1)
+            .superRefine((brokers, ctx) => {
+              for (const b of brokers)
+                if (!/^[^\s:,/]+:\d{1,5}$/.test(b))
+                  ctx.addIssue({ code: 'custom', message: `expected host:port, not "${b}"` });
+            }),
+        )
+        .optional(),
+      /** Broker port on each node, when the brokers are derived from the cluster's nodes. */
+      kafkaPort: port.default(9092),
+      /** Events not yet acknowledged by Kafka; they survive a restart of the orchestrator. */
+      spoolFile: z.string().min(1).default('.data/events-spool.jsonl'),
+    })
+    .prefault({}),
 });
 
 export type AppConfig = z.infer<typeof appConfigSchema>;

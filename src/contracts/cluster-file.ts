@@ -157,6 +157,18 @@ export const clusterStateSchema = z.looseObject({
   nodeConfigReady: flagSchema,
   nodeIsMaster: flagSchema,
   nodeIsRejoin: flagSchema,
+  /**
+   * Stable ZooKeeper `myid` / Kafka `node.id` per member (see assignMemberIds). Written by the
+   * membership runbooks; absent in files of the old service, which had no such ids.
+   */
+  memberIds: z.record(nodeAddressSchema, z.number().int().positive()).optional(),
+  /** The cluster's Kafka cluster id (22 base64url characters), kept across membership changes. */
+  clusterUuid: z.string().optional(),
+  /**
+   * Which runbook step wrote this state (`<workflow run id>/<step>`): a step that finds its own
+   * revision here has already run, so a retried or replayed write changes nothing.
+   */
+  revision: z.string().optional(),
 });
 
 /** One earlier membership, in either seed shape; normalised to `{datetime, nodes, …}`. */

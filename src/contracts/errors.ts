@@ -21,6 +21,8 @@ export const errorTypes = [
   'MissingBinary',
   /** A middleware operation failed; retried by policy. */
   'MiddlewareFailure',
+  /** An operator aborted a parked runbook (`abort`); the message states what was left. */
+  'Aborted',
 ] as const;
 
 export type ErrorType = (typeof errorTypes)[number];
@@ -34,6 +36,7 @@ export const nonRetryableErrorTypes: ErrorType[] = [
   'Unauthorized',
   'UnsafeArchive',
   'MissingBinary',
+  'Aborted',
 ];
 
 /**

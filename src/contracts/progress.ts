@@ -2,7 +2,15 @@
  * What every runbook answers to the `progress` query and shows in the Web UI through
  * `setCurrentDetails`: one row per step, most of them per node.
  */
-export type StepStatus = 'pending' | 'running' | 'waiting' | 'completed' | 'failed' | 'skipped';
+export type StepStatus =
+  | 'pending'
+  | 'running'
+  | 'waiting'
+  /** Exhausted its attempts: waits for an operator's retryStep, skipNode or abort. */
+  | 'parked'
+  | 'completed'
+  | 'failed'
+  | 'skipped';
 
 export interface ProgressStep {
   id: string;
@@ -20,6 +28,10 @@ export interface Progress {
   runbook: string;
   clusterId: string;
   status: 'running' | 'completed' | 'failed';
+  /** Set while an operator's `pause` holds the runbook before its next step. */
+  paused?: { reason: string; since: string };
+  /** Steps waiting for an operator, and the updates each accepts. */
+  parked?: { step: string; node?: string; reason: string; since: string; accepts: string[] }[];
   steps: ProgressStep[];
   updatedAt: string;
 }
@@ -28,6 +40,7 @@ const statusIcon: Record<StepStatus, string> = {
   pending: '⏳ pending',
   running: '▶️ running',
   waiting: '⚠️ waiting',
+  parked: '🅿️ parked',
   completed: '✅ completed',
   failed: '❌ failed',
   skipped: '⏭️ skipped',
@@ -45,6 +58,14 @@ export function renderProgressMarkdown(progress: Progress): string {
     `**${progress.runbook}** on cluster \`${progress.clusterId}\` — ${progress.status}, ` +
       `${done.length}/${progress.steps.length} steps done`,
     '',
+    ...(progress.paused
+      ? [`⏸️ paused since ${progress.paused.since}: ${cell(progress.paused.reason)}`, '']
+      : []),
+    ...(progress.parked ?? []).flatMap((p) => [
+      `🅿️ **parked** at \`${p.step}\`${p.node ? ` on ${p.node}` : ''}: ${cell(p.reason)} — ` +
+        `send the update ${p.accepts.map((a) => `\`${a}\``).join(', ')}`,
+      '',
+    ]),
     '| step | node | status | attempts | last error |',
     '| --- | --- | --- | --- | --- |',
     ...progress.steps.map(

@@ -103,6 +103,8 @@ export interface AgentProcessOptions {
   tokenFile: string;
   port?: number;
   binDir?: string;
+  /** More `CG_*` settings, e.g. `CG_CONFIG` for a YAML file with the middleware options. */
+  env?: Record<string, string>;
   onLine?: (line: string) => void;
 }
 
@@ -119,6 +121,7 @@ export function spawnNodeAgent(options: AgentProcessOptions): ChildProcess {
       CG_AGENT__TOKEN_FILE: options.tokenFile,
       CG_AGENT__PORT: String(options.port ?? 7700),
       CG_MIDDLEWARE__BIN_DIR: options.binDir ?? path.join(repoRoot, '.tools'),
+      ...options.env,
     },
   });
 }
@@ -127,6 +130,7 @@ export interface OrchestratorProcessOptions {
   temporalAddress: string;
   namespace?: string;
   taskQueue?: string;
+  env?: Record<string, string>;
   onLine?: (line: string) => void;
 }
 
@@ -138,6 +142,7 @@ export function spawnOrchestrator(options: OrchestratorProcessOptions): ChildPro
       CG_TEMPORAL__ADDRESS: options.temporalAddress,
       CG_TEMPORAL__NAMESPACE: options.namespace ?? 'default',
       ...(options.taskQueue ? { CG_TEMPORAL__TASK_QUEUE: options.taskQueue } : {}),
+      ...options.env,
     },
   });
 }

@@ -1166,6 +1166,16 @@ export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): Coc
     stopServer,
     checkServer,
     createCluster,
+    // Certificates for every member, signed by the CA the master keeps; the server is untouched.
+    prepareClusterConfig: generateClusterConfig,
+    async inspect() {
+      const rows = await nodeStatus({ decommission: true });
+      return {
+        liveMembers: rows
+          .filter((r) => r.isLive && (r.membership ?? 'active') === 'active' && r.host)
+          .map((r) => r.host ?? ''),
+      };
+    },
     joinCluster,
     rejoinCluster,
     decommissionCluster,

@@ -1595,6 +1595,28 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
       await start('createCluster');
       await ensureTopics(m, deadlineFor('createCluster'));
     },
+    async prepareClusterConfig(cluster) {
+      for (const node of cluster.nodes)
+        await writeFiles(
+          layout.clusterConfigFor(node, 'kafka'),
+          generateKafkaConfig(cluster, node, options),
+        );
+    },
+
+    async inspect() {
+      const m = await readManifest();
+      return withAdmin(brokersOf(m.nodes, m), async (admin) => {
+        const [cluster, topics] = await Promise.all([admin.describeCluster(), allTopics(admin)]);
+        return {
+          maxReplicationFactor: Math.max(
+            0,
+            ...topics.flatMap((t) => t.partitions.map((p) => p.replicas.length)),
+          ),
+          liveMembers: cluster.brokers.map((b) => b.host),
+        };
+      });
+    },
+
     joinCluster: () => join('joinCluster'),
     rejoinCluster: () => join('rejoinCluster'),
     decommissionCluster: decommission,

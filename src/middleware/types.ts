@@ -33,6 +33,7 @@ export const middlewareOperations = [
   'stopServer',
   'checkServer',
   'createCluster',
+  'prepareClusterConfig',
   'joinCluster',
   'rejoinCluster',
   'decommissionCluster',
@@ -42,6 +43,14 @@ export const middlewareOperations = [
   'restoreData',
 ] as const;
 export type MiddlewareOperation = (typeof middlewareOperations)[number];
+
+/** What a membership pre-check needs to know from a running middleware (see `inspect`). */
+export interface MiddlewareInspection {
+  /** The largest replication factor of any topic (Kafka): brokers needed after a removal. */
+  maxReplicationFactor?: number;
+  /** Members the middleware itself reports as running (brokers, live nodes, serving voters). */
+  liveMembers?: string[];
+}
 
 export interface ServerStatus {
   running: boolean;
@@ -73,6 +82,14 @@ export interface MiddlewareAdapter {
   checkServer(): Promise<ServerStatus>;
   /** On the master: every member's configuration into `cluster-config/<address>/<mw>/`, apply its own, keep data, start. */
   createCluster?(cluster: ClusterView): Promise<void>;
+  /**
+   * On the master, for a membership change of a running cluster: every member's configuration
+   * into `cluster-config/<address>/<mw>/`, as createCluster writes it, without touching the
+   * running server or its data. Idempotent.
+   */
+  prepareClusterConfig?(cluster: ClusterView): Promise<void>;
+  /** Facts for a membership pre-check, read from the running middleware. */
+  inspect?(): Promise<MiddlewareInspection>;
   /** On a new member: apply `cluster-config/<self>/<mw>/`, wipe data, start. */
   joinCluster?(cluster: ClusterView): Promise<void>;
   /** On a returning member: as join, but keep data where the middleware allows (seed 001 §3). */
@@ -87,29 +104,5 @@ export interface MiddlewareAdapter {
 
 export type DataOperationName = `${DataOperation}Data`;
 
-/**
- * Keeps every current member's id and gives each new member the next unused one, so that a
- * survivor's ZooKeeper `myid` / Kafka `node.id` never changes across a membership change.
- */
-export function assignMemberIds(
-  nodes: readonly string[],
-  previous: Readonly<Record<string, number>> = {},
-): Record<string, number> {
-  const ids: Record<string, number> = {};
-  const used = new Set<number>();
-  for (const node of nodes) {
-    const id = previous[node];
-    if (id !== undefined && !used.has(id)) {
-      ids[node] = id;
-      used.add(id);
-    }
-  }
-  let next = Math.max(0, ...Object.values(previous), ...used) + 1;
-  for (const node of nodes) {
-    if (ids[node] !== undefined) continue;
-    while (used.has(next)) next++;
-    ids[node] = next;
-    used.add(next);
-  }
-  return ids;
-}
+// Pure, so that workflows can assign ids too; kept importable from here for the adapters.
+export { assignMemberIds } from '../contracts/membership-runbooks.js';

@@ -1064,6 +1064,15 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
     stopServer,
     checkServer,
 
+    async prepareClusterConfig(cluster) {
+      for (const node of cluster.nodes) {
+        await writeFiles(
+          layout.clusterConfigFor(node, 'zookeeper'),
+          generateZooKeeperConfig(cluster, node, options),
+        );
+      }
+    },
+
     async createCluster(cluster) {
       for (const node of cluster.nodes) {
         await writeFiles(

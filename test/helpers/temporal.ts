@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import {
   bundleWorkflowCode,
@@ -8,7 +11,13 @@ import {
   type Worker,
   type WorkflowBundleOption,
 } from '@temporalio/worker';
-import { createOrchestratorWorker, loadWorkflowBundle } from '../../worker/orchestrator.js';
+import { appConfigSchema } from '../../src/config/app-config.js';
+import { createLogger } from '../../src/logger.js';
+import {
+  createOrchestratorActivities,
+  createOrchestratorWorker,
+  loadWorkflowBundle,
+} from '../../worker/orchestrator.js';
 
 let runtimeInstalled = false;
 
@@ -57,11 +66,21 @@ export async function startTestOrchestrator(
   }
   const nativeConnection = await NativeConnection.connect({ address });
   const taskQueue = `cg-test-${randomUUID().slice(0, 8)}`;
+  // Runbooks publish events; without a Kafka for the tests, publishEvent only logs.
+  const kafkaBrokers = process.env.CG_TEST_KAFKA_BROKERS;
+  const spoolFile = path.join(os.tmpdir(), `${taskQueue}-events.jsonl`);
+  const events = createOrchestratorActivities(
+    appConfigSchema.parse({
+      events: kafkaBrokers ? { brokers: kafkaBrokers, spoolFile } : { enabled: false },
+    }),
+    createLogger('test-orchestrator', 'warn'),
+  );
   const worker = await createOrchestratorWorker({
     connection: nativeConnection,
     namespace,
     taskQueue,
     workflowBundle: await bundle,
+    activities: events.activities,
   });
   const running = worker.run();
   const connection = await Connection.connect({ address });
@@ -73,6 +92,8 @@ export async function startTestOrchestrator(
     async close() {
       worker.shutdown();
       await running;
+      await events.close();
+      await rm(spoolFile, { force: true });
       await nativeConnection.close();
       await connection.close();
     },

@@ -163,3 +163,43 @@ describe('application config', () => {
     );
   });
 });
+
+describe('application config: events', () => {
+  test('defaults: enabled, brokers from the nodes on port 9092, spool under .data', async () => {
+    const config = await loadAppConfig({ env: {} });
+    assert.deepEqual(config.events, {
+      enabled: true,
+      kafkaPort: 9092,
+      spoolFile: '.data/events-spool.jsonl',
+    });
+  });
+
+  test('environment: a boolean, a comma-separated broker list, a port; bad brokers are named', async () => {
+    const config = await loadAppConfig({
+      env: {
+        CG_EVENTS__ENABLED: 'false',
+        CG_EVENTS__BROKERS: '10.0.0.1:9092, kafka-2:9094',
+        CG_EVENTS__KAFKA_PORT: '9192',
+        CG_EVENTS__SPOOL_FILE: '/var/spool/cg.jsonl',
+      },
+    });
+    assert.deepEqual(config.events, {
+      enabled: false,
+      brokers: ['10.0.0.1:9092', 'kafka-2:9094'],
+      kafkaPort: 9192,
+      spoolFile: '/var/spool/cg.jsonl',
+    });
+    await assert.rejects(
+      loadAppConfig({ env: { CG_EVENTS__BROKERS: 'kafka-without-port' } }),
+      (err: unknown) =>
+        err instanceof ClusterGuardError &&
+        /events\.brokers: expected host:port, not "kafka-without-port" \(from environment variable CG_EVENTS__BROKERS\)/.test(
+          err.message,
+        ),
+    );
+    await assert.rejects(
+      loadAppConfig({ env: { CG_EVENTS__ENABLED: 'perhaps' } }),
+      (err: unknown) => err instanceof ClusterGuardError && /events\.enabled/.test(err.message),
+    );
+  });
+});

@@ -27,7 +27,34 @@ export class ProgressTracker {
   /** A copy, so a query handler's caller can never change the runbook's state. */
   snapshot(): Progress {
     // structuredClone does not exist in the workflow sandbox.
-    return { ...this.progress, steps: this.progress.steps.map((s) => ({ ...s })) };
+    return {
+      ...this.progress,
+      ...(this.progress.parked ? { parked: this.progress.parked.map((p) => ({ ...p })) } : {}),
+      steps: this.progress.steps.map((s) => ({ ...s })),
+    };
+  }
+
+  /** Adds steps learnt while running (e.g. after reading the membership); known ids are kept. */
+  addSteps(steps: Omit<ProgressStep, 'status' | 'attempts'>[]): void {
+    for (const s of steps) {
+      if (this.progress.steps.some((x) => x.id === s.id)) continue;
+      this.progress.steps.push({ ...s, status: 'pending', attempts: 0 });
+    }
+    this.publish();
+  }
+
+  has(id: string): boolean {
+    return this.progress.steps.some((s) => s.id === id);
+  }
+
+  setPaused(paused: Progress['paused']): void {
+    this.progress.paused = paused;
+    this.publish();
+  }
+
+  setParked(parked: NonNullable<Progress['parked']>): void {
+    this.progress.parked = parked.length > 0 ? parked : undefined;
+    this.publish();
   }
 
   step(id: string): ProgressStep {

@@ -1,0 +1,227 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { stringify as toYaml } from 'yaml';
+import { NodeLayout } from '../../src/config/layout.js';
+import type { ClusterFile } from '../../src/contracts/cluster-file.js';
+import type { Progress } from '../../src/contracts/progress.js';
+import {
+  agentReadyLine,
+  orchestratorReadyLine,
+  spawnNodeAgent,
+  spawnOrchestrator,
+  type ChildProcess,
+} from '../../src/dev/processes.js';
+import { repoRoot } from '../../src/process.js';
+import { freePort, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
+import { freePortOnAll } from './agents.js';
+
+/**
+ * A whole clusterguard on this machine, every part a real process that a test may SIGKILL and
+ * restart: the Temporal dev server on a SQLite file, the orchestrator, and one node agent per
+ * loopback address running real ZooKeeper and Kafka.
+ */
+export interface Stack {
+  dir: string;
+  client: Client;
+  temporalAddress: string;
+  agents: Map<string, ChildProcess>;
+  /** Output lines of every process, by label, for diagnosis. */
+  lines: Map<string, string[]>;
+  /** `binDir` overrides where the agent looks for middleware (a broken node, for park tests). */
+  startAgent(address: string, options?: { binDir?: string }): Promise<void>;
+  killAgent(address: string): Promise<void>;
+  killOrchestrator(): Promise<void>;
+  startOrchestrator(): Promise<void>;
+  killTemporal(): Promise<void>;
+  startTemporal(): Promise<void>;
+  layout(address: string): NodeLayout;
+  clusterFile(address: string): Promise<ClusterFile>;
+  close(): Promise<void>;
+}
+
+export async function startStack(addresses: string[]): Promise<Stack> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cg-stack-'));
+  const tokenFile = path.join(dir, 'cluster-token');
+  await writeFile(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  const configFile = path.join(dir, 'agent.yaml');
+  const agentConfig = {
+    middleware: {
+      binDir: path.join(repoRoot, '.tools'),
+      enabled: ['zookeeper', 'kafka'],
+      // Small heaps: up to five nodes of both share a 2-core machine.
+      zookeeper: { heapMb: 64 },
+      kafka: { heapMb: 256, operationOptions: { stopServer: { timeoutMs: 15_000 } } },
+    },
+  };
+  await writeFile(configFile, toYaml(agentConfig));
+  const dbFile = path.join(dir, 'temporal.db');
+  const port = await freePort();
+  const agentPort = await freePortOnAll(addresses);
+  const temporalAddress = `127.0.0.1:${port}`;
+  const lines = new Map<string, string[]>();
+  const sink = (label: string) => {
+    const log = lines.get(label) ?? [];
+    lines.set(label, log);
+    return (line: string) => {
+      log.push(line);
+      if (log.length > 5000) log.splice(0, 1000);
+    };
+  };
+  let temporal: DevServer | undefined;
+  let orchestrator: ChildProcess | undefined;
+  const agents = new Map<string, ChildProcess>();
+  const roots = (a: string) => path.join(dir, 'nodes', a);
+
+  const stack: Stack = {
+    dir,
+    client: undefined as unknown as Client,
+    temporalAddress,
+    agents,
+    lines,
+    async startTemporal() {
+      temporal = await startDevServer({
+        binary: process.env.CG_TEMPORAL_BIN ?? path.join(repoRoot, '.tools', 'bin', 'temporal'),
+        port,
+        headless: true,
+        dbFile,
+      });
+    },
+    async killTemporal() {
+      temporal?.process.kill('SIGKILL');
+      await temporal?.process;
+      temporal = undefined;
+    },
+    async startOrchestrator() {
+      orchestrator = spawnOrchestrator({
+        temporalAddress,
+        onLine: sink('orchestrator'),
+        env: { CG_EVENTS__SPOOL_FILE: path.join(dir, 'events-spool.jsonl') },
+      });
+      await orchestrator.waitForLine(orchestratorReadyLine, 120_000);
+    },
+    async killOrchestrator() {
+      orchestrator?.kill('SIGKILL');
+      await orchestrator?.process;
+      orchestrator = undefined;
+    },
+    async startAgent(address, options = {}) {
+      let config = configFile;
+      if (options.binDir) {
+        config = path.join(dir, `agent-${address}.yaml`);
+        await writeFile(
+          config,
+          toYaml({
+            ...agentConfig,
+            middleware: { ...agentConfig.middleware, binDir: options.binDir },
+          }),
+        );
+      }
+      const agent = spawnNodeAgent({
+        address,
+        root: roots(address),
+        temporalAddress,
+        tokenFile,
+        port: agentPort,
+        env: { CG_CONFIG: config },
+        onLine: sink(`agent ${address}`),
+      });
+      agents.set(address, agent);
+      await agent.waitForLine(agentReadyLine, 60_000);
+    },
+    async killAgent(address) {
+      const agent = agents.get(address);
+      agent?.kill('SIGKILL');
+      await agent?.process;
+      agents.delete(address);
+    },
+    layout: (a) => new NodeLayout(roots(a)),
+    async clusterFile(a) {
+      return JSON.parse(
+        await readFile(new NodeLayout(roots(a)).clusterFile, 'utf8'),
+      ) as ClusterFile;
+    },
+    async close() {
+      await Promise.all([...agents.values()].map((a) => a.stop()));
+      await orchestrator?.stop();
+      await stack.client?.connection.close().catch(() => undefined);
+      await temporal?.stop();
+      // Middleware runs detached (it outlives agents by design): stop it by its pid files.
+      await stopMiddleware(addresses.map(roots));
+      if (!process.env.CG_KEEP_TEST_DIR) await rm(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await stack.startTemporal();
+    stack.client = new Client({
+      connection: await Connection.connect({ address: temporalAddress }),
+    });
+    await Promise.all([stack.startOrchestrator(), ...addresses.map((a) => stack.startAgent(a))]);
+  } catch (err) {
+    await stack.close();
+    throw err;
+  }
+  return stack;
+}
+
+/** Kills ZooKeeper and Kafka processes started under these node roots (their pid files). */
+export async function stopMiddleware(roots: string[]): Promise<void> {
+  const { readdir } = await import('node:fs/promises');
+  for (const root of roots) {
+    for (const mw of ['zookeeper', 'kafka', 'cockroach']) {
+      const folder = path.join(root, 'node-data', mw);
+      let names: string[] = [];
+      try {
+        names = await readdir(folder, { recursive: true });
+      } catch {
+        continue;
+      }
+      for (const name of names.filter((n) => n.endsWith('.pid'))) {
+        const pid = Number(
+          (await readFile(path.join(folder, name), 'utf8').catch(() => '')).split(/\s/)[0],
+        );
+        if (Number.isInteger(pid) && pid > 1) {
+          try {
+            // Detached servers lead their own process group.
+            process.kill(-pid, 'SIGKILL');
+          } catch {
+            // not a group leader
+          }
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // gone already
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Polls `progress` until `predicate` holds; survives a Temporal server that is down a while. */
+export async function waitForProgress(
+  handle: WorkflowHandle,
+  predicate: (p: Progress) => boolean,
+  timeoutMs = 300_000,
+): Promise<Progress> {
+  const deadline = Date.now() + timeoutMs;
+  let last: Progress | undefined;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    try {
+      last = await handle.query<Progress>('progress');
+      if (predicate(last)) return last;
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    await sleep(300);
+  }
+  throw new Error(
+    `progress condition not met within ${timeoutMs} ms; last: ${JSON.stringify(last?.steps.map((s) => `${s.id}=${s.status}`))} ${lastError}`,
+  );
+}
+
+export const stepStatus = (p: Progress, id: string) => p.steps.find((s) => s.id === id)?.status;

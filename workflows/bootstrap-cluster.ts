@@ -1,0 +1,256 @@
+import { executeChild, uuid4 } from '@temporalio/workflow';
+import {
+  analyzeQuorum,
+  assignMemberIds,
+  bootstrapClusterInputSchema,
+  joinWipes,
+  kafkaClusterIdFromUuid,
+  type BootstrapClusterInput,
+  type ClusterViewInput,
+  type MembershipRunbookResult,
+  type PlannedStep,
+  type RunbookPlan,
+} from '../src/contracts/membership-runbooks.js';
+import { quorumSize } from '../src/contracts/membership.js';
+import { parseInput } from '../src/contracts/validation.js';
+import { childJoinId, joinNode } from './join-node.js';
+import {
+  middlewareStep,
+  memberState,
+  nodeCalls,
+  planOrRefuse,
+  packStep,
+  readState,
+  resolveMiddleware,
+  stopAllStep,
+  tagRunbook,
+  writeStateStep,
+  type MembershipContext,
+} from './lib/membership.js';
+import { Runbook } from './lib/runbook.js';
+
+/**
+ * Forms a cluster (seed 001 §3): every node stops its middleware; the master (`nodes[0]`)
+ * creates the cluster with its data, generates and zips every member's configuration and starts
+ * as creator; the others join in parallel as child workflows; former members listed in
+ * `decommissionNodes` are decommissioned; every member records the same membership.
+ * A single node bootstraps without any HTTP call to itself (seed 001 §2).
+ */
+export async function bootstrapCluster(
+  rawInput: BootstrapClusterInput,
+): Promise<MembershipRunbookResult> {
+  const input = parseInput(bootstrapClusterInputSchema, rawInput, 'bootstrapCluster');
+  const { clusterId, nodes } = input;
+  const [master = ''] = nodes;
+  const others = nodes.slice(1);
+  tagRunbook('bootstrapCluster', clusterId, nodes);
+  const rb = new Runbook('bootstrapCluster', clusterId, {
+    attempts: input.stepAttempts,
+    agentTimeoutSeconds: input.agentTimeoutSeconds,
+  });
+  const base = { rb, attempts: input.stepAttempts, agentTimeoutSeconds: input.agentTimeoutSeconds };
+  const middleware = await resolveMiddleware(base, master, input.middleware);
+  const ctx: MembershipContext = { ...base, middleware };
+
+  // The master keeps its data (seed 001 §3), so it keeps its ids and Kafka cluster id too.
+  const masterFile = await readState(ctx, master, "read the master's cluster.json");
+  const view: ClusterViewInput = {
+    nodes,
+    decommissionNodes: input.decommissionNodes,
+    memberIds: assignMemberIds(nodes, masterFile.cluster.memberIds ?? {}),
+    clusterUuid: masterFile.cluster.clusterUuid ?? kafkaClusterIdFromUuid(uuid4()),
+  };
+  const membership = planOrRefuse([master], nodes);
+
+  const planned: PlannedStep[] = [
+    ...nodes.map((n) => ({ id: `stop:${n}`, title: 'stop all middleware (forced)', node: n })),
+    ...middleware.map((mw) => ({
+      id: `create:${master}:${mw}`,
+      title: `create the ${mw} cluster (keeps the master's data)`,
+      node: master,
+    })),
+    ...(others.length
+      ? [
+          {
+            id: `pack:${master}`,
+            title: `zip the configuration of ${others.join(', ')}`,
+            node: master,
+          },
+        ]
+      : []),
+    { id: `record:${master}`, title: 'record the new cluster in cluster.json', node: master },
+    ...others.map((n) => ({
+      id: `join:${n}`,
+      title: `join (child workflow ${childJoinId(n)})`,
+      node: n,
+      wipes: joinWipes(false, middleware),
+    })),
+    ...input.decommissionNodes.flatMap((d) => [
+      { id: `decommission:${d}`, title: 'decommission the former member', node: d },
+      { id: `stop:${d}`, title: 'stop all middleware (forced)', node: d },
+      {
+        id: `reset:${d}`,
+        title: 'wipe and make standalone',
+        node: d,
+        wipes: middleware.map((m) => `${m}: data and configuration`),
+      },
+    ]),
+    ...nodes.map((n) => ({ id: `sync:${n}`, title: 'record the final membership', node: n })),
+  ];
+  const plan: RunbookPlan = {
+    runbook: 'bootstrapCluster',
+    clusterId,
+    master,
+    middleware,
+    membership,
+    steps: planned,
+    quorum: analyzeQuorum(membership, middleware),
+    wipes: [
+      ...others.map((n) => ({ node: n, what: joinWipes(false, middleware) })),
+      ...input.decommissionNodes.map((n) => ({
+        node: n,
+        what: middleware.map((m) => `${m}: data and configuration`),
+      })),
+    ],
+    warnings: membership.warnings,
+  };
+  const result = (): MembershipRunbookResult => ({
+    runbook: 'bootstrapCluster',
+    clusterId,
+    dryRun: input.dryRun,
+    plan,
+    nodes: input.dryRun ? masterFile.cluster.nodes : nodes,
+    skipped: rb.skipped,
+  });
+  if (input.dryRun) return result();
+  rb.tracker.addSteps(planned);
+  rb.eventNodes = nodes;
+
+  await rb.emit('runbook.started', { nodes, decommissionNodes: input.decommissionNodes });
+  try {
+    await rb.emit('configuration.before-init', { nodes });
+    await Promise.all(nodes.map((n) => stopAllStep(ctx, n)));
+    rb.state = `every node's middleware is stopped; no data was changed`;
+
+    await rb.emit('server.before-start', { node: master, middleware }, master);
+    for (const component of middleware) {
+      await middlewareStep(
+        ctx,
+        `create:${master}:${component}`,
+        `create the ${component} cluster (keeps the master's data)`,
+        master,
+        { component, operation: 'createCluster', cluster: view },
+      );
+    }
+    await rb.emit('server.after-start', { node: master, middleware }, master);
+    const sha = await packStep(ctx, master, others);
+    await writeStateStep(
+      ctx,
+      `record:${master}`,
+      'record the new cluster in cluster.json',
+      master,
+      {
+        ...memberState(view, input.decommissionNodes),
+        nodeIsMaster: true,
+        nodeIsRejoin: false,
+      },
+      `bootstrapCluster: created [${nodes.join(', ')}]`,
+    );
+    await rb.emit('configuration.after-init', { nodes }, master);
+    rb.state =
+      `the master ${master} runs the new cluster` +
+      (others.length ? `; ${others.join(', ')} may not have joined yet` : '');
+
+    const joined = new Set<string>([master]);
+    await Promise.all(
+      others.map((n) =>
+        rb.step(
+          `join:${n}`,
+          {
+            title: `join (child workflow ${childJoinId(n)})`,
+            node: n,
+            // Without this node the others must still hold a majority of the members.
+            canSkip: () =>
+              joined.size >= quorumSize(nodes.length)
+                ? undefined
+                : `only ${joined.size} of ${nodes.length} members have joined; ${quorumSize(nodes.length)} are needed for a majority`,
+          },
+          async () => {
+            const r = await executeChild(joinNode, {
+              workflowId: childJoinId(n),
+              args: [
+                {
+                  clusterId,
+                  node: n,
+                  master,
+                  cluster: view,
+                  ...(sha[n] ? { expectedSha256: sha[n] } : {}),
+                  middleware,
+                  stepAttempts: input.stepAttempts,
+                  agentTimeoutSeconds: input.agentTimeoutSeconds,
+                },
+              ],
+            });
+            joined.add(n);
+            return r;
+          },
+        ),
+      ),
+    );
+    rb.state = `[${[...joined].join(', ')}] run the new cluster`;
+
+    for (const d of input.decommissionNodes) {
+      const unreachable = () => undefined;
+      await rb.step(
+        `decommission:${d}`,
+        { title: 'decommission the former member', node: d },
+        async () => {
+          // The master kept its data, so CockroachDB and Kafka may still count the former
+          // member; the new ZooKeeper ensemble never had it.
+          const calls = nodeCalls(ctx, master, `decommission ${d}`, true);
+          for (const component of middleware.filter((m) => m !== 'zookeeper')) {
+            await calls.middlewareOperation({
+              component,
+              operation: 'decommissionCluster',
+              cluster: { ...view, decommissionNodes: [d] },
+              leaving: [d],
+            });
+          }
+        },
+      );
+      await stopAllStep(ctx, d, unreachable);
+      await rb.step(
+        `reset:${d}`,
+        { title: 'wipe and make standalone', node: d, canSkip: unreachable },
+        () =>
+          nodeCalls(ctx, d, 'resetNode').resetNode({
+            middleware,
+            reason: `bootstrapCluster: decommissioned from [${nodes.join(', ')}]`,
+            revision: rb.revision(`reset:${d}`),
+            datetime: new Date().toISOString(),
+          }),
+      );
+    }
+
+    await Promise.all(
+      nodes.map((n) =>
+        writeStateStep(
+          ctx,
+          `sync:${n}`,
+          'record the final membership',
+          n,
+          memberState(view),
+          `bootstrapCluster: [${nodes.join(', ')}] formed`,
+        ),
+      ),
+    );
+    rb.state = `[${nodes.join(', ')}] run the cluster and record it`;
+    rb.tracker.finish('completed');
+    await rb.emit('runbook.completed', { nodes, skipped: rb.skipped });
+    return result();
+  } catch (err) {
+    rb.tracker.finish('failed');
+    await rb.emit('runbook.failed', { error: (err as Error).message, state: rb.state });
+    throw err;
+  }
+}

@@ -1,0 +1,229 @@
+import { ApplicationFailure, sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import type {
+  MiddlewareOperationInput,
+  MiddlewareOperationResult,
+} from '../../activities/middleware-activities.js';
+import type { ClusterFile, ClusterState } from '../../src/contracts/cluster-file.js';
+import { ClusterGuardError } from '../../src/contracts/errors.js';
+import { planMembership, type MembershipPlan } from '../../src/contracts/membership.js';
+import {
+  membershipMiddleware,
+  type ClusterViewInput,
+  type MembershipMiddleware,
+} from '../../src/contracts/membership-runbooks.js';
+import { clusterIdKey, nodesKey, runbookKey } from '../../src/contracts/search-attributes.js';
+import { onNode, type NodeActivities, type Runbook } from './runbook.js';
+
+/** What every membership runbook's steps need besides the Runbook. */
+export interface MembershipContext {
+  rb: Runbook;
+  attempts: number;
+  agentTimeoutSeconds: number;
+  middleware: MembershipMiddleware[];
+}
+
+/** Middleware operations and other long work: generous, they heartbeat. */
+const longStep = { startToCloseTimeout: '60m', heartbeatTimeout: '60s' };
+
+export function nodeCalls(
+  ctx: Pick<MembershipContext, 'attempts' | 'agentTimeoutSeconds'>,
+  node: string,
+  summary: string,
+  long = false,
+): NodeActivities {
+  return onNode(node, {
+    attempts: ctx.attempts,
+    agentTimeoutSeconds: ctx.agentTimeoutSeconds,
+    summary: `${summary} on ${node}`,
+    ...(long ? longStep : { startToCloseTimeout: '5m', heartbeatTimeout: '5m' }),
+  });
+}
+
+export function tagRunbook(name: string, clusterId: string, nodes: string[]): void {
+  upsertSearchAttributes([
+    { key: clusterIdKey, value: clusterId },
+    { key: runbookKey, value: name },
+    { key: nodesKey, value: nodes },
+  ]);
+}
+
+/** The input's middleware, else what the master's agent has enabled, in runbook order. */
+export async function resolveMiddleware(
+  ctx: Pick<MembershipContext, 'rb' | 'attempts' | 'agentTimeoutSeconds'>,
+  master: string,
+  given: MembershipMiddleware[] | undefined,
+): Promise<MembershipMiddleware[]> {
+  if (given) return given;
+  const enabled = await ctx.rb.step(
+    `middleware:${master}`,
+    { title: 'which middleware the master runs', node: master },
+    () => nodeCalls(ctx, master, 'enabledMiddleware').enabledMiddleware(),
+  );
+  return membershipMiddleware.filter((m) => (enabled ?? []).includes(m));
+}
+
+/** Reads a node's cluster.json (read-only, safe to repeat). */
+export async function readState(
+  ctx: Pick<MembershipContext, 'rb' | 'attempts' | 'agentTimeoutSeconds'>,
+  node: string,
+  why: string,
+  step = `read:${node}`,
+): Promise<ClusterFile> {
+  const file = await ctx.rb.step(step, { title: why, node }, () =>
+    nodeCalls(ctx, node, 'readClusterState').readClusterState(),
+  );
+  if (!file) throw ApplicationFailure.nonRetryable(`cluster.json of ${node} was not read`);
+  return file;
+}
+
+/** One middleware operation as one step. */
+export async function middlewareStep(
+  ctx: MembershipContext,
+  step: string,
+  title: string,
+  node: string,
+  input: MiddlewareOperationInput,
+  canSkip?: () => string | undefined,
+): Promise<MiddlewareOperationResult | undefined> {
+  return ctx.rb.step(step, { title, node, canSkip }, () =>
+    nodeCalls(ctx, node, `${input.operation} ${input.component}`, true).middlewareOperation(input),
+  );
+}
+
+/**
+ * Stops every middleware of `node`, forced (seed 001 §3), in reverse start order. Idempotent:
+ * stopping a stopped server is not an error.
+ */
+export async function stopAllStep(
+  ctx: MembershipContext,
+  node: string,
+  canSkip?: () => string | undefined,
+): Promise<void> {
+  await ctx.rb.step(
+    `stop:${node}`,
+    { title: 'stop all middleware (forced)', node, canSkip },
+    async () => {
+      const calls = nodeCalls(ctx, node, 'stop all middleware', true);
+      for (const component of [...ctx.middleware].reverse()) {
+        await calls.middlewareOperation({ component, operation: 'stopServer', force: true });
+      }
+    },
+  );
+}
+
+/**
+ * Writes `cluster` into `node`'s cluster.json as step `step`. Records that it ran: the write
+ * carries the step's revision and a second run finds it and changes nothing.
+ */
+export async function writeStateStep(
+  ctx: MembershipContext,
+  step: string,
+  title: string,
+  node: string,
+  cluster: Partial<ClusterState> & { nodes: string[] },
+  reason: string,
+  canSkip?: () => string | undefined,
+): Promise<void> {
+  const revision = ctx.rb.revision(step);
+  const datetime = new Date().toISOString();
+  await ctx.rb.step(step, { title, node, canSkip }, () =>
+    nodeCalls(ctx, node, 'writeClusterState').writeClusterState({
+      cluster,
+      reason,
+      revision,
+      datetime,
+    }),
+  );
+}
+
+/** The membership state every member records once a runbook is done (identical everywhere). */
+export function memberState(
+  view: ClusterViewInput,
+  decommissionNodes: string[] = [],
+): Partial<ClusterState> & { nodes: string[] } {
+  return {
+    nodes: view.nodes,
+    decommissionNodes,
+    clusterConfigReady: true,
+    nodeConfigReady: true,
+    memberIds: view.memberIds,
+    clusterUuid: view.clusterUuid,
+  };
+}
+
+/**
+ * On the master: the configuration of every member of `view` into cluster-config (without
+ * touching its running servers), then the archives of `pack` into cluster-distribution.
+ * Both idempotent: they regenerate. Returns each packed node's archive sha256.
+ */
+export async function prepareConfigSteps(
+  ctx: MembershipContext,
+  master: string,
+  view: ClusterViewInput,
+  pack: string[],
+  suffix = '',
+): Promise<Record<string, string>> {
+  for (const component of ctx.middleware) {
+    await middlewareStep(
+      ctx,
+      `prepare${suffix}:${master}:${component}`,
+      `generate ${component} configuration of [${view.nodes.join(', ')}]`,
+      master,
+      { component, operation: 'prepareClusterConfig', cluster: view },
+    );
+  }
+  return packStep(ctx, master, pack, suffix);
+}
+
+export async function packStep(
+  ctx: MembershipContext,
+  master: string,
+  pack: string[],
+  suffix = '',
+): Promise<Record<string, string>> {
+  if (pack.length === 0) return {};
+  const packed = await ctx.rb.step(
+    `pack${suffix}:${master}`,
+    { title: `zip the configuration of ${pack.join(', ')}`, node: master },
+    () => nodeCalls(ctx, master, 'packDistribution').packDistribution({ nodes: pack }),
+  );
+  return Object.fromEntries((packed?.archives ?? []).map((a) => [a.node, a.sha256]));
+}
+
+/** Health of every middleware on `node`, waited for: a restarted member must serve again. */
+export async function checkHealthyStep(
+  ctx: MembershipContext,
+  step: string,
+  node: string,
+): Promise<void> {
+  await ctx.rb.step(step, { title: 'check every middleware is healthy', node }, async () => {
+    const calls = nodeCalls(ctx, node, 'checkServer');
+    for (const component of ctx.middleware) {
+      // A server just started may need a while to rejoin its quorum: up to a minute here, then
+      // the step parks with the last answer.
+      for (let tries = 1; ; tries++) {
+        const r = await calls.middlewareOperation({ component, operation: 'checkServer' });
+        if (r.status?.healthy) break;
+        if (tries >= 30) {
+          throw ApplicationFailure.retryable(
+            `${component} on ${node} is not healthy after a minute: ${r.status?.detail ?? 'no status'}. ` +
+              `Check its log under node-data/${component}/log on ${node}, then retryStep`,
+            'MiddlewareFailure',
+          );
+        }
+        await sleep('2s');
+      }
+    }
+  });
+}
+
+/** planMembership, with its refusal as a permanent workflow failure (nothing has changed yet). */
+export function planOrRefuse(current: string[], desired: string[]): MembershipPlan {
+  try {
+    return planMembership(current, desired);
+  } catch (err) {
+    if (err instanceof ClusterGuardError)
+      throw ApplicationFailure.nonRetryable(err.message, err.type);
+    throw err;
+  }
+}

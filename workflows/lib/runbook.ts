@@ -1,0 +1,363 @@
+import { TimeoutType } from '@temporalio/common';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  TimeoutFailure,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { EventActivities } from '../../activities/event-activities.js';
+import type { MembershipActivities } from '../../activities/membership-activities.js';
+import type { MiddlewareActivities } from '../../activities/middleware-activities.js';
+import { nodeTaskQueue } from '../../src/contracts/addresses.js';
+import { nonRetryableErrorTypes } from '../../src/contracts/errors.js';
+import type { RunbookEventType } from '../../src/contracts/events.js';
+import type { Progress } from '../../src/contracts/progress.js';
+import {
+  abortUpdate,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  retryStepUpdate,
+  skipNodeUpdate,
+} from '../definitions.js';
+import { ProgressTracker } from './progress-tracker.js';
+
+/** The failure a step gets when no agent claimed its task in time: the node is not answering. */
+export function isUnclaimed(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure &&
+    err.cause instanceof TimeoutFailure &&
+    err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
+  );
+}
+
+/** The innermost message: an activity's or child's own words, not Temporal's wrapper. */
+export function causeMessage(err: unknown): string {
+  let e: unknown = err;
+  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause)
+    e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
+
+export interface StepOptions {
+  title: string;
+  node?: string;
+  /**
+   * Whether `skipNode` may skip this step once it is parked: undefined when it may, else why
+   * not. Without it the step can never be skipped.
+   */
+  canSkip?: () => string | undefined;
+  /** Shown in `progress` while the step runs, e.g. "waiting for master 127.0.0.11". */
+  waitingText?: string;
+}
+
+type Decision =
+  { kind: 'retry' } | { kind: 'skip'; reason: string } | { kind: 'abort'; reason: string };
+
+interface Parked {
+  step: string;
+  node?: string;
+  reason: string;
+  since: string;
+  canSkip?: () => string | undefined;
+  decision?: Decision;
+}
+
+export interface NodeCallOptions {
+  attempts: number;
+  agentTimeoutSeconds: number;
+  summary: string;
+  /** Long steps (start, join, decommission, download) get more. */
+  startToCloseTimeout?: string;
+  heartbeatTimeout?: string;
+}
+
+export type NodeActivities = MiddlewareActivities & MembershipActivities;
+
+/** The activities of one node's agent, on its own task queue, retried `attempts` times. */
+export function onNode(node: string, o: NodeCallOptions): NodeActivities {
+  return proxyActivities<NodeActivities>({
+    taskQueue: nodeTaskQueue(node),
+    summary: o.summary,
+    startToCloseTimeout: o.startToCloseTimeout ?? '30m',
+    heartbeatTimeout: o.heartbeatTimeout ?? '60s',
+    // Not a retry budget: how soon a silent node shows as unreachable in `progress`.
+    scheduleToStartTimeout: `${o.agentTimeoutSeconds}s`,
+    retry: {
+      initialInterval: '2s',
+      backoffCoefficient: 2,
+      maximumInterval: '30s',
+      maximumAttempts: o.attempts,
+      nonRetryableErrorTypes,
+    },
+  });
+}
+
+/**
+ * What every stepwise runbook shares: progress, pause/resume between steps, parking a step that
+ * exhausted its attempts until an operator decides (retryStep, skipNode, abort), and events.
+ */
+export class Runbook {
+  readonly tracker: ProgressTracker;
+  readonly skipped: { step: string; node?: string; reason: string }[] = [];
+  /** One sentence on the cluster's state now, for an abort's message. Runbooks keep it current. */
+  state = 'nothing has been changed yet';
+  /** Members whose Kafka receives the events (brokers are derived from them). */
+  eventNodes: string[] = [];
+  private paused?: { reason: string; since: string };
+  private abortWhilePaused?: string;
+  private readonly parked = new Map<string, Parked>();
+  private eventCount = 0;
+  private readonly events: EventActivities;
+
+  constructor(
+    readonly name: string,
+    readonly clusterId: string,
+    readonly options: { attempts: number; agentTimeoutSeconds: number },
+  ) {
+    this.tracker = new ProgressTracker(name, clusterId, []);
+    this.events = proxyActivities<EventActivities>({
+      taskQueue: workflowInfo().taskQueue,
+      // Publishing only enqueues on the orchestrator; Kafka being down never holds a step.
+      startToCloseTimeout: '15s',
+      retry: { maximumAttempts: 3, initialInterval: '1s' },
+    });
+    this.registerHandlers();
+  }
+
+  private registerHandlers(): void {
+    setHandler(progressQuery, (): Progress => this.tracker.snapshot());
+    setHandler(pauseSignal, (reason?: string) => {
+      if (this.paused) return;
+      this.paused = { reason: reason ?? 'paused by an operator', since: new Date().toISOString() };
+      this.tracker.setPaused(this.paused);
+    });
+    setHandler(resumeSignal, () => {
+      this.paused = undefined;
+      this.tracker.setPaused(undefined);
+    });
+    setHandler(
+      retryStepUpdate,
+      (arg) => {
+        const entry = this.parkedFor(arg?.step);
+        entry.decision = { kind: 'retry' };
+        return `retrying ${entry.step}`;
+      },
+      { validator: (arg: { step?: string } | undefined) => void this.parkedFor(arg?.step) },
+    );
+    setHandler(
+      skipNodeUpdate,
+      (arg) => {
+        const steps = this.skippable(arg.node, arg.reason);
+        for (const s of steps) s.decision = { kind: 'skip', reason: arg.reason.trim() };
+        return `skipping ${steps.map((s) => s.step).join(', ')} on ${arg.node}`;
+      },
+      {
+        validator: (arg: { node: string; reason: string }) =>
+          void this.skippable(arg?.node, arg?.reason),
+      },
+    );
+    setHandler(
+      abortUpdate,
+      (arg) => {
+        const reason = this.abortReason(arg.reason);
+        if (this.parked.size === 0) this.abortWhilePaused = reason;
+        for (const p of this.parked.values()) p.decision = { kind: 'abort', reason };
+        return `aborting ${this.name}: ${this.state}`;
+      },
+      { validator: (arg: { reason: string }) => void this.abortReason(arg?.reason) },
+    );
+  }
+
+  private parkedFor(step: string | undefined): Parked {
+    if (step !== undefined && typeof step !== 'string') throw new Error('step must be a step id');
+    if (this.parked.size === 0) throw new Error(`no step of ${this.name} is parked`);
+    if (step === undefined) {
+      const [only, second] = [...this.parked.values()];
+      if (second || !only) {
+        throw new Error(
+          `several steps are parked (${[...this.parked.keys()].join(', ')}): name one with { step }`,
+        );
+      }
+      return only;
+    }
+    const entry = this.parked.get(step);
+    if (!entry) {
+      throw new Error(
+        `step ${step} is not parked; parked: ${[...this.parked.keys()].join(', ') || 'none'}`,
+      );
+    }
+    return entry;
+  }
+
+  private skippable(node: string | undefined, reason: string | undefined): Parked[] {
+    if (typeof node !== 'string') throw new Error('skipNode needs { node, reason }');
+    if (typeof reason !== 'string' || !reason.trim()) {
+      throw new Error('skipNode needs a reason; it is kept in the result and the history');
+    }
+    const steps = [...this.parked.values()].filter((p) => p.node === node);
+    if (steps.length === 0) {
+      throw new Error(
+        `no step of node ${node} is parked; parked: ${[...this.parked.values()].map((p) => `${p.step}${p.node ? ` (${p.node})` : ''}`).join(', ') || 'none'}`,
+      );
+    }
+    for (const s of steps) {
+      const unsafe = s.canSkip ? s.canSkip() : 'this step cannot be skipped';
+      if (unsafe) throw new Error(`cannot skip ${s.step} on ${node}: ${unsafe}`);
+    }
+    return steps;
+  }
+
+  private abortReason(reason: string | undefined): string {
+    if (typeof reason !== 'string' || !reason.trim()) {
+      throw new Error('abort needs a reason; it is kept in the failure and the history');
+    }
+    if (this.parked.size === 0 && !this.paused) {
+      throw new Error(
+        `${this.name} is neither parked nor paused: pause it first (signal pause), then abort`,
+      );
+    }
+    return reason.trim();
+  }
+
+  /** A pause point: waits while paused; throws when an operator aborted while paused. */
+  async checkpoint(): Promise<void> {
+    await condition(() => !this.paused || this.abortWhilePaused !== undefined);
+    if (this.abortWhilePaused !== undefined) throw this.aborted('(paused)', this.abortWhilePaused);
+  }
+
+  private aborted(step: string, reason: string): ApplicationFailure {
+    return ApplicationFailure.nonRetryable(
+      `${this.name} of cluster ${this.clusterId} was aborted by an operator at step ${step}: ` +
+        `${reason}. State: ${this.state}.`,
+      'Aborted',
+    );
+  }
+
+  /**
+   * Runs `fn` as step `id`. A node that claims nothing within the agent timeout shows as
+   * waiting and is asked again; a step that fails after its attempts parks until an operator
+   * decides. Resolves undefined when the operator skipped it.
+   */
+  async step<T>(id: string, options: StepOptions, fn: () => Promise<T>): Promise<T | undefined> {
+    if (!this.tracker.has(id)) {
+      this.tracker.addSteps([{ id, title: options.title, node: options.node }]);
+    }
+    await this.checkpoint();
+    let attempts = 0;
+    for (;;) {
+      this.tracker.update(id, {
+        status: options.waitingText ? 'waiting' : 'running',
+        lastError: options.waitingText,
+      });
+      try {
+        const value = await fn();
+        attempts += 1;
+        this.tracker.update(id, { status: 'completed', attempts, lastError: undefined });
+        return value;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        if (isUnclaimed(err)) {
+          this.tracker.update(id, {
+            status: 'waiting',
+            lastError:
+              `no agent on ${options.node ?? '?'} claimed the step within ` +
+              `${this.options.agentTimeoutSeconds} s (task queue ${nodeTaskQueue(options.node ?? '?')}): ` +
+              'start or repair the node agent there; the runbook keeps waiting',
+          });
+          continue;
+        }
+        attempts += err instanceof ActivityFailure ? this.options.attempts : 1;
+        const decision = await this.park(id, options, causeMessage(err), attempts);
+        if (decision.kind === 'retry') continue;
+        if (decision.kind === 'skip') {
+          this.tracker.update(id, {
+            status: 'skipped',
+            lastError: `skipped by an operator: ${decision.reason}`,
+          });
+          this.skipped.push({ step: id, node: options.node, reason: decision.reason });
+          return undefined;
+        }
+        this.tracker.update(id, { status: 'failed' });
+        throw this.aborted(id, decision.reason);
+      }
+    }
+  }
+
+  private async park(
+    id: string,
+    options: StepOptions,
+    reason: string,
+    attempts: number,
+  ): Promise<Decision> {
+    const entry: Parked = {
+      step: id,
+      node: options.node,
+      reason,
+      since: new Date().toISOString(),
+      canSkip: options.canSkip,
+    };
+    this.parked.set(id, entry);
+    this.tracker.update(id, { status: 'parked', attempts, lastError: reason });
+    this.publishParked();
+    log.warn('step parked', { step: id, node: options.node, reason });
+    await this.emit('runbook.parked', { step: id, reason }, options.node ?? id);
+    await condition(() => entry.decision !== undefined);
+    this.parked.delete(id);
+    this.publishParked();
+    return entry.decision ?? { kind: 'retry' };
+  }
+
+  private publishParked(): void {
+    this.tracker.setParked(
+      [...this.parked.values()].map((p) => {
+        const accepts = ['retryStep', 'abort'];
+        if (p.canSkip && !p.canSkip()) accepts.splice(1, 0, 'skipNode');
+        return {
+          step: p.step,
+          ...(p.node ? { node: p.node } : {}),
+          reason: p.reason,
+          since: p.since,
+          accepts,
+        };
+      }),
+    );
+  }
+
+  /** Publishes an event; never fails the runbook (publishing only enqueues on the orchestrator). */
+  async emit(
+    type: RunbookEventType extends `io.clusterguard.${infer T}` ? T : never,
+    data: Record<string, unknown>,
+    subject?: string,
+  ): Promise<void> {
+    const info = workflowInfo();
+    const n = ++this.eventCount;
+    try {
+      await this.events.publishEvent({
+        id: `${info.runId}/${n}`,
+        type: `io.clusterguard.${type}`,
+        clusterId: this.clusterId,
+        runbook: this.name,
+        workflowId: info.workflowId,
+        ...(subject ? { subject } : {}),
+        time: new Date().toISOString(),
+        data,
+        nodes: this.eventNodes,
+      });
+    } catch (err) {
+      log.warn('event not published', { type, error: causeMessage(err) });
+    }
+  }
+
+  /** The revision a cluster.json write of step `step` carries (see writeClusterState). */
+  revision(step: string): string {
+    const info = workflowInfo();
+    return `${info.workflowId}/${info.runId}/${step}`;
+  }
+}
