@@ -18,7 +18,15 @@ import { loadAppConfig } from '../src/config/app-config.js';
 import { NodeLayout } from '../src/config/layout.js';
 import { createLogger } from '../src/logger.js';
 import { createMiddlewareAdapter } from '../src/middleware/index.js';
-import { startMembershipRunbook, workflowUiUrl } from '../src/temporal/runbooks.js';
+import {
+  membershipWorkflowId,
+  type MembershipRunbookResult,
+} from '../src/contracts/membership-runbooks.js';
+import {
+  membershipTiming,
+  startMembershipRunbook,
+  workflowUiUrl,
+} from '../src/temporal/runbooks.js';
 import {
   agentReadyLine,
   orchestratorReadyLine,
@@ -159,10 +167,23 @@ async function main(): Promise<number> {
     say(`orchestrator and ${agents.length} node agents ready`);
 
     const client = await connectClient({ address: server.address, namespace: server.namespace });
-    const handle = await startMembershipRunbook(client, 'bootstrapCluster', {
-      clusterId: 'dev',
-      nodes,
-    });
+    // A bootstrap that an earlier `npm start` left running (Ctrl-C mid-way) is still in the
+    // SQLite file: follow it to its end instead of refusing to start.
+    const running = await client.workflow
+      .getHandle<(input: unknown) => Promise<MembershipRunbookResult>>(membershipWorkflowId('dev'))
+      .describe()
+      .then(
+        (d) => (d.status.name === 'RUNNING' ? d : undefined),
+        () => undefined,
+      );
+    const handle = running
+      ? client.workflow.getHandle<(input: unknown) => Promise<MembershipRunbookResult>>(
+          running.workflowId,
+          running.runId,
+        )
+      : await startMembershipRunbook(client, 'bootstrapCluster', { clusterId: 'dev', nodes });
+    if (running)
+      say(`following ${running.type} ${running.workflowId}, still running from an earlier start`);
     say(`started bootstrapCluster ${handle.workflowId}`);
     say(`watch it: ${workflowUiUrl(server.uiUrl!, server.namespace, handle.workflowId)}`);
     say(
@@ -171,9 +192,13 @@ async function main(): Promise<number> {
     let exitCode = 0;
     try {
       const result = await handle.result();
-      console.log(JSON.stringify(result, null, 2));
+      const timing = await membershipTiming(client, handle.workflowId);
+      const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+      say(`cluster dev: [${result.nodes.join(', ')}], master ${result.nodes[0]}`);
       say(
-        `bootstrapCluster completed in ${((Date.now() - started) / 1000).toFixed(1)} s since start`,
+        `bootstrapCluster took ${s(timing.totalMs)}: ${s(timing.middlewareMs)} in ZooKeeper and Kafka ` +
+          `(stop, create, join on the slowest path), ${s(timing.totalMs - timing.middlewareMs)} orchestration ` +
+          `and file steps; ${s(Date.now() - started)} since npm start`,
       );
     } catch (err) {
       exitCode = 1;

@@ -57,7 +57,11 @@ export async function bootstrapCluster(
   const view: ClusterViewInput = {
     nodes,
     decommissionNodes: input.decommissionNodes,
-    memberIds: assignMemberIds(nodes, masterFile.cluster.memberIds ?? {}),
+    memberIds: assignMemberIds(
+      nodes,
+      masterFile.cluster.memberIds ?? {},
+      masterFile.cluster.lastMemberId,
+    ),
     clusterUuid: masterFile.cluster.clusterUuid ?? kafkaClusterIdFromUuid(uuid4()),
   };
   const membership = planOrRefuse([master], nodes);
@@ -86,7 +90,11 @@ export async function bootstrapCluster(
       wipes: joinWipes(false, middleware),
     })),
     ...input.decommissionNodes.flatMap((d) => [
-      { id: `decommission:${d}`, title: 'decommission the former member', node: d },
+      {
+        id: `decommission:${d}`,
+        title: `decommission the former member ${d} (CockroachDB, Kafka)`,
+        node: master,
+      },
       { id: `stop:${d}`, title: 'stop all middleware (forced)', node: d },
       {
         id: `reset:${d}`,
@@ -150,7 +158,7 @@ export async function bootstrapCluster(
       'record the new cluster in cluster.json',
       master,
       {
-        ...memberState(view, input.decommissionNodes),
+        ...memberState(view, input.decommissionNodes, masterFile.cluster.lastMemberId),
         nodeIsMaster: true,
         nodeIsRejoin: false,
       },
@@ -185,6 +193,9 @@ export async function bootstrapCluster(
                   master,
                   cluster: view,
                   ...(sha[n] ? { expectedSha256: sha[n] } : {}),
+                  ...(masterFile.cluster.lastMemberId === undefined
+                    ? {}
+                    : { lastMemberId: masterFile.cluster.lastMemberId }),
                   middleware,
                   stepAttempts: input.stepAttempts,
                   agentTimeoutSeconds: input.agentTimeoutSeconds,
@@ -203,7 +214,7 @@ export async function bootstrapCluster(
       const unreachable = () => undefined;
       await rb.step(
         `decommission:${d}`,
-        { title: 'decommission the former member', node: d },
+        { title: `decommission the former member ${d} (CockroachDB, Kafka)`, node: master },
         async () => {
           // The master kept its data, so CockroachDB and Kafka may still count the former
           // member; the new ZooKeeper ensemble never had it.
@@ -239,7 +250,7 @@ export async function bootstrapCluster(
           `sync:${n}`,
           'record the final membership',
           n,
-          memberState(view),
+          memberState(view, [], masterFile.cluster.lastMemberId),
           `bootstrapCluster: [${nodes.join(', ')}] formed`,
         ),
       ),

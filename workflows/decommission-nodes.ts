@@ -219,6 +219,17 @@ export async function decommissionNodes(
     warnings: membership.warnings,
   };
   const refusal = quorumRefusal(quorum);
+  if (refusal && input.dryRun) {
+    return {
+      runbook: 'decommissionNodes',
+      clusterId,
+      dryRun: true,
+      plan,
+      nodes: members,
+      skipped: [],
+      refusal: `Refusing to decommission ${input.nodes.join(', ')}: ${refusal}`,
+    };
+  }
   if (refusal) {
     throw refuse(
       `Refusing to decommission ${input.nodes.join(', ')}: ${refusal}`,
@@ -271,6 +282,7 @@ export async function decommissionNodes(
       : masterFile;
     const memberIds = grown.cluster.memberIds ?? {};
     const clusterUuid = grown.cluster.clusterUuid ?? masterFile.cluster.clusterUuid;
+    const lastMemberId = Math.max(grown.cluster.lastMemberId ?? 0, ...Object.values(memberIds));
     rb.state = `[${grown.cluster.nodes.join(', ')}] are members; nothing was removed yet`;
 
     for (const s of removals) {
@@ -331,7 +343,7 @@ export async function decommissionNodes(
             `sync:${leaving}:${n}`,
             `record that ${leaving} left`,
             n,
-            { ...memberState(viewAfter), nodeIsMaster: n === anchor },
+            { ...memberState(viewAfter, [], lastMemberId), nodeIsMaster: n === anchor },
             `decommissionNodes: ${leaving} removed`,
           ),
         ),

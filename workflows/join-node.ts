@@ -63,6 +63,7 @@ export async function runJoin(
   let view: ClusterViewInput;
   let master: string;
   let current: string[];
+  let lastMemberId = input.lastMemberId ?? 0;
   if (input.cluster) {
     view = input.cluster;
     master = view.nodes[0] ?? '';
@@ -98,11 +99,16 @@ export async function runJoin(
       );
     }
     current = members;
+    lastMemberId = masterFile.cluster.lastMemberId ?? 0;
     const nodes = members.includes(node) ? members : [...members, node];
     view = {
       nodes,
       decommissionNodes: [],
-      memberIds: assignMemberIds(nodes, masterFile.cluster.memberIds ?? {}),
+      memberIds: assignMemberIds(
+        nodes,
+        masterFile.cluster.memberIds ?? {},
+        masterFile.cluster.lastMemberId,
+      ),
       clusterUuid: masterFile.cluster.clusterUuid,
     };
   }
@@ -114,11 +120,12 @@ export async function runJoin(
   const planned: PlannedStep[] = [
     ...(standalone
       ? [
-          {
-            id: `prepare:${master}`,
-            title: `generate the configuration of [${view.nodes.join(', ')}] and zip ${node}'s`,
+          ...middleware.map((mw) => ({
+            id: `prepare:${master}:${mw}`,
+            title: `generate ${mw} configuration of [${view.nodes.join(', ')}]`,
             node: master,
-          },
+          })),
+          { id: `pack:${master}`, title: `zip the configuration of ${node}`, node: master },
         ]
       : []),
     { id: `download:${node}`, title: `download the configuration from ${master}`, node },
@@ -194,6 +201,7 @@ export async function runJoin(
     }
     await rb.emit('server.after-start', { node, middleware }, node);
     rb.state = `${node} runs as a member of [${view.nodes.join(', ')}]; cluster.json not updated everywhere yet`;
+    const recordedAt = new Date().toISOString();
     if (standalone) {
       for (const m of current.filter((n) => n !== node)) {
         await writeStateStep(
@@ -201,12 +209,13 @@ export async function runJoin(
           `sync:${m}`,
           'record the new membership',
           m,
-          memberState(view),
+          memberState(view, [], lastMemberId),
           `${name}: ${node} ${verb}ed`,
           () =>
             m === master
               ? 'the master must record the membership: the joining node waits for it'
               : undefined,
+          recordedAt,
         );
       }
     }
@@ -231,8 +240,12 @@ export async function runJoin(
       `record:${node}`,
       'record the membership in cluster.json',
       node,
-      { ...memberState(view), nodeIsMaster: false, nodeIsRejoin: rejoin },
+      { ...memberState(view, [], lastMemberId), nodeIsMaster: false, nodeIsRejoin: rejoin },
       `${name}: ${verb}ed [${view.nodes.join(', ')}]`,
+      undefined,
+      // A child of bootstrapCluster is recorded again by its parent; an operator's join
+      // recorded the others at `recordedAt`.
+      recordedAt,
     );
     await rb.emit('configuration.after-change', { nodes: view.nodes }, node);
     rb.tracker.finish('completed');

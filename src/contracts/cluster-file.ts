@@ -162,10 +162,12 @@ export const clusterStateSchema = z.looseObject({
    * membership runbooks; absent in files of the old service, which had no such ids.
    */
   memberIds: z.record(nodeAddressSchema, z.number().int().positive()).optional(),
+  /** The highest member id ever given in this cluster, so that ids are never reused. */
+  lastMemberId: z.number().int().nonnegative().optional(),
   /** The cluster's Kafka cluster id (22 base64url characters), kept across membership changes. */
   clusterUuid: z.string().optional(),
   /**
-   * Which runbook step wrote this state (`<workflow run id>/<step>`): a step that finds its own
+   * Which runbook step wrote this state (`<workflow id>/<run id>/<step>`): a step that finds its own
    * revision here has already run, so a retried or replayed write changes nothing.
    */
   revision: z.string().optional(),

@@ -10,8 +10,8 @@ import { clusterIdSchema } from './ping.js';
 
 /**
  * The middleware a membership runbook orchestrates, in the order they are created, joined and
- * started (seed 001 §3 lists them in this order). Decommission goes the other way round for
- * Kafka and ZooKeeper, see `decommissionOrder`.
+ * started (seed 001 §3 lists them in this order). decommissionNodes removes a node from them
+ * in the same order, CockroachDB first: its data needs the longest to move.
  */
 export const membershipMiddleware = ['cockroach', 'zookeeper', 'kafka'] as const;
 export type MembershipMiddleware = (typeof membershipMiddleware)[number];
@@ -69,6 +69,10 @@ export const bootstrapClusterInputSchema = z
   })
   .strict()
   .superRefine((input, ctx) => {
+    const dup = input.decommissionNodes.find((n, i) => input.decommissionNodes.indexOf(n) !== i);
+    if (dup) {
+      ctx.addIssue({ code: 'custom', path: ['decommissionNodes'], message: `duplicate ${dup}` });
+    }
     const both = input.decommissionNodes.filter((n) => input.nodes.includes(n));
     if (both.length > 0) {
       ctx.addIssue({
@@ -102,8 +106,8 @@ export const joinNodeInputSchema = z
       .string()
       .regex(/^[0-9a-f]{64}$/)
       .optional(),
-    /** Set by bootstrapCluster: the revision its cluster.json writes carry. */
-    parentRevision: z.string().optional(),
+    /** Set by bootstrapCluster with `cluster`: the highest member id ever given. */
+    lastMemberId: z.number().int().nonnegative().optional(),
   })
   .strict();
 export type JoinNodeInput = z.input<typeof joinNodeInputSchema>;
@@ -299,8 +303,8 @@ export interface MembershipRunbookResult {
   nodes: string[];
   /** Steps skipped by an operator (`skipNode`), with the reason given. */
   skipped: { step: string; node?: string; reason: string }[];
-  /** Set when an operator aborted: the state the cluster was left in. */
-  aborted?: { step: string; reason: string; state: string };
+  /** A dry run of an unsafe change: why the real run would be refused (see `plan.quorum`). */
+  refusal?: string;
 }
 
 /** What a join or rejoin wipes on the joining node, per middleware (seed 001 §3). */
@@ -318,10 +322,13 @@ export function joinWipes(rejoin: boolean, middleware: readonly MembershipMiddle
 /**
  * Keeps every current member's id and gives each new member the next unused one, so that a
  * survivor's ZooKeeper `myid` / Kafka `node.id` never changes across a membership change.
+ * `floor` is the highest id ever given in this cluster (cluster.json `lastMemberId`): a new
+ * member never gets the id of one that left, whose broker or voter the others may still know.
  */
 export function assignMemberIds(
   nodes: readonly string[],
   previous: Readonly<Record<string, number>> = {},
+  floor = 0,
 ): Record<string, number> {
   const ids: Record<string, number> = {};
   const used = new Set<number>();
@@ -332,7 +339,7 @@ export function assignMemberIds(
       used.add(id);
     }
   }
-  let next = Math.max(0, ...Object.values(previous), ...used) + 1;
+  let next = Math.max(0, floor, ...Object.values(previous), ...used) + 1;
   for (const node of nodes) {
     if (ids[node] !== undefined) continue;
     while (used.has(next)) next++;

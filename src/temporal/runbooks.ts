@@ -14,6 +14,7 @@ import {
 } from '../contracts/membership-runbooks.js';
 import type { z } from 'zod';
 import { ClusterGuardError } from '../contracts/errors.js';
+import type { Progress } from '../contracts/progress.js';
 import {
   pingClusterInputSchema,
   type PingClusterInput,
@@ -91,6 +92,7 @@ export async function startMembershipRunbook<N extends MembershipRunbookName>(
     clusterId: string;
     nodes?: string[];
     node?: string;
+    add?: string[];
   };
   const workflowId = membershipWorkflowId(params.clusterId);
   try {
@@ -101,7 +103,14 @@ export async function startMembershipRunbook<N extends MembershipRunbookName>(
       typedSearchAttributes: [
         { key: clusterIdKey, value: params.clusterId },
         { key: runbookKey, value: runbook },
-        { key: nodesKey, value: params.nodes ?? (params.node ? [params.node] : []) },
+        {
+          key: nodesKey,
+          value: [
+            ...(params.nodes ?? []),
+            ...(params.node ? [params.node] : []),
+            ...(params.add ?? []),
+          ],
+        },
       ],
     });
   } catch (err) {
@@ -121,4 +130,59 @@ export async function startMembershipRunbook<N extends MembershipRunbookName>(
       { cause: err },
     );
   }
+}
+
+/** Steps whose time is spent inside the middleware (servers stopping, starting, joining). */
+const middlewareStep =
+  /^(stop|create|join|rejoin|restart|health|decommission|unregister):[^:]+(:|$)/;
+
+function spanMs(p: Progress): number {
+  const starts = p.steps.flatMap((s) => (s.startedAt ? [Date.parse(s.startedAt)] : []));
+  const ends = p.steps.flatMap((s) => (s.finishedAt ? [Date.parse(s.finishedAt)] : []));
+  return starts.length && ends.length ? Math.max(...ends) - Math.min(...starts) : 0;
+}
+
+/** Time of the slowest chain of middleware steps of one runbook (parallel ones overlap). */
+function middlewareMs(p: Progress): number {
+  const byNode = new Map<string, number>();
+  for (const s of p.steps) {
+    if (!s.startedAt || !s.finishedAt || !middlewareStep.test(s.id)) continue;
+    if (/^join:[^:]+$/.test(s.id)) continue; // a child workflow: counted from its own steps
+    const ms = Date.parse(s.finishedAt) - Date.parse(s.startedAt);
+    byNode.set(s.node ?? '', (byNode.get(s.node ?? '') ?? 0) + ms);
+  }
+  return Math.max(0, ...byNode.values());
+}
+
+/**
+ * Where a membership runbook's time went: the whole span, and the part spent in middleware
+ * (stop, create, join, restart) on the slowest path: the master's steps, then the slowest child.
+ */
+export async function membershipTiming(
+  client: Client,
+  workflowId: string,
+): Promise<{ totalMs: number; middlewareMs: number }> {
+  const parent = await client.workflow.getHandle(workflowId).query<Progress>('progress');
+  const stops = parent.steps.filter((s) => s.id.startsWith('stop:'));
+  const stopMs = Math.max(
+    0,
+    ...stops.map((s) =>
+      s.startedAt && s.finishedAt ? Date.parse(s.finishedAt) - Date.parse(s.startedAt) : 0,
+    ),
+  );
+  const own = middlewareMs({
+    ...parent,
+    steps: parent.steps.filter((s) => !s.id.startsWith('stop:')),
+  });
+  const children = await Promise.all(
+    parent.steps
+      .filter((s) => /^join:[^:]+$/.test(s.id) && s.node)
+      .map((s) =>
+        client.workflow
+          .getHandle(`${workflowId}/join/${s.node}`)
+          .query<Progress>('progress')
+          .then(middlewareMs, () => 0),
+      ),
+  );
+  return { totalMs: spanMs(parent), middlewareMs: stopMs + own + Math.max(0, ...children) };
 }

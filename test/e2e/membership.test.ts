@@ -1,53 +1,175 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { Kafka, logLevel } from 'kafkajs';
-import { startMembershipRunbook } from '../../src/temporal/runbooks.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { execa } from 'execa';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper.js';
+import { repoRoot } from '../../src/process.js';
+import { startMembershipRunbook } from '../../src/temporal/runbooks.js';
 import { startStack, stepStatus, waitForProgress, type Stack } from '../helpers/stack.js';
 
-const [n1, n2, n3, n4] = ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14'] as const;
+/**
+ * The membership runbooks end to end: five loopback nodes whose agents, ZooKeeper and Kafka are
+ * real processes, an orchestrator process and a Temporal dev server on a SQLite file. The test
+ * SIGKILLs each of them mid-runbook and checks that the runbook completes, that no cluster.json
+ * write ran twice, and that every member records the same membership. CockroachDB cannot be had
+ * on this machine, so these clusters run ZooKeeper and Kafka only.
+ */
+
+const [n1, n2, n3, n4, n5] = [
+  '127.0.0.11',
+  '127.0.0.12',
+  '127.0.0.13',
+  '127.0.0.14',
+  '127.0.0.15',
+] as const;
 const clusterId = 'e2e';
 const log = (msg: string) => console.error(`[e2e] ${msg}`);
+type Handle = WorkflowHandle<(input: unknown) => Promise<MembershipRunbookResult>>;
 
-/** The membership state that must be identical on every member (nodeIsMaster is per node). */
-async function sharedState(stack: Stack, nodes: string[]) {
+/** The membership state that must be identical on every member. */
+async function sharedState(stack: Stack, nodes: readonly string[]) {
   return Promise.all(
     nodes.map(async (n) => {
-      // Per node by nature: who is master, and which step wrote the file.
+      // Per node by nature: who is master, whether it came back by rejoining, which step wrote.
       const cluster: Record<string, unknown> = { ...(await stack.clusterFile(n)).cluster };
       delete cluster.nodeIsMaster;
+      delete cluster.nodeIsRejoin;
       delete cluster.revision;
       return cluster;
     }),
   );
 }
 
-async function assertSameState(stack: Stack, nodes: string[]) {
+async function assertSameState(stack: Stack, nodes: readonly string[]) {
   const states = await sharedState(stack, nodes);
-  for (const s of states.slice(1)) assert.deepEqual(s, states[0]);
+  for (const [i, s] of states.entries()) assert.deepEqual(s, states[0], `${nodes[i]} differs`);
   assert.deepEqual(states[0]?.nodes, nodes);
+  assert.deepEqual(states[0]?.decommissionNodes, []);
 }
 
-/** Every entry written by one runbook's step appears once: no cluster.json write ran twice. */
-async function assertWrittenOnce(stack: Stack, nodes: string[], reason: RegExp) {
+/** Every history entry a runbook's step writes appears once: no cluster.json write ran twice. */
+async function assertWrittenOnce(stack: Stack, nodes: readonly string[], reason: RegExp) {
   for (const n of nodes) {
     const file = await stack.clusterFile(n);
     const hits = file.history.filter((h) => h.reason && reason.test(h.reason));
-    assert.ok(hits.length <= 1, `${n}: ${hits.length} history entries match ${reason}`);
+    assert.equal(hits.length, 1, `${n}: ${hits.length} history entries match ${reason}`);
   }
+}
+
+const zkData = (host: string) =>
+  withZooKeeperClient(`${host}:2181`, 20_000, async (zk) => {
+    const children = await new Promise<string[]>((res, rej) =>
+      zk.getChildren('/e2e', (err, names) => (err ? rej(err) : res(names))),
+    );
+    return children.sort();
+  });
+
+const zkWrite = (host: string, name: string) =>
+  withZooKeeperClient(
+    `${host}:2181`,
+    10_000,
+    (zk) =>
+      new Promise<void>((res, rej) =>
+        zk.create(`/e2e/${name}`, Buffer.from(name), 0, (err) => (err ? rej(err) : res())),
+      ),
+  );
+
+function kafkaOf(nodes: readonly string[]) {
+  return new Kafka({
+    clientId: 'e2e',
+    brokers: nodes.map((n) => `${n}:9092`),
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 3, initialRetryTime: 300 },
+    connectionTimeout: 3000,
+  });
+}
+
+async function brokers(nodes: readonly string[]): Promise<string[]> {
+  const admin = kafkaOf(nodes).admin();
+  await admin.connect();
+  try {
+    return (await admin.describeCluster()).brokers.map((b) => b.host).sort();
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Every message value of `topic`, read from the beginning by a fresh consumer group. */
+async function consumeAll(nodes: readonly string[], topic: string, expected: number) {
+  const consumer = kafkaOf(nodes).consumer({ groupId: `e2e-${Date.now()}-${Math.random()}` });
+  const values: string[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: ({ message }) => {
+        values.push(message.value?.toString() ?? '');
+        return Promise.resolve();
+      },
+    });
+    const deadline = Date.now() + 60_000;
+    while (values.length < expected && Date.now() < deadline) await sleep(250);
+  } finally {
+    await consumer.disconnect();
+  }
+  return values;
+}
+
+async function recordHistory(stack: Stack, workflowId: string, name: string) {
+  const dir = process.env.CG_RECORD_HISTORIES;
+  if (!dir) return;
+  const { stdout } = await execa(path.join(repoRoot, '.tools', 'bin', 'temporal'), [
+    'workflow',
+    'show',
+    '--address',
+    stack.temporalAddress,
+    '--workflow-id',
+    workflowId,
+    '--output',
+    'json',
+  ]);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, `${name}.json`), stdout);
+}
+
+async function failureOf(handle: Handle): Promise<string> {
+  try {
+    await handle.result();
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) return err.cause?.message ?? err.message;
+    throw err;
+  }
+  throw new Error('the runbook did not fail');
 }
 
 describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack([n1, n2, n3, n4]);
+    stack = await startStack([n1, n2, n3, n4, n5]);
   });
   after(async () => {
     await stack?.close();
   });
+  // A test that failed may leave its runbook running; the next test would only be refused.
+  beforeEach(async () => {
+    const handle = stack.client.workflow.getHandle(`cg/${clusterId}/membership`);
+    const running = await handle.describe().then(
+      (d) => d.status.name === 'RUNNING',
+      () => false,
+    );
+    if (running) {
+      log('terminating the runbook that an earlier failed test left running');
+      await handle.terminate('e2e: an earlier test failed');
+    }
+  });
 
   test(
-    'bootstrap three nodes, surviving SIGKILL of the orchestrator, an agent and the Temporal server',
+    'bootstrap three nodes through SIGKILLs of the orchestrator, an agent and the Temporal server',
     { timeout: 600_000 },
     async () => {
       const started = Date.now();
@@ -58,7 +180,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       // A second membership runbook of the same cluster is refused by Temporal itself.
       await assert.rejects(
         startMembershipRunbook(stack.client, 'decommissionNodes', { clusterId, nodes: [n3] }),
-        /bootstrapCluster .* is still running as cg\/e2e\/membership/,
+        /bootstrapCluster \(run .*\) is still running as cg\/e2e\/membership/,
       );
 
       await waitForProgress(handle, (p) => stepStatus(p, `create:${n1}:kafka`) === 'running');
@@ -71,36 +193,383 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       await stack.killAgent(n2);
       await stack.startAgent(n2);
 
-      await waitForProgress(
-        handle,
-        (p) =>
-          stepStatus(p, `join:${n3}`) === 'completed' || stepStatus(p, `sync:${n1}`) !== 'pending',
+      await waitForProgress(handle, (p) =>
+        [n1, n2, n3].some((n) => stepStatus(p, `sync:${n}`) !== 'pending'),
       );
       log('killing the Temporal dev server');
       await stack.killTemporal();
       await stack.startTemporal();
 
       const result = await handle.result();
-      log(`bootstrap completed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      log(`bootstrap of 3 nodes completed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
       assert.deepEqual(result.nodes, [n1, n2, n3]);
       await assertSameState(stack, [n1, n2, n3]);
       await assertWrittenOnce(stack, [n1, n2, n3], /bootstrapCluster: \[.*\] formed/);
+      await recordHistory(stack, handle.workflowId, 'bootstrap-cluster-with-crashes');
+      await recordHistory(stack, `${handle.workflowId}/join/${n2}`, 'join-node-child');
 
-      // ZooKeeper and Kafka serve as one cluster.
-      await withZooKeeperClient(`${n2}:2181`, 20_000, async (zk) => {
-        await new Promise<void>((res, rej) =>
-          zk.create('/e2e', Buffer.from('hello'), 0, (err) => (err ? rej(err) : res())),
-        );
+      // ZooKeeper and Kafka serve as one cluster of three.
+      await withZooKeeperClient(
+        `${n2}:2181`,
+        20_000,
+        (zk) =>
+          new Promise<void>((res, rej) =>
+            zk.create('/e2e', Buffer.from('e2e'), 0, (err) => (err ? rej(err) : res())),
+          ),
+      );
+      await zkWrite(n3, 'before-join');
+      assert.deepEqual(await zkData(n1), ['before-join']);
+      assert.deepEqual(await brokers([n1, n2, n3]), [n1, n2, n3]);
+
+      // The runbook's events reached the cluster's own Kafka, though it did not run yet when
+      // the first ones were published.
+      const events = (await consumeAll([n1, n2, n3], 'clusterguard.events', 1))
+        .map((v) => JSON.parse(v) as { type: string; data: { workflowId?: string } })
+        .filter((e) => e.data.workflowId === handle.workflowId);
+      const types = events.map((e) => e.type);
+      for (const t of ['runbook.started', 'configuration.before-init', 'runbook.completed']) {
+        assert.ok(types.includes(`io.clusterguard.${t}`), `${t} in ${types.join(', ')}`);
+      }
+    },
+  );
+
+  test('refusals come before anything changed', { timeout: 300_000 }, async () => {
+    const before = await Promise.all([n1, n2, n3].map((n) => stack.clusterFile(n)));
+    const refusal = async (
+      input: Parameters<typeof startMembershipRunbook>[2],
+      pattern: RegExp,
+    ) => {
+      const handle = await startMembershipRunbook(
+        stack.client,
+        'decommissionNodes',
+        input as never,
+      );
+      assert.match(await failureOf(handle), pattern);
+    };
+    await refusal({ clusterId, nodes: [n5], master: n1 }, /127\.0\.0\.15 is not a member/);
+    await refusal(
+      { clusterId, nodes: [n1], master: n1 },
+      /127\.0\.0\.11 is the master and would leave without a new master/,
+    );
+    await refusal(
+      { clusterId, nodes: [n2, n3], master: n1 },
+      /Refusing to change the membership .* would leave 1 of 2 members/s,
+    );
+    // 3 → 2 loses no majority, but Kafka's topics keep 3 replicas.
+    await refusal(
+      { clusterId, nodes: [n3], master: n1 },
+      /unsafe for kafka: .*topics with 3 replicas need 3 brokers/,
+    );
+    const afterRefusals = await Promise.all([n1, n2, n3].map((n) => stack.clusterFile(n)));
+    assert.deepEqual(afterRefusals, before, 'no cluster.json changed');
+  });
+
+  test('a dry run returns the plan and changes nothing', { timeout: 300_000 }, async () => {
+    const before = await Promise.all([n1, n2, n3].map((n) => stack.clusterFile(n)));
+    const handle = await startMembershipRunbook(stack.client, 'decommissionNodes', {
+      clusterId,
+      nodes: [n3],
+      add: [n4],
+      master: n1,
+      dryRun: true,
+    });
+    const { plan, nodes, dryRun } = await handle.result();
+    assert.equal(dryRun, true);
+    assert.deepEqual(nodes, [n1, n2, n3]);
+    assert.equal(plan.membership.kind, 'replace');
+    assert.deepEqual(
+      plan.membership.steps.map((s) => `${s.action} ${s.nodes.join(',')}`),
+      [`add ${n4}`, `remove ${n3}`],
+    );
+    assert.ok(plan.quorum.every((q) => q.ok));
+    assert.ok(plan.quorum.some((q) => q.middleware === 'zookeeper' && q.action === 'remove'));
+    assert.deepEqual(
+      plan.wipes.map((w) => w.node),
+      [n3],
+    );
+    const ids = plan.steps.map((s) => s.id);
+    assert.ok(ids.indexOf(`join:${n4}`) < ids.indexOf(`decommission:${n3}:zookeeper`));
+    assert.deepEqual(await Promise.all([n1, n2, n3].map((n) => stack.clusterFile(n))), before);
+  });
+
+  test(
+    'join a fourth node, paused and resumed, through SIGKILLs of all three',
+    { timeout: 600_000 },
+    async () => {
+      const handle = await startMembershipRunbook(stack.client, 'joinNode', {
+        clusterId,
+        node: n4,
+        master: n1,
       });
-      const kafka = new Kafka({
-        brokers: [`${n1}:9092`, `${n2}:9092`, `${n3}:9092`],
-        logLevel: logLevel.NOTHING,
+      await handle.signal('pause', 'e2e: hold before the download');
+      await sleep(3000);
+      let progress = await handle.query<{
+        paused?: unknown;
+        steps: { id: string; status: string }[];
+      }>('progress');
+      assert.ok(progress.paused, 'progress shows the pause');
+      // The steps before it take a second; paused, the runbook does not start the download.
+      assert.ok(
+        !['running', 'waiting', 'completed'].includes(
+          stepStatus(progress as never, `download:${n4}`) ?? 'pending',
+        ),
+      );
+      await handle.signal('resume');
+
+      await waitForProgress(handle, (p) => stepStatus(p, `download:${n4}`) === 'completed');
+      log(`killing the agent of ${n4} after its download`);
+      await stack.killAgent(n4);
+      await stack.startAgent(n4);
+      await waitForProgress(handle, (p) => stepStatus(p, `join:${n4}:kafka`) === 'running');
+      log('killing the orchestrator during join kafka');
+      await stack.killOrchestrator();
+      await stack.startOrchestrator();
+      await waitForProgress(handle, (p) => stepStatus(p, `sync:${n2}`) !== 'pending');
+      log('killing the Temporal dev server during the sync');
+      await stack.killTemporal();
+      await stack.startTemporal();
+
+      const result = await handle.result();
+      assert.deepEqual(result.nodes, [n1, n2, n3, n4]);
+      await assertSameState(stack, [n1, n2, n3, n4]);
+      await assertWrittenOnce(stack, [n1, n2, n3], new RegExp(`joinNode: ${n4} joined`));
+      await assertWrittenOnce(stack, [n4], /joinNode: joined/);
+      assert.deepEqual(await zkData(n4), ['before-join'], 'the new member serves ZooKeeper data');
+      assert.deepEqual(await brokers([n1]), [n1, n2, n3, n4]);
+      progress = await handle.query('progress');
+      assert.equal(progress.paused, undefined);
+      await recordHistory(stack, handle.workflowId, 'join-node-fourth');
+    },
+  );
+
+  test(
+    'decommission the fourth node: reassignment, reconfig, rolling restart, through SIGKILLs',
+    { timeout: 600_000 },
+    async () => {
+      // Data that must survive: a topic replicated three times, a znode.
+      const producer = kafkaOf([n1, n2, n3]).producer({
+        createPartitioner: Partitioners.DefaultPartitioner,
+        retry: { retries: 10, initialRetryTime: 300 },
       });
-      const admin = kafka.admin();
+      await producer.connect();
+      const admin = kafkaOf([n1]).admin();
       await admin.connect();
-      const cluster = await admin.describeCluster();
+      await admin.createTopics({
+        topics: [{ topic: 'ledger', numPartitions: 4, replicationFactor: 3 }],
+        // kafkajs gives up on UNKNOWN_TOPIC_OR_PARTITION, which KRaft answers for a moment
+        // after a create; the producer below retries until the leaders are elected.
+        waitForLeaders: false,
+      });
       await admin.disconnect();
-      assert.deepEqual(cluster.brokers.map((b) => b.host).sort(), [n1, n2, n3]);
+      await producer.send({
+        topic: 'ledger',
+        acks: -1,
+        messages: Array.from({ length: 100 }, (_, i) => ({ value: `m${i}` })),
+      });
+      await producer.disconnect();
+
+      const handle = await startMembershipRunbook(stack.client, 'decommissionNodes', {
+        clusterId,
+        nodes: [n4],
+      });
+      await waitForProgress(handle, (p) => stepStatus(p, `decommission:${n4}:kafka`) === 'running');
+      log(`killing the agent of ${n4} during its kafka decommission`);
+      await stack.killAgent(n4);
+      await stack.startAgent(n4);
+      await waitForProgress(handle, (p) => stepStatus(p, `restart:${n2}`) === 'running');
+      log(`killing the orchestrator during the restart of ${n2}`);
+      await stack.killOrchestrator();
+      await stack.startOrchestrator();
+      await waitForProgress(handle, (p) => stepStatus(p, `health:${n3}`) !== 'pending');
+      log('killing the Temporal dev server during the rolling restart');
+      await stack.killTemporal();
+      await stack.startTemporal();
+
+      const result = await handle.result();
+      assert.deepEqual(result.nodes, [n1, n2, n3]);
+      await assertSameState(stack, [n1, n2, n3]);
+      await assertWrittenOnce(stack, [n1, n2, n3], new RegExp(`decommissionNodes: ${n4} removed`));
+      const gone = await stack.clusterFile(n4);
+      assert.deepEqual(gone.cluster.nodes, [n4], 'the removed node is standalone');
+      assert.ok(
+        gone.history.some((h) => h.nodes.includes(n1)),
+        'and remembers its cluster',
+      );
+      assert.deepEqual(await brokers([n1]), [n1, n2, n3]);
+      assert.deepEqual(await zkData(n2), ['before-join']);
+      const values = await consumeAll([n1, n2, n3], 'ledger', 100);
+      assert.equal(new Set(values).size, 100, 'no committed message was lost');
+      await recordHistory(stack, handle.workflowId, 'decommission-nodes-one');
+    },
+  );
+
+  test(
+    'rejoin a member whose agent and data were kept, through a SIGKILL of the orchestrator',
+    { timeout: 600_000 },
+    async () => {
+      // The node goes down hard: agent and middleware killed, data left on disk.
+      await stack.killAgent(n3);
+      const { stopMiddleware } = await import('../helpers/stack.js');
+      await stopMiddleware([stack.layout(n3).root]);
+      await zkWrite(n1, 'while-away');
+      await stack.startAgent(n3);
+
+      const handle = await startMembershipRunbook(stack.client, 'rejoinNode', {
+        clusterId,
+        node: n3,
+      });
+      await waitForProgress(handle, (p) => stepStatus(p, `rejoin:${n3}:kafka`) === 'running');
+      log('killing the orchestrator during rejoin kafka');
+      await stack.killOrchestrator();
+      await stack.startOrchestrator();
+      const result = await handle.result();
+      assert.deepEqual(result.nodes, [n1, n2, n3]);
+      await assertSameState(stack, [n1, n2, n3]);
+      assert.equal((await stack.clusterFile(n3)).cluster.nodeIsRejoin, true);
+      assert.deepEqual(await zkData(n3), ['before-join', 'while-away']);
+      const values = await consumeAll([n3], 'ledger', 100);
+      assert.equal(new Set(values).size, 100);
+      await recordHistory(stack, handle.workflowId, 'rejoin-node');
+    },
+  );
+
+  test(
+    'replace two of three (five members transiently) while clients write and read',
+    { timeout: 900_000 },
+    async () => {
+      const committed = { zk: [] as string[], kafka: [] as string[] };
+      let stop = false;
+      const writer = (async () => {
+        const producer = kafkaOf([n1, n2, n3, n4, n5]).producer({
+          createPartitioner: Partitioners.DefaultPartitioner,
+          retry: { retries: 5 },
+        });
+        await producer.connect();
+        for (let i = 0; !stop; i++) {
+          // A write counts once it is acknowledged; failures during a change may be retried by
+          // the client but are not counted.
+          for (const host of [n1, n5, n4]) {
+            try {
+              await zkWrite(host, `w${i}`);
+              committed.zk.push(`w${i}`);
+              break;
+            } catch {
+              // next member
+            }
+          }
+          try {
+            await producer.send({ topic: 'ledger', acks: -1, messages: [{ value: `r${i}` }] });
+            committed.kafka.push(`r${i}`);
+          } catch {
+            // not acknowledged: not committed
+          }
+          await sleep(200);
+        }
+        await producer.disconnect();
+      })();
+
+      let result: MembershipRunbookResult;
+      try {
+        const handle = await startMembershipRunbook(stack.client, 'decommissionNodes', {
+          clusterId,
+          nodes: [n2, n3],
+          add: [n4, n5],
+          stepAttempts: 8,
+        });
+        await waitForProgress(handle, (p) => stepStatus(p, `join:${n5}`) === 'completed', 600_000);
+        const five = await stack.clusterFile(n1);
+        assert.deepEqual(five.cluster.nodes, [n1, n2, n3, n4, n5], 'five members transiently');
+        result = await handle.result();
+        await recordHistory(stack, handle.workflowId, 'decommission-nodes-replace-two');
+      } finally {
+        stop = true;
+        await writer;
+      }
+      assert.deepEqual(result.nodes, [n1, n4, n5]);
+      await assertSameState(stack, [n1, n4, n5]);
+      for (const n of [n2, n3]) assert.deepEqual((await stack.clusterFile(n)).cluster.nodes, [n]);
+      assert.ok(
+        committed.zk.length > 10 && committed.kafka.length > 10,
+        JSON.stringify(committed).slice(0, 200),
+      );
+      const znodes = new Set(await zkData(n5));
+      assert.deepEqual(
+        committed.zk.filter((w) => !znodes.has(w)),
+        [],
+        'every acknowledged znode is there',
+      );
+      const values = new Set(
+        await consumeAll([n1, n4, n5], 'ledger', 100 + committed.kafka.length),
+      );
+      assert.deepEqual(
+        committed.kafka.filter((v) => !values.has(v)),
+        [],
+        'every acknowledged message is there',
+      );
+      assert.deepEqual(await brokers([n1]), [n1, n4, n5]);
+    },
+  );
+
+  test(
+    'a step that exhausts its attempts parks; skipNode is refused where unsafe; retryStep and abort',
+    { timeout: 600_000 },
+    async () => {
+      // n2 is standalone again; its agent comes back without middleware binaries.
+      await stack.killAgent(n2);
+      await stack.startAgent(n2, { binDir: path.join(stack.dir, 'no-binaries') });
+      const handle = await startMembershipRunbook(stack.client, 'joinNode', {
+        clusterId,
+        node: n2,
+        master: n1,
+        stepAttempts: 1,
+      });
+      const parked = await waitForProgress(handle, (p) => (p.parked?.length ?? 0) > 0);
+      const [first] = parked.parked ?? [];
+      assert.equal(first?.node, n2);
+      assert.equal(first?.step, `join:${n2}:zookeeper`);
+      assert.match(first?.reason ?? '', /127\.0\.0\.12/);
+      assert.deepEqual(first?.accepts, ['retryStep', 'abort']);
+      await assert.rejects(
+        handle.executeUpdate('skipNode', { args: [{ node: n2, reason: 'e2e' }] }),
+        /cannot skip join:127\.0\.0\.12:zookeeper on 127\.0\.0\.12: this step cannot be skipped/,
+      );
+      await assert.rejects(
+        handle.executeUpdate('retryStep', { args: [{ step: 'no-such-step' }] }),
+        /step no-such-step is not parked/,
+      );
+      // The operator repairs the node, then retries the step.
+      await stack.killAgent(n2);
+      await stack.startAgent(n2);
+      assert.match(
+        await handle.executeUpdate<string, [{ step?: string }]>('retryStep', { args: [{}] }),
+        /retrying join:127\.0\.0\.12:zookeeper/,
+      );
+      const result = await handle.result();
+      assert.deepEqual(result.nodes, [n1, n4, n5, n2]);
+      await assertSameState(stack, [n1, n4, n5, n2]);
+      await recordHistory(stack, handle.workflowId, 'join-node-parked-then-retried');
+
+      // An abort leaves the cluster as the failure says.
+      await stack.killAgent(n3);
+      await stack.startAgent(n3, { binDir: path.join(stack.dir, 'no-binaries') });
+      const doomed = await startMembershipRunbook(stack.client, 'joinNode', {
+        clusterId,
+        node: n3,
+        master: n1,
+        stepAttempts: 1,
+      });
+      await waitForProgress(doomed, (p) => (p.parked?.length ?? 0) > 0);
+      await doomed.executeUpdate('abort', { args: [{ reason: 'e2e: node is broken' }] });
+      const message = await failureOf(doomed);
+      assert.match(
+        message,
+        /aborted by an operator at step join:127\.0\.0\.13:zookeeper: e2e: node is broken/,
+      );
+      assert.match(message, /State: 127\.0\.0\.13's middleware is stopped/);
+      await assertSameState(stack, [n1, n4, n5, n2]);
+      assert.deepEqual((await stack.clusterFile(n3)).cluster.nodes, [n3]);
+      await stack.killAgent(n3);
+      await stack.startAgent(n3);
     },
   );
 });

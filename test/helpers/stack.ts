@@ -109,24 +109,15 @@ export async function startStack(addresses: string[]): Promise<Stack> {
       orchestrator = undefined;
     },
     async startAgent(address, options = {}) {
-      let config = configFile;
-      if (options.binDir) {
-        config = path.join(dir, `agent-${address}.yaml`);
-        await writeFile(
-          config,
-          toYaml({
-            ...agentConfig,
-            middleware: { ...agentConfig.middleware, binDir: options.binDir },
-          }),
-        );
-      }
       const agent = spawnNodeAgent({
         address,
         root: roots(address),
         temporalAddress,
         tokenFile,
         port: agentPort,
-        env: { CG_CONFIG: config },
+        // The environment outranks the config file, so the override goes there.
+        binDir: options.binDir ?? path.join(repoRoot, '.tools'),
+        env: { CG_CONFIG: configFile },
         onLine: sink(`agent ${address}`),
       });
       agents.set(address, agent);

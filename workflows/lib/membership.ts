@@ -22,8 +22,11 @@ export interface MembershipContext {
   middleware: MembershipMiddleware[];
 }
 
-/** Middleware operations and other long work: generous, they heartbeat. */
-const longStep = { startToCloseTimeout: '60m', heartbeatTimeout: '60s' };
+/**
+ * Middleware operations and downloads: long, but they heartbeat every 2 s, so an agent that
+ * dies mid-step is noticed within 20 s and the step is retried.
+ */
+const longStep = { startToCloseTimeout: '60m', heartbeatTimeout: '20s' };
 
 export function nodeCalls(
   ctx: Pick<MembershipContext, 'attempts' | 'agentTimeoutSeconds'>,
@@ -123,9 +126,10 @@ export async function writeStateStep(
   cluster: Partial<ClusterState> & { nodes: string[] },
   reason: string,
   canSkip?: () => string | undefined,
+  /** One instant for every member's write of the same membership, so their files agree. */
+  datetime = new Date().toISOString(),
 ): Promise<void> {
   const revision = ctx.rb.revision(step);
-  const datetime = new Date().toISOString();
   await ctx.rb.step(step, { title, node, canSkip }, () =>
     nodeCalls(ctx, node, 'writeClusterState').writeClusterState({
       cluster,
@@ -140,6 +144,7 @@ export async function writeStateStep(
 export function memberState(
   view: ClusterViewInput,
   decommissionNodes: string[] = [],
+  lastMemberId = 0,
 ): Partial<ClusterState> & { nodes: string[] } {
   return {
     nodes: view.nodes,
@@ -147,6 +152,7 @@ export function memberState(
     clusterConfigReady: true,
     nodeConfigReady: true,
     memberIds: view.memberIds,
+    lastMemberId: Math.max(lastMemberId, ...Object.values(view.memberIds)),
     clusterUuid: view.clusterUuid,
   };
 }

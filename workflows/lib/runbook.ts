@@ -2,6 +2,7 @@ import { TimeoutType } from '@temporalio/common';
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   ChildWorkflowFailure,
   TimeoutFailure,
   condition,
@@ -66,6 +67,8 @@ interface Parked {
   reason: string;
   since: string;
   canSkip?: () => string | undefined;
+  /** Not failed: its node does not answer. Retried by itself, so retryStep does not apply. */
+  unreachable?: boolean;
   decision?: Decision;
 }
 
@@ -145,11 +148,13 @@ export class Runbook {
     setHandler(
       retryStepUpdate,
       (arg) => {
-        const entry = this.parkedFor(arg?.step);
+        const entry = this.parkedFor(arg?.step, true);
         entry.decision = { kind: 'retry' };
         return `retrying ${entry.step}`;
       },
-      { validator: (arg: { step?: string } | undefined) => void this.parkedFor(arg?.step) },
+      {
+        validator: (arg: { step?: string } | undefined) => void this.parkedFor(arg?.step, true),
+      },
     );
     setHandler(
       skipNodeUpdate,
@@ -175,22 +180,31 @@ export class Runbook {
     );
   }
 
-  private parkedFor(step: string | undefined): Parked {
+  private parkedFor(step: string | undefined, retry: boolean): Parked {
     if (step !== undefined && typeof step !== 'string') throw new Error('step must be a step id');
-    if (this.parked.size === 0) throw new Error(`no step of ${this.name} is parked`);
+    const failed = [...this.parked.values()].filter((p) => !retry || !p.unreachable);
+    if (failed.length === 0) {
+      const waiting = [...this.parked.values()].filter((p) => p.unreachable);
+      throw new Error(
+        `no step of ${this.name} is parked` +
+          (waiting.length
+            ? `; ${waiting.map((p) => `${p.step} (${p.node ?? '?'})`).join(', ')} waits for an unreachable node and is retried by itself`
+            : ''),
+      );
+    }
     if (step === undefined) {
-      const [only, second] = [...this.parked.values()];
+      const [only, second] = failed;
       if (second || !only) {
         throw new Error(
-          `several steps are parked (${[...this.parked.keys()].join(', ')}): name one with { step }`,
+          `several steps are parked (${failed.map((p) => p.step).join(', ')}): name one with { step }`,
         );
       }
       return only;
     }
-    const entry = this.parked.get(step);
+    const entry = failed.find((p) => p.step === step);
     if (!entry) {
       throw new Error(
-        `step ${step} is not parked; parked: ${[...this.parked.keys()].join(', ') || 'none'}`,
+        `step ${step} is not parked; parked: ${failed.map((p) => p.step).join(', ') || 'none'}`,
       );
     }
     return entry;
@@ -251,43 +265,93 @@ export class Runbook {
     }
     await this.checkpoint();
     let attempts = 0;
+    // Set while the node's agent does not claim the step: the call is repeated, and an
+    // operator may skip (where safe) or abort meanwhile, which cancels the pending call.
+    let unreachable: Parked | undefined;
+    const clearUnreachable = () => {
+      if (!unreachable) return;
+      this.parked.delete(id);
+      unreachable = undefined;
+      this.publishParked();
+    };
     for (;;) {
-      this.tracker.update(id, {
-        status: options.waitingText ? 'waiting' : 'running',
-        lastError: options.waitingText,
-      });
-      try {
-        const value = await fn();
+      if (!unreachable) {
+        this.tracker.update(id, {
+          status: options.waitingText ? 'waiting' : 'running',
+          lastError: options.waitingText,
+        });
+      }
+      const scope = new CancellationScope();
+      const settled = scope.run(fn).then(
+        (value) => ({ kind: 'value' as const, value }),
+        (err: unknown) => ({ kind: 'error' as const, err }),
+      );
+      const waitingFor = unreachable;
+      const outcome = waitingFor
+        ? await Promise.race([
+            settled,
+            condition(() => waitingFor.decision !== undefined).then(() => ({
+              kind: 'decided' as const,
+            })),
+          ])
+        : await settled;
+      if (outcome.kind === 'decided') {
+        scope.cancel();
+        await settled;
+        const decision = waitingFor?.decision ?? { kind: 'retry' };
+        clearUnreachable();
+        const done = this.decide(id, options, decision);
+        if (done) return undefined;
+        continue;
+      }
+      if (outcome.kind === 'value') {
+        clearUnreachable();
         attempts += 1;
         this.tracker.update(id, { status: 'completed', attempts, lastError: undefined });
-        return value;
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        if (isUnclaimed(err)) {
-          this.tracker.update(id, {
-            status: 'waiting',
-            lastError:
-              `no agent on ${options.node ?? '?'} claimed the step within ` +
-              `${this.options.agentTimeoutSeconds} s (task queue ${nodeTaskQueue(options.node ?? '?')}): ` +
-              'start or repair the node agent there; the runbook keeps waiting',
-          });
-          continue;
-        }
-        attempts += err instanceof ActivityFailure ? this.options.attempts : 1;
-        const decision = await this.park(id, options, causeMessage(err), attempts);
-        if (decision.kind === 'retry') continue;
-        if (decision.kind === 'skip') {
-          this.tracker.update(id, {
-            status: 'skipped',
-            lastError: `skipped by an operator: ${decision.reason}`,
-          });
-          this.skipped.push({ step: id, node: options.node, reason: decision.reason });
-          return undefined;
-        }
-        this.tracker.update(id, { status: 'failed' });
-        throw this.aborted(id, decision.reason);
+        return outcome.value;
       }
+      const err = outcome.err;
+      if (isCancellation(err)) throw err;
+      if (isUnclaimed(err)) {
+        const reason =
+          `no agent on ${options.node ?? '?'} claimed the step within ` +
+          `${this.options.agentTimeoutSeconds} s (task queue ${nodeTaskQueue(options.node ?? '?')}): ` +
+          'start or repair the node agent there; the runbook keeps asking';
+        this.tracker.update(id, { status: 'waiting', lastError: reason });
+        if (!unreachable) {
+          unreachable = {
+            step: id,
+            node: options.node,
+            reason,
+            since: new Date().toISOString(),
+            canSkip: options.canSkip,
+            unreachable: true,
+          };
+          this.parked.set(id, unreachable);
+          this.publishParked();
+        }
+        continue;
+      }
+      clearUnreachable();
+      attempts += err instanceof ActivityFailure ? this.options.attempts : 1;
+      const decision = await this.park(id, options, causeMessage(err), attempts);
+      if (this.decide(id, options, decision)) return undefined;
     }
+  }
+
+  /** Applies an operator's decision: true when the step is skipped; throws on abort. */
+  private decide(id: string, options: StepOptions, decision: Decision): boolean {
+    if (decision.kind === 'retry') return false;
+    if (decision.kind === 'skip') {
+      this.tracker.update(id, {
+        status: 'skipped',
+        lastError: `skipped by an operator: ${decision.reason}`,
+      });
+      this.skipped.push({ step: id, node: options.node, reason: decision.reason });
+      return true;
+    }
+    this.tracker.update(id, { status: 'failed' });
+    throw this.aborted(id, decision.reason);
   }
 
   private async park(
@@ -317,8 +381,8 @@ export class Runbook {
   private publishParked(): void {
     this.tracker.setParked(
       [...this.parked.values()].map((p) => {
-        const accepts = ['retryStep', 'abort'];
-        if (p.canSkip && !p.canSkip()) accepts.splice(1, 0, 'skipNode');
+        const accepts = p.unreachable ? ['abort'] : ['retryStep', 'abort'];
+        if (p.canSkip && !p.canSkip()) accepts.splice(accepts.length - 1, 0, 'skipNode');
         return {
           step: p.step,
           ...(p.node ? { node: p.node } : {}),
