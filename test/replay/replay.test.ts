@@ -8,11 +8,19 @@ import { loadWorkflowBundle } from '../../worker/orchestrator.js';
 
 /**
  * Every history under test/replay/histories (recorded with `temporal workflow show --output
- * json` from real runs) must replay against today's workflow code: a change that would break
- * runs in flight fails here, and needs `patched()`.
+ * json` from real runs; the membership ones by the e2e suite with CG_RECORD_HISTORIES set, some
+ * with crashes of the orchestrator, an agent and the Temporal server in them) must replay
+ * against today's workflow code: a change that would break runs in flight fails here, and
+ * needs `patched()`.
  */
 const folder = path.join(repoRoot, 'test', 'replay', 'histories');
-const files = readdirSync(folder).filter((f) => f.endsWith('.json'));
+// Child workflow ids derive from the parent's, so a history replays under its recorded id.
+const idsFile = 'workflow-ids.json';
+const files = readdirSync(folder).filter((f) => f.endsWith('.json') && f !== idsFile);
+const workflowIds = JSON.parse(readFileSync(path.join(folder, idsFile), 'utf8')) as Record<
+  string,
+  string
+>;
 
 describe('stored histories replay against the current workflow code', () => {
   let workflowBundle: WorkflowBundleOption;
@@ -21,14 +29,33 @@ describe('stored histories replay against the current workflow code', () => {
     workflowBundle = await loadWorkflowBundle();
   });
 
-  test('there are histories to replay', () => {
-    assert.ok(files.length >= 2, `found ${files.length} histories`);
+  test('there are histories of every runbook to replay', () => {
+    for (const prefix of [
+      'ping-cluster',
+      'bootstrap-cluster',
+      'join-node',
+      'rejoin-node',
+      'decommission-nodes',
+    ]) {
+      assert.ok(
+        files.some((f) => f.startsWith(prefix)),
+        `no ${prefix}*.json in ${folder}`,
+      );
+    }
   });
 
-  for (const file of files) {
-    test(file, async () => {
-      const history: unknown = JSON.parse(readFileSync(path.join(folder, file), 'utf8'));
-      await Worker.runReplayHistory({ workflowBundle }, history, file);
-    });
-  }
+  test('every history replays (Worker.runReplayHistories)', async () => {
+    const histories = files.map((file) => ({
+      workflowId: workflowIds[file] ?? file,
+      history: JSON.parse(readFileSync(path.join(folder, file), 'utf8')) as unknown,
+    }));
+    const failures: string[] = [];
+    let replayed = 0;
+    for await (const result of Worker.runReplayHistories({ workflowBundle }, histories)) {
+      replayed++;
+      if (result.error) failures.push(`${result.workflowId}: ${String(result.error)}`);
+    }
+    assert.equal(replayed, files.length);
+    assert.deepEqual(failures, []);
+  });
 });

@@ -433,6 +433,16 @@ describe('assignMemberIds', () => {
     assert.deepEqual(assignMemberIds([c, a], previous), { [c]: 3, [a]: 1 });
   });
 
+  test('an id freed by a member that left is never handed out again (lastMemberId)', () => {
+    // c (id 3) was the highest and left; without the floor d would get 3 again.
+    assert.deepEqual(assignMemberIds([a, b, d], { [a]: 1, [b]: 2 }), { [a]: 1, [b]: 2, [d]: 3 });
+    assert.deepEqual(assignMemberIds([a, b, d], { [a]: 1, [b]: 2 }, 3), {
+      [a]: 1,
+      [b]: 2,
+      [d]: 4,
+    });
+  });
+
   test('a clash in the previous ids keeps the first and renumbers the other', () => {
     assert.deepEqual(assignMemberIds([a, b], { [a]: 1, [b]: 1 }), { [a]: 1, [b]: 2 });
   });
