@@ -196,9 +196,9 @@ async function main(): Promise<number> {
       const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
       say(`cluster dev: [${result.nodes.join(', ')}], master ${result.nodes[0]}`);
       say(
-        `bootstrapCluster took ${s(timing.totalMs)}: ${s(timing.middlewareMs)} in ZooKeeper and Kafka ` +
-          `(stop, create, join on the slowest path), ${s(timing.totalMs - timing.middlewareMs)} orchestration ` +
-          `and file steps; ${s(Date.now() - started)} since npm start`,
+        `bootstrapCluster took ${s(timing.totalMs)}: ${s(timing.middlewareMs)} with ZooKeeper or Kafka ` +
+          `stopping, starting or joining somewhere, ${s(timing.totalMs - timing.middlewareMs)} orchestration ` +
+          `only (cluster.json, archives, scheduling); ${s(Date.now() - started)} since npm start`,
       );
     } catch (err) {
       exitCode = 1;

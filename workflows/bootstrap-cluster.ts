@@ -1,4 +1,4 @@
-import { executeChild, uuid4 } from '@temporalio/workflow';
+import { executeChild, patched, uuid4 } from '@temporalio/workflow';
 import {
   analyzeQuorum,
   assignMemberIds,
@@ -20,6 +20,7 @@ import {
   nodeCalls,
   planOrRefuse,
   packStep,
+  prepareConfigSteps,
   readState,
   resolveMiddleware,
   stopAllStep,
@@ -65,6 +66,16 @@ export async function bootstrapCluster(
     clusterUuid: masterFile.cluster.clusterUuid ?? kafkaClusterIdFromUuid(uuid4()),
   };
   const membership = planOrRefuse([master], nodes);
+  // Bootstrapping again a cluster whose data the master kept (seed 001 §3: members that were
+  // there before rejoin, `currentClusterIsEntirelyNew=false`). Gated by a patch: runs recorded
+  // before it took the other branch.
+  const former = masterFile.cluster.nodes;
+  const restart =
+    masterFile.cluster.clusterUuid !== undefined &&
+    former.length > 1 &&
+    former.includes(master) &&
+    patched('bootstrap-restarts-kept-cluster-in-parallel');
+  const rejoins = new Set(restart ? others.filter((n) => former.includes(n)) : []);
 
   const planned: PlannedStep[] = [
     ...nodes.map((n) => ({ id: `stop:${n}`, title: 'stop all middleware (forced)', node: n })),
@@ -85,9 +96,9 @@ export async function bootstrapCluster(
     { id: `record:${master}`, title: 'record the new cluster in cluster.json', node: master },
     ...others.map((n) => ({
       id: `join:${n}`,
-      title: `join (child workflow ${childJoinId(n)})`,
+      title: `${rejoins.has(n) ? 'rejoin' : 'join'} (child workflow ${childJoinId(n)})`,
       node: n,
-      wipes: joinWipes(false, middleware),
+      wipes: joinWipes(rejoins.has(n), middleware),
     })),
     ...input.decommissionNodes.flatMap((d) => [
       {
@@ -114,7 +125,7 @@ export async function bootstrapCluster(
     steps: planned,
     quorum: analyzeQuorum(membership, middleware),
     wipes: [
-      ...others.map((n) => ({ node: n, what: joinWipes(false, middleware) })),
+      ...others.map((n) => ({ node: n, what: joinWipes(rejoins.has(n), middleware) })),
       ...input.decommissionNodes.map((n) => ({
         node: n,
         what: middleware.map((m) => `${m}: data and configuration`),
@@ -140,74 +151,93 @@ export async function bootstrapCluster(
     await Promise.all(nodes.map((n) => stopAllStep(ctx, n)));
     rb.state = `every node's middleware is stopped; no data was changed`;
 
-    await rb.emit('server.before-start', { node: master, middleware }, master);
-    for (const component of middleware) {
-      await middlewareStep(
+    const createOnMaster = async () => {
+      await rb.emit('server.before-start', { node: master, middleware }, master);
+      for (const component of middleware) {
+        await middlewareStep(
+          ctx,
+          `create:${master}:${component}`,
+          `create the ${component} cluster (keeps the master's data)`,
+          master,
+          { component, operation: 'createCluster', cluster: view },
+        );
+      }
+      await rb.emit('server.after-start', { node: master, middleware }, master);
+    };
+    const recordOnMaster = async () => {
+      await writeStateStep(
         ctx,
-        `create:${master}:${component}`,
-        `create the ${component} cluster (keeps the master's data)`,
+        `record:${master}`,
+        'record the new cluster in cluster.json',
         master,
-        { component, operation: 'createCluster', cluster: view },
+        {
+          ...memberState(view, input.decommissionNodes, masterFile.cluster.lastMemberId),
+          nodeIsMaster: true,
+          nodeIsRejoin: false,
+        },
+        `bootstrapCluster: created [${nodes.join(', ')}]`,
       );
-    }
-    await rb.emit('server.after-start', { node: master, middleware }, master);
-    const sha = await packStep(ctx, master, others);
-    await writeStateStep(
-      ctx,
-      `record:${master}`,
-      'record the new cluster in cluster.json',
-      master,
-      {
-        ...memberState(view, input.decommissionNodes, masterFile.cluster.lastMemberId),
-        nodeIsMaster: true,
-        nodeIsRejoin: false,
-      },
-      `bootstrapCluster: created [${nodes.join(', ')}]`,
-    );
-    await rb.emit('configuration.after-init', { nodes }, master);
-    rb.state =
-      `the master ${master} runs the new cluster` +
-      (others.length ? `; ${others.join(', ')} may not have joined yet` : '');
-
+      await rb.emit('configuration.after-init', { nodes }, master);
+    };
     const joined = new Set<string>([master]);
-    await Promise.all(
-      others.map((n) =>
-        rb.step(
-          `join:${n}`,
-          {
-            title: `join (child workflow ${childJoinId(n)})`,
-            node: n,
-            // Without this node the others must still hold a majority of the members.
-            canSkip: () =>
-              joined.size >= quorumSize(nodes.length)
-                ? undefined
-                : `only ${joined.size} of ${nodes.length} members have joined; ${quorumSize(nodes.length)} are needed for a majority`,
-          },
-          async () => {
-            const r = await executeChild(joinNode, {
-              workflowId: childJoinId(n),
-              args: [
-                {
-                  clusterId,
-                  node: n,
-                  master,
-                  cluster: view,
-                  ...(sha[n] ? { expectedSha256: sha[n] } : {}),
-                  ...(masterFile.cluster.lastMemberId === undefined
-                    ? {}
-                    : { lastMemberId: masterFile.cluster.lastMemberId }),
-                  middleware,
-                  stepAttempts: input.stepAttempts,
-                  agentTimeoutSeconds: input.agentTimeoutSeconds,
-                },
-              ],
-            });
-            joined.add(n);
-            return r;
-          },
+    const joinOthers = (sha: Record<string, string>) =>
+      Promise.all(
+        others.map((n) =>
+          rb.step(
+            `join:${n}`,
+            {
+              title: `${rejoins.has(n) ? 'rejoin' : 'join'} (child workflow ${childJoinId(n)})`,
+              node: n,
+              // Without this node the others must still hold a majority of the members.
+              canSkip: () =>
+                joined.size >= quorumSize(nodes.length)
+                  ? undefined
+                  : `only ${joined.size} of ${nodes.length} members have joined; ${quorumSize(nodes.length)} are needed for a majority`,
+            },
+            async () => {
+              const r = await executeChild(joinNode, {
+                workflowId: childJoinId(n),
+                args: [
+                  {
+                    clusterId,
+                    node: n,
+                    master,
+                    cluster: view,
+                    ...(rejoins.has(n) ? { rejoin: true } : {}),
+                    ...(sha[n] ? { expectedSha256: sha[n] } : {}),
+                    ...(masterFile.cluster.lastMemberId === undefined
+                      ? {}
+                      : { lastMemberId: masterFile.cluster.lastMemberId }),
+                    middleware,
+                    stepAttempts: input.stepAttempts,
+                    agentTimeoutSeconds: input.agentTimeoutSeconds,
+                  },
+                ],
+              });
+              joined.add(n);
+              return r;
+            },
+          ),
         ),
-      ),
-    );
+      );
+
+    if (restart) {
+      // The master's kept data belongs to a formed cluster: its Kafka controllers (and
+      // CockroachDB ranges) need a majority of the former members to start at all, so the
+      // others must come back while the master creates, not after it.
+      const sha = await prepareConfigSteps(ctx, master, view, others);
+      rb.state = `every node's middleware is stopped; the master ${master} has packed their configuration`;
+      await Promise.all([createOnMaster(), joinOthers(sha)]);
+      await recordOnMaster();
+    } else {
+      await createOnMaster();
+      const sha = await packStep(ctx, master, others);
+      await recordOnMaster();
+      rb.state =
+        `the master ${master} runs the new cluster` +
+        (others.length ? `; ${others.join(', ')} may not have joined yet` : '');
+      await joinOthers(sha);
+    }
     rb.state = `[${[...joined].join(', ')}] run the new cluster`;
 
     for (const d of input.decommissionNodes) {

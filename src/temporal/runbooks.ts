@@ -142,38 +142,38 @@ function spanMs(p: Progress): number {
   return starts.length && ends.length ? Math.max(...ends) - Math.min(...starts) : 0;
 }
 
-/** Time of the slowest chain of middleware steps of one runbook (parallel ones overlap). */
-function middlewareMs(p: Progress): number {
-  const byNode = new Map<string, number>();
-  for (const s of p.steps) {
-    if (!s.startedAt || !s.finishedAt || !middlewareStep.test(s.id)) continue;
-    if (/^join:[^:]+$/.test(s.id)) continue; // a child workflow: counted from its own steps
-    const ms = Date.parse(s.finishedAt) - Date.parse(s.startedAt);
-    byNode.set(s.node ?? '', (byNode.get(s.node ?? '') ?? 0) + ms);
+/** Intervals of the middleware steps (a child join's own step is counted from its steps). */
+function middlewareIntervals(p: Progress): [number, number][] {
+  return p.steps.flatMap((s): [number, number][] =>
+    s.startedAt && s.finishedAt && middlewareStep.test(s.id) && !/^join:[^:]+$/.test(s.id)
+      ? [[Date.parse(s.startedAt), Date.parse(s.finishedAt)]]
+      : [],
+  );
+}
+
+/** Total length of the union of intervals: time during which any of them was under way. */
+function unionMs(intervals: [number, number][]): number {
+  let total = 0;
+  let end = -Infinity;
+  for (const [a, b] of [...intervals].sort((x, y) => x[0] - y[0])) {
+    if (b <= end) continue;
+    total += b - Math.max(a, end);
+    end = b;
   }
-  return Math.max(0, ...byNode.values());
+  return total;
 }
 
 /**
- * Where a membership runbook's time went: the whole span, and the part spent in middleware
- * (stop, create, join, restart) on the slowest path: the master's steps, then the slowest child.
+ * Where a membership runbook's time went: the whole span, and the time during which some
+ * middleware operation (stop, create, join, restart …) was under way on some node, its own or
+ * its child joins'; the rest is orchestration: reading and writing cluster.json, packing and
+ * downloading archives, scheduling.
  */
 export async function membershipTiming(
   client: Client,
   workflowId: string,
 ): Promise<{ totalMs: number; middlewareMs: number }> {
   const parent = await client.workflow.getHandle(workflowId).query<Progress>('progress');
-  const stops = parent.steps.filter((s) => s.id.startsWith('stop:'));
-  const stopMs = Math.max(
-    0,
-    ...stops.map((s) =>
-      s.startedAt && s.finishedAt ? Date.parse(s.finishedAt) - Date.parse(s.startedAt) : 0,
-    ),
-  );
-  const own = middlewareMs({
-    ...parent,
-    steps: parent.steps.filter((s) => !s.id.startsWith('stop:')),
-  });
   const children = await Promise.all(
     parent.steps
       .filter((s) => /^join:[^:]+$/.test(s.id) && s.node)
@@ -181,8 +181,9 @@ export async function membershipTiming(
         client.workflow
           .getHandle(`${workflowId}/join/${s.node}`)
           .query<Progress>('progress')
-          .then(middlewareMs, () => 0),
+          .then(middlewareIntervals, () => []),
       ),
   );
-  return { totalMs: spanMs(parent), middlewareMs: stopMs + own + Math.max(0, ...children) };
+  const intervals = [...middlewareIntervals(parent), ...children.flat()];
+  return { totalMs: spanMs(parent), middlewareMs: unionMs(intervals) };
 }

@@ -587,4 +587,28 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       await stack.startAgent(n3);
     },
   );
+
+  test(
+    'bootstrapping a formed cluster again keeps its data: former members rejoin while the master creates',
+    { timeout: 600_000 },
+    async () => {
+      const members = [n1, n4, n5, n2];
+      const znodes = await zkData(n1);
+      const handle = await startMembershipRunbook(stack.client, 'bootstrapCluster', {
+        clusterId,
+        nodes: members,
+      });
+      const result = await handle.result();
+      assert.deepEqual(result.nodes, members);
+      assert.deepEqual(
+        result.plan.wipes.map((w) => w.what.some((t) => /KRaft identity kept/.test(t))),
+        [true, true, true],
+        'the former members rejoin',
+      );
+      await assertSameState(stack, members);
+      assert.deepEqual(await zkData(n2), znodes, 'ZooKeeper data kept by the master, resynced');
+      assert.deepEqual(await brokers([n1]), [...members].sort());
+      await recordHistory(stack, handle.workflowId, 'bootstrap-cluster-again');
+    },
+  );
 });
