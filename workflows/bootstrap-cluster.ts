@@ -25,6 +25,7 @@ import {
   resolveMiddleware,
   stopAllStep,
   tagRunbook,
+  assertMembershipWorkflowId,
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
@@ -44,6 +45,7 @@ export async function bootstrapCluster(
   const { clusterId, nodes } = input;
   const [master = ''] = nodes;
   const others = nodes.slice(1);
+  assertMembershipWorkflowId('bootstrapCluster', clusterId, input.dryRun);
   tagRunbook('bootstrapCluster', clusterId, nodes);
   const rb = new Runbook('bootstrapCluster', clusterId, {
     attempts: input.stepAttempts,

@@ -11,6 +11,7 @@ import {
   type QuorumFacts,
   type RunbookPlan,
 } from '../src/contracts/membership-runbooks.js';
+import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import { parseInput } from '../src/contracts/validation.js';
 import { childJoinId, joinNode } from './join-node.js';
 import {
@@ -24,6 +25,7 @@ import {
   resolveMiddleware,
   stopAllStep,
   tagRunbook,
+  assertMembershipWorkflowId,
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
@@ -48,6 +50,7 @@ export async function decommissionNodes(
 ): Promise<MembershipRunbookResult> {
   const input = parseInput(decommissionNodesInputSchema, rawInput, 'decommissionNodes');
   const { clusterId } = input;
+  assertMembershipWorkflowId('decommissionNodes', clusterId, input.dryRun);
   tagRunbook('decommissionNodes', clusterId, [...input.nodes, ...input.add]);
   const rb = new Runbook('decommissionNodes', clusterId, {
     attempts: input.stepAttempts,
@@ -61,6 +64,12 @@ export async function decommissionNodes(
     (await readState(base, firstLeaving, `read ${firstLeaving}'s cluster.json to find the master`))
       .cluster.nodes[0] ??
     '';
+  if (master === standaloneAddress) {
+    throw refuse(
+      `${firstLeaving} is standalone (its cluster.json names no cluster), so it has nothing to leave. ` +
+        'Nothing was changed; give the master in `master` if it is a member of a cluster',
+    );
+  }
   const masterFile = await readState(
     base,
     master,

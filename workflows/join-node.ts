@@ -11,6 +11,7 @@ import {
   type PlannedStep,
   type RunbookPlan,
 } from '../src/contracts/membership-runbooks.js';
+import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import { parseInput } from '../src/contracts/validation.js';
 import {
   middlewareStep,
@@ -22,6 +23,7 @@ import {
   resolveMiddleware,
   stopAllStep,
   tagRunbook,
+  assertMembershipWorkflowId,
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
@@ -47,6 +49,7 @@ export async function runJoin(
   name: 'joinNode' | 'rejoinNode',
 ): Promise<MembershipRunbookResult> {
   const { node, rejoin, clusterId } = input;
+  assertMembershipWorkflowId(name, clusterId, input.dryRun);
   tagRunbook(name, clusterId, [node]);
   const rb = new Runbook(name, clusterId, {
     attempts: input.stepAttempts,
@@ -73,10 +76,10 @@ export async function runJoin(
       input.master ??
       (await readState(base, node, "read this node's cluster.json")).cluster.nodes[0] ??
       '';
-    if (master === node) {
+    if (master === node || master === standaloneAddress) {
       throw refuse(
-        `${node} is the master of its own cluster.json, so there is no master to ${rejoin ? 'rejoin' : 'join'}: ` +
-          'give the master of the cluster to join in `master`',
+        `${node} is ${master === node ? 'the master of its own cluster.json' : 'standalone (its cluster.json names no cluster)'}, ` +
+          `so there is no master to ${rejoin ? 'rejoin' : 'join'}: give the master of the cluster in \`master\``,
       );
     }
     const masterFile = await readState(base, master, "read the master's cluster.json");

@@ -1,4 +1,9 @@
-import { ApplicationFailure, sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type {
   MiddlewareOperationInput,
   MiddlewareOperationResult,
@@ -7,6 +12,7 @@ import type { ClusterFile, ClusterState } from '../../src/contracts/cluster-file
 import { ClusterGuardError } from '../../src/contracts/errors.js';
 import { planMembership, type MembershipPlan } from '../../src/contracts/membership.js';
 import {
+  membershipWorkflowId,
   membershipMiddleware,
   type ClusterViewInput,
   type MembershipMiddleware,
@@ -29,17 +35,34 @@ export interface MembershipContext {
 const longStep = { startToCloseTimeout: '60m', heartbeatTimeout: '20s' };
 
 export function nodeCalls(
-  ctx: Pick<MembershipContext, 'attempts' | 'agentTimeoutSeconds'>,
+  ctx: Pick<MembershipContext, 'attempts' | 'agentTimeoutSeconds'> & { rb?: Runbook },
   node: string,
   summary: string,
   long = false,
 ): NodeActivities {
   return onNode(node, {
     attempts: ctx.attempts,
-    agentTimeoutSeconds: ctx.agentTimeoutSeconds,
+    agentTimeoutSeconds: ctx.rb?.patience() ?? ctx.agentTimeoutSeconds,
     summary: `${summary} on ${node}`,
     ...(long ? longStep : { startToCloseTimeout: '5m', heartbeatTimeout: '5m' }),
   });
+}
+
+/**
+ * A membership runbook started from outside must run as `cg/<cluster>/membership`: that id is
+ * what makes Temporal refuse a second one. A dry run changes nothing and may run under any id;
+ * children run under their parent's.
+ */
+export function assertMembershipWorkflowId(name: string, clusterId: string, dryRun: boolean): void {
+  const info = workflowInfo();
+  const expected = membershipWorkflowId(clusterId);
+  if (dryRun || info.parent || info.workflowId === expected) return;
+  throw ApplicationFailure.nonRetryable(
+    `${name} of cluster ${clusterId} runs as workflow id ${info.workflowId}, but membership runbooks ` +
+      `must run as ${expected} so that a cluster never runs two at once. Nothing was changed: ` +
+      `start it again with --workflow-id ${expected} (the clusterguard CLI and startMembershipRunbook do)`,
+    'InvalidInput',
+  );
 }
 
 export function tagRunbook(name: string, clusterId: string, nodes: string[]): void {

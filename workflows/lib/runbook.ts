@@ -83,6 +83,9 @@ export interface NodeCallOptions {
 
 export type NodeActivities = MiddlewareActivities & MembershipActivities;
 
+/** How long a step asks an unreachable node again before the next ask is recorded. */
+const askAgainSeconds = 600;
+
 /** The activities of one node's agent, on its own task queue, retried `attempts` times. */
 export function onNode(node: string, o: NodeCallOptions): NodeActivities {
   return proxyActivities<NodeActivities>({
@@ -118,6 +121,8 @@ export class Runbook {
   private readonly parked = new Map<string, Parked>();
   private eventCount = 0;
   private readonly events: EventActivities;
+  /** See `patience()`. */
+  private askAgain?: number;
 
   constructor(
     readonly name: string,
@@ -240,6 +245,16 @@ export class Runbook {
     return reason.trim();
   }
 
+  /**
+   * The schedule-to-start timeout for node calls made while a step starts: after its node was
+   * found unreachable the step asks again with a long one, so that a node that stays down for
+   * hours costs a few history events per hour, and one that comes back is served at once.
+   * Read synchronously by `nodeCalls` when a step's function creates its activity stubs.
+   */
+  patience(): number | undefined {
+    return this.askAgain;
+  }
+
   /** A pause point: waits while paused; throws when an operator aborted while paused. */
   async checkpoint(): Promise<void> {
     await condition(() => !this.paused || this.abortWhilePaused !== undefined);
@@ -282,7 +297,12 @@ export class Runbook {
         });
       }
       const scope = new CancellationScope();
-      const settled = scope.run(fn).then(
+      this.askAgain = unreachable
+        ? Math.max(this.options.agentTimeoutSeconds, askAgainSeconds)
+        : undefined;
+      const running = scope.run(fn);
+      this.askAgain = undefined;
+      const settled = running.then(
         (value) => ({ kind: 'value' as const, value }),
         (err: unknown) => ({ kind: 'error' as const, err }),
       );
@@ -290,15 +310,18 @@ export class Runbook {
       const outcome = waitingFor
         ? await Promise.race([
             settled,
-            condition(() => waitingFor.decision !== undefined).then(() => ({
-              kind: 'decided' as const,
-            })),
+            condition(
+              () => waitingFor.decision !== undefined || this.abortWhilePaused !== undefined,
+            ).then(() => ({ kind: 'decided' as const })),
           ])
         : await settled;
       if (outcome.kind === 'decided') {
         scope.cancel();
         await settled;
-        const decision = waitingFor?.decision ?? { kind: 'retry' };
+        const decision: Decision = waitingFor?.decision ?? {
+          kind: 'abort',
+          reason: this.abortWhilePaused ?? 'aborted',
+        };
         clearUnreachable();
         const done = this.decide(id, options, decision);
         if (done) return undefined;
