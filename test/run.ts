@@ -78,7 +78,8 @@ async function main(): Promise<number> {
         '--test',
         // Workflow tests bind the same loopback node addresses: one file at a time.
         '--test-concurrency=1',
-        '--test-timeout=300000',
+        // Per file: the e2e file runs its scenarios in sequence for about 6 minutes.
+        '--test-timeout=1200000',
         '--test-reporter=spec',
         ...files,
       ],

@@ -417,7 +417,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
   );
 
   test(
-    'rejoin a member whose agent and data were kept, through a SIGKILL of the orchestrator',
+    'rejoin a member whose agent and data were kept, through SIGKILLs of all three',
     { timeout: 600_000 },
     async () => {
       // The node goes down hard: agent and middleware killed, data left on disk.
@@ -431,12 +431,22 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
         clusterId,
         node: n3,
       });
+      await waitForProgress(handle, (p) => stepStatus(p, `rejoin:${n3}:zookeeper`) === 'running');
+      log('killing the Temporal dev server during rejoin zookeeper');
+      await stack.killTemporal();
+      await stack.startTemporal();
       await waitForProgress(handle, (p) => stepStatus(p, `rejoin:${n3}:kafka`) === 'running');
       log('killing the orchestrator during rejoin kafka');
       await stack.killOrchestrator();
       await stack.startOrchestrator();
+      await waitForProgress(handle, (p) => stepStatus(p, `sync:${n1}`) === 'completed');
+      log(`killing the agent of ${n3} before it records the membership`);
+      await stack.killAgent(n3);
+      await stack.startAgent(n3);
       const result = await handle.result();
       assert.deepEqual(result.nodes, [n1, n2, n3]);
+      await assertWrittenOnce(stack, [n3], /rejoinNode: rejoined/);
+      await assertWrittenOnce(stack, [n1, n2], new RegExp(`rejoinNode: ${n3} rejoined`));
       await assertSameState(stack, [n1, n2, n3]);
       assert.equal((await stack.clusterFile(n3)).cluster.nodeIsRejoin, true);
       assert.deepEqual(await zkData(n3), ['before-join', 'while-away']);
