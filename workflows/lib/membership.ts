@@ -1,3 +1,16 @@
+/**
+ * The steps the membership runbooks share. Every step is an activity on the node it concerns,
+ * and each is safe to run again after a crash at any point:
+ * - read-only: readClusterState, enabledMiddleware, checkServer, inspect;
+ * - idempotent, converging on the same end state when repeated: stopServer (a stopped server
+ *   stops quietly), prepareClusterConfig and packDistribution (regenerated from the same
+ *   membership), downloadDistribution (replaces cluster-config/<self>), createCluster,
+ *   joinCluster, rejoinCluster and startServer (a server running the same configuration is kept;
+ *   a repeated join wipes again only what the join had already given up), decommissionCluster
+ *   (members already gone are skipped);
+ * - recording that they ran: writeClusterState and resetNode carry the step's revision into
+ *   cluster.json, and a repeat that finds it changes nothing.
+ */
 import {
   ApplicationFailure,
   sleep,
