@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { createDataActivities } from '../activities/data-activities.js';
 import { createMembershipActivities } from '../activities/membership-activities.js';
 import { createMiddlewareActivities } from '../activities/middleware-activities.js';
 import { createNodeActivities } from '../activities/node-activities.js';
@@ -70,6 +71,16 @@ export async function startNodeAgent(
         token,
         agentPort: config.agent.port,
         logger,
+      }),
+      ...createDataActivities({
+        address,
+        layout,
+        logger,
+        sources: {
+          enabled: config.middleware.enabled,
+          controllerDataFolders: config.middleware.controller.dataFolders,
+        },
+        probeVersions: (signal) => probeMiddlewareVersions(binDir, signal),
       }),
     },
     // Node work is mostly waiting on processes and disks; a few at a time is plenty and keeps

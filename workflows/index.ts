@@ -4,3 +4,6 @@ export { bootstrapCluster } from './bootstrap-cluster.js';
 export { joinNode } from './join-node.js';
 export { rejoinNode } from './rejoin-node.js';
 export { decommissionNodes } from './decommission-nodes.js';
+export { backupCluster } from './backup-cluster.js';
+export { verifyBackup } from './verify-backup.js';
+export { restoreCluster } from './restore-cluster.js';

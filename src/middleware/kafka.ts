@@ -1238,8 +1238,10 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
     const admin = kafka.admin();
     await admin.connect();
     try {
+      // Kafka's internal topics, and clusterguard's own event log: a restore must not rewind
+      // the record of what was done to the cluster (the restore itself included).
       const topics = (await allTopics(admin))
-        .filter((t) => !t.name.startsWith('__'))
+        .filter((t) => !t.name.startsWith('__') && t.name !== 'clusterguard.events')
         .sort((a, b) => a.name.localeCompare(b.name));
       const manifest: DataManifest = {
         format: 'clusterguard-kafka-messages/1',

@@ -36,6 +36,9 @@ describe('stored histories replay against the current workflow code', () => {
       'join-node',
       'rejoin-node',
       'decommission-nodes',
+      'backup-cluster',
+      'verify-backup',
+      'restore-cluster',
     ]) {
       assert.ok(
         files.some((f) => f.startsWith(prefix)),

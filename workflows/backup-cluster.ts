@@ -1,0 +1,202 @@
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import {
+  backupClusterInputSchema,
+  backupIdOf,
+  planBackup,
+  replicatedComponents,
+  type ArchivePlan,
+  type BackupClusterInput,
+  type BackupClusterResult,
+  type DataArchive,
+  type ManifestCommon,
+  type PrunedArchive,
+} from '../src/contracts/data-runbooks.js';
+import type { PlannedStep } from '../src/contracts/membership-runbooks.js';
+import { parseInput } from '../src/contracts/validation.js';
+import { assertDataWorkflowId, dataCalls, readMembers, type DataContext } from './lib/data.js';
+import { nodeCalls, tagRunbook } from './lib/membership.js';
+import { Runbook } from './lib/runbook.js';
+
+function plannedSteps(
+  plan: ArchivePlan,
+  backupId: string,
+  keep: number | undefined,
+): PlannedStep[] {
+  return plan.flatMap(({ node, components }) => [
+    ...components.map((c) => ({
+      id: `backup:${node}:${c}`,
+      title: `back up ${c} into backup-data/${c}`,
+      node,
+    })),
+    { id: `archive:${node}`, title: `zip backup-data into ${backupId}.zip`, node },
+    { id: `verify:${node}`, title: `verify ${backupId}.zip against its manifest`, node },
+    ...(keep === undefined
+      ? []
+      : [{ id: `prune:${node}`, title: `keep the newest ${keep} backups`, node }]),
+  ]);
+}
+
+/**
+ * Backs up the cluster (seed 001 §1, §9): the replicated middleware once, on the master (its
+ * data is cluster-wide, and CockroachDB's BACKUP is cluster-wide), the controller's folders on
+ * every node that has them; then one zip per node with a manifest of checksums, each verified
+ * by reading it back; then retention. The dumps are taken one after the other while the
+ * cluster serves: each middleware is consistent in itself, not at one instant with the others.
+ */
+export async function backupCluster(rawInput: BackupClusterInput): Promise<BackupClusterResult> {
+  const input = parseInput(backupClusterInputSchema, rawInput, 'backupCluster');
+  const { clusterId } = input;
+  assertDataWorkflowId('backupCluster', clusterId, input.dryRun);
+  const rb = new Runbook('backupCluster', clusterId, {
+    attempts: input.stepAttempts,
+    agentTimeoutSeconds: input.agentTimeoutSeconds,
+  });
+  const ctx: DataContext = {
+    rb,
+    attempts: input.stepAttempts,
+    agentTimeoutSeconds: input.agentTimeoutSeconds,
+  };
+  // The workflow's clock: the same id on every node, on every retry and on replay.
+  const startedAt = new Date();
+  const backupId = backupIdOf(startedAt, input.label);
+
+  const { master, members, file } = await readMembers(ctx, input.master);
+  tagRunbook('backupCluster', clusterId, members);
+
+  let replicated = replicatedComponents.filter((c) => input.middleware?.includes(c));
+  let controllerNodes = input.middleware?.includes('controller') ? members : [];
+  if (!input.middleware) {
+    const sources = await Promise.all(
+      members.map((n) =>
+        rb.step(
+          `sources:${n}`,
+          {
+            title: 'what this node can back up',
+            node: n,
+            // A member that is down only costs the backup its controller data.
+            canSkip: () =>
+              n === master ? 'the master decides which middleware is backed up' : undefined,
+          },
+          () => dataCalls(ctx, n, 'dataSources').dataSources(),
+        ),
+      ),
+    );
+    const masterSources = sources.find((s) => s?.node === master);
+    replicated = replicatedComponents.filter((c) => masterSources?.enabled.includes(c));
+    controllerNodes = sources.flatMap((s) => (s?.controller ? [s.node] : []));
+  }
+  const plan = planBackup(master, members, replicated, controllerNodes);
+  const steps = plannedSteps(plan, backupId, input.keep);
+  const order = (node: string) => plan.findIndex((p) => p.node === node);
+  const archives: DataArchive[] = [];
+  const pruned: PrunedArchive[] = [];
+  const result = (): BackupClusterResult => ({
+    runbook: 'backupCluster',
+    clusterId,
+    backupId,
+    dryRun: input.dryRun,
+    master,
+    members,
+    plan,
+    steps,
+    archives: [...archives].sort((a, b) => order(a.node) - order(b.node)),
+    pruned: [...pruned].sort((a, b) => order(a.node) - order(b.node)),
+    skipped: rb.skipped,
+  });
+  if (plan.length === 0) {
+    throw ApplicationFailure.nonRetryable(
+      `backupCluster of cluster ${clusterId}: nothing to back up — the master ${master} enables ` +
+        'no middleware and no member configures controller data folders. Nothing was changed',
+      'InvalidInput',
+    );
+  }
+  if (input.dryRun) return result();
+  rb.tracker.addSteps(steps);
+  rb.eventNodes = members;
+
+  const info = workflowInfo();
+  const manifest: ManifestCommon = {
+    clusterId,
+    members,
+    workflowId: info.workflowId,
+    runId: info.runId,
+    createdAt: startedAt.toISOString(),
+    ...(file.cluster.clusterUuid ? { clusterUuid: file.cluster.clusterUuid } : {}),
+    archives: plan,
+  };
+
+  await rb.emit('runbook.started', { backupId, members, plan });
+  try {
+    await Promise.all(
+      plan.map(async ({ node, components }) => {
+        for (const component of components) {
+          await rb.step(
+            `backup:${node}:${component}`,
+            { title: `back up ${component} into backup-data/${component}`, node },
+            () =>
+              nodeCalls(ctx, node, `backupData ${component}`, true).middlewareOperation({
+                component,
+                operation: 'backupData',
+              }),
+          );
+        }
+        const archive = await rb.step(
+          `archive:${node}`,
+          { title: `zip backup-data into ${backupId}.zip`, node },
+          () =>
+            dataCalls(ctx, node, 'archiveData').archiveData({
+              op: 'backup',
+              backupId,
+              components,
+              manifest,
+            }),
+        );
+        if (!archive) throw ApplicationFailure.nonRetryable(`no archive was written on ${node}`);
+        await rb.step(
+          `verify:${node}`,
+          { title: `verify ${backupId}.zip against its manifest`, node },
+          () =>
+            dataCalls(ctx, node, 'verifyArchive').verifyArchive({
+              op: 'backup',
+              backupId,
+              sha256: archive.sha256,
+            }),
+        );
+        archives.push(archive);
+      }),
+    );
+    rb.state = `backup ${backupId} is written and verified on ${plan.map((p) => p.node).join(', ')}`;
+
+    const keep = input.keep;
+    if (keep !== undefined) {
+      // Only after every archive verified: the backup just taken is then the newest verified
+      // one, and protecting it keeps the rule "never delete the newest verified backup".
+      await Promise.all(
+        plan.map(async ({ node }) => {
+          const r = await rb.step(
+            `prune:${node}`,
+            { title: `keep the newest ${keep} backups`, node },
+            () =>
+              dataCalls(ctx, node, 'pruneArchives').pruneArchives({
+                op: 'backup',
+                keep,
+                protect: [backupId],
+              }),
+          );
+          pruned.push(...(r?.deleted ?? []));
+        }),
+      );
+    }
+    rb.tracker.finish('completed');
+    await rb.emit('runbook.completed', {
+      backupId,
+      archives: archives.map((a) => ({ node: a.node, bytes: a.bytes, sha256: a.sha256 })),
+      pruned: pruned.map((p) => `${p.node}:${p.backupId}`),
+    });
+    return result();
+  } catch (err) {
+    rb.tracker.finish('failed');
+    await rb.emit('runbook.failed', { backupId, error: (err as Error).message, state: rb.state });
+    throw err;
+  }
+}

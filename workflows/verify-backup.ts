@@ -1,0 +1,100 @@
+import { ApplicationFailure } from '@temporalio/workflow';
+import {
+  evaluateBackup,
+  verifyBackupInputSchema,
+  type VerifyBackupInput,
+  type VerifyBackupResult,
+} from '../src/contracts/data-runbooks.js';
+import { parseInput } from '../src/contracts/validation.js';
+import {
+  assertDataWorkflowId,
+  checkArchiveStep,
+  readMembers,
+  type DataContext,
+} from './lib/data.js';
+import { tagRunbook } from './lib/membership.js';
+import { Runbook } from './lib/runbook.js';
+
+/**
+ * Re-reads every member's archive of a backup and checks it against its manifest: each file's
+ * size and sha256, nothing missing or extra, every node of the backup answering with its part,
+ * all parts from the same run. Read-only. A backup that is not whole fails the runbook, with
+ * every problem named; a whole one returns which nodes hold which part.
+ */
+export async function verifyBackup(rawInput: VerifyBackupInput): Promise<VerifyBackupResult> {
+  const input = parseInput(verifyBackupInputSchema, rawInput, 'verifyBackup');
+  const { clusterId, backupId } = input;
+  assertDataWorkflowId('verifyBackup', clusterId, false);
+  const rb = new Runbook('verifyBackup', clusterId, {
+    attempts: input.stepAttempts,
+    agentTimeoutSeconds: input.agentTimeoutSeconds,
+  });
+  const ctx: DataContext = {
+    rb,
+    attempts: input.stepAttempts,
+    agentTimeoutSeconds: input.agentTimeoutSeconds,
+  };
+  const { master, members } = await readMembers(ctx, input.master);
+  tagRunbook('verifyBackup', clusterId, members);
+  rb.eventNodes = members;
+  rb.tracker.addSteps(
+    members.map((n) => ({
+      id: `check:${n}`,
+      title: `find and verify its archive of ${backupId}`,
+      node: n,
+    })),
+  );
+
+  await rb.emit('runbook.started', { backupId, members });
+  try {
+    const checks = await Promise.all(
+      members.map((n) => checkArchiveStep(ctx, n, 'backup', backupId)),
+    );
+    const { problems, manifest } = evaluateBackup(clusterId, backupId, checks);
+    if (problems.length || !manifest) {
+      throw ApplicationFailure.nonRetryable(
+        `backup ${backupId} of cluster ${clusterId} is not whole: ${problems.join('; ')}`,
+        'UnsafeArchive',
+      );
+    }
+    rb.tracker.finish('completed');
+    await rb.emit('runbook.completed', {
+      backupId,
+      nodes: checks.filter((c) => c.present).map((c) => c.node),
+    });
+    return {
+      runbook: 'verifyBackup',
+      clusterId,
+      backupId,
+      master,
+      members,
+      backup: {
+        members: manifest.members,
+        createdAt: manifest.createdAt,
+        workflowId: manifest.workflowId,
+        plan: manifest.archives,
+      },
+      nodes: checks.map((c) => {
+        const a = c.archive;
+        if (!a) return { node: c.node, present: c.present };
+        return {
+          node: c.node,
+          present: true,
+          archive: {
+            node: a.node,
+            file: a.file,
+            bytes: a.bytes,
+            sha256: a.sha256,
+            entries: a.entries,
+            files: a.files,
+            dataBytes: a.dataBytes,
+          },
+        };
+      }),
+    };
+  } catch (err) {
+    rb.tracker.finish('failed');
+    await rb.emit('runbook.failed', { backupId, error: (err as Error).message });
+    throw err;
+  }
+}
