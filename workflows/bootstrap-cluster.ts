@@ -22,6 +22,7 @@ import {
   packStep,
   prepareConfigSteps,
   readState,
+  resetNodeStep,
   resolveMiddleware,
   stopAllStep,
   tagRunbook,
@@ -262,16 +263,11 @@ export async function bootstrapCluster(
         },
       );
       await stopAllStep(ctx, d, unreachable);
-      await rb.step(
-        `reset:${d}`,
-        { title: 'wipe and make standalone', node: d, canSkip: unreachable },
-        () =>
-          nodeCalls(ctx, d, 'resetNode').resetNode({
-            middleware,
-            reason: `bootstrapCluster: decommissioned from [${nodes.join(', ')}]`,
-            revision: rb.revision(`reset:${d}`),
-            datetime: new Date().toISOString(),
-          }),
+      await resetNodeStep(
+        ctx,
+        d,
+        `bootstrapCluster: decommissioned from [${nodes.join(', ')}]`,
+        unreachable,
       );
     }
 

@@ -22,6 +22,7 @@ import {
   planOrRefuse,
   prepareConfigSteps,
   readState,
+  resetNodeStep,
   resolveMiddleware,
   stopAllStep,
   tagRunbook,
@@ -334,16 +335,11 @@ export async function decommissionNodes(
           },
         );
       }
-      await rb.step(
-        `reset:${leaving}`,
-        { title: 'wipe and make standalone', node: leaving, canSkip: leavingDown },
-        () =>
-          nodeCalls(ctx, leaving, 'resetNode').resetNode({
-            middleware,
-            reason: `decommissionNodes: removed from [${s.membersBefore.join(', ')}]`,
-            revision: rb.revision(`reset:${leaving}`),
-            datetime: new Date().toISOString(),
-          }),
+      await resetNodeStep(
+        ctx,
+        leaving,
+        `decommissionNodes: removed from [${s.membersBefore.join(', ')}]`,
+        leavingDown,
       );
       await Promise.all(
         after.map((n) =>

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { execa } from 'execa';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { extractZip, zipFolder } from '../../src/archive/zip.js';
 import { orchestratorTaskQueue } from '../../src/contracts/addresses.js';
@@ -21,9 +20,8 @@ import {
 } from '../../src/contracts/data-runbooks.js';
 import type { Progress } from '../../src/contracts/progress.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper.js';
-import { repoRoot } from '../../src/process.js';
 import { startMembershipRunbook } from '../../src/temporal/runbooks.js';
-import { startStack, type Stack } from '../helpers/stack.js';
+import { recordHistory, startStack, type Stack } from '../helpers/stack.js';
 
 /**
  * The data runbooks end to end on three loopback nodes with real ZooKeeper and Kafka (their
@@ -159,27 +157,6 @@ const zkRemoveTree = (root: string) =>
     };
     await remove(root);
   });
-
-async function recordHistory(stack: Stack, workflowId: string, name: string) {
-  const dir = process.env.CG_RECORD_HISTORIES;
-  if (!dir) return;
-  const { stdout } = await execa(path.join(repoRoot, '.tools', 'bin', 'temporal'), [
-    'workflow',
-    'show',
-    '--address',
-    stack.temporalAddress,
-    '--workflow-id',
-    workflowId,
-    '--output',
-    'json',
-  ]);
-  await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, `${name}.json`), stdout);
-  const index = path.join(dir, 'workflow-ids.json');
-  const ids = JSON.parse(await readFile(index, 'utf8').catch(() => '{}')) as Record<string, string>;
-  ids[`${name}.json`] = workflowId;
-  await writeFile(index, `${JSON.stringify(ids, null, 2)}\n`);
-}
 
 async function failureOf(handle: WorkflowHandle): Promise<ApplicationFailure> {
   try {

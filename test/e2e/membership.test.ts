@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, test } from 'node:test';
@@ -8,13 +7,17 @@ import {
   WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { execa } from 'execa';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper.js';
-import { repoRoot } from '../../src/process.js';
 import { startMembershipRunbook } from '../../src/temporal/runbooks.js';
-import { startStack, stepStatus, waitForProgress, type Stack } from '../helpers/stack.js';
+import {
+  recordHistory,
+  startStack,
+  stepStatus,
+  waitForProgress,
+  type Stack,
+} from '../helpers/stack.js';
 
 /**
  * The membership runbooks end to end: five loopback nodes whose agents, ZooKeeper and Kafka are
@@ -122,28 +125,6 @@ async function consumeAll(nodes: readonly string[], topic: string, expected: num
     await consumer.disconnect();
   }
   return values;
-}
-
-async function recordHistory(stack: Stack, workflowId: string, name: string) {
-  const dir = process.env.CG_RECORD_HISTORIES;
-  if (!dir) return;
-  const { stdout } = await execa(path.join(repoRoot, '.tools', 'bin', 'temporal'), [
-    'workflow',
-    'show',
-    '--address',
-    stack.temporalAddress,
-    '--workflow-id',
-    workflowId,
-    '--output',
-    'json',
-  ]);
-  await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, `${name}.json`), stdout);
-  // The replay test replays each history under its own id (children's ids derive from it).
-  const index = path.join(dir, 'workflow-ids.json');
-  const ids = JSON.parse(await readFile(index, 'utf8').catch(() => '{}')) as Record<string, string>;
-  ids[`${name}.json`] = workflowId;
-  await writeFile(index, `${JSON.stringify(ids, null, 2)}\n`);
 }
 
 /** An update the workflow's validator refused: the reason is the failure's cause. */

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -216,3 +217,29 @@ export async function waitForProgress(
 }
 
 export const stepStatus = (p: Progress, id: string) => p.steps.find((s) => s.id === id)?.status;
+
+/**
+ * With CG_RECORD_HISTORIES=<dir>, writes the workflow's history (as `temporal workflow show
+ * --output json` prints it) to `<dir>/<name>.json` and its id to `<dir>/workflow-ids.json`, for
+ * test/replay: a child's id derives from its parent's, so a history replays under its own id.
+ */
+export async function recordHistory(stack: Stack, workflowId: string, name: string): Promise<void> {
+  const dir = process.env.CG_RECORD_HISTORIES;
+  if (!dir) return;
+  const { stdout } = await execa(path.join(repoRoot, '.tools', 'bin', 'temporal'), [
+    'workflow',
+    'show',
+    '--address',
+    stack.temporalAddress,
+    '--workflow-id',
+    workflowId,
+    '--output',
+    'json',
+  ]);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, `${name}.json`), stdout);
+  const index = path.join(dir, 'workflow-ids.json');
+  const ids = JSON.parse(await readFile(index, 'utf8').catch(() => '{}')) as Record<string, string>;
+  ids[`${name}.json`] = workflowId;
+  await writeFile(index, `${JSON.stringify(ids, null, 2)}\n`);
+}

@@ -176,6 +176,28 @@ export async function writeStateStep(
   );
 }
 
+/**
+ * A node that left: its middleware data and configuration wiped and its cluster.json made a
+ * standalone node's (the old membership kept in history). Records that it ran. Skippable when
+ * `canSkip` says so: a node that is gone for good cannot be wiped.
+ */
+export async function resetNodeStep(
+  ctx: MembershipContext,
+  node: string,
+  reason: string,
+  canSkip?: () => string | undefined,
+): Promise<void> {
+  const step = `reset:${node}`;
+  await ctx.rb.step(step, { title: 'wipe and make standalone', node, canSkip }, () =>
+    nodeCalls(ctx, node, 'resetNode').resetNode({
+      middleware: ctx.middleware,
+      reason,
+      revision: ctx.rb.revision(step),
+      datetime: new Date().toISOString(),
+    }),
+  );
+}
+
 /** The membership state every member records once a runbook is done (identical everywhere). */
 export function memberState(
   view: ClusterViewInput,
