@@ -390,6 +390,9 @@ export function createEventPublisher(options: EventPublisherOptions): EventPubli
       while (queue.length > 0 && !closed && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, Math.min(50, deadline - Date.now())));
       }
+      // The queue empties as soon as Kafka acknowledged; the spool is rewritten just after.
+      // Flushed means both, so a caller that then reads (or copies) the spool sees it current.
+      await fileOps;
       return queue.length;
     },
 
