@@ -15,7 +15,7 @@ import type { PlannedStep } from '../src/contracts/membership-runbooks.js';
 import { parseInput } from '../src/contracts/validation.js';
 import { assertDataWorkflowId, dataCalls, readMembers, type DataContext } from './lib/data.js';
 import { nodeCalls, tagRunbook } from './lib/membership.js';
-import { Runbook } from './lib/runbook.js';
+import { startRunbook } from './lib/runbook.js';
 
 function plannedSteps(
   plan: ArchivePlan,
@@ -47,15 +47,8 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
   const input = parseInput(backupClusterInputSchema, rawInput, 'backupCluster');
   const { clusterId } = input;
   assertDataWorkflowId('backupCluster', clusterId, input.dryRun);
-  const rb = new Runbook('backupCluster', clusterId, {
-    attempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-  });
-  const ctx: DataContext = {
-    rb,
-    attempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-  };
+  const ctx: DataContext = startRunbook('backupCluster', clusterId, input);
+  const { rb } = ctx;
   // The workflow's clock: the same id on every node, on every retry and on replay.
   const startedAt = new Date();
   const backupId = backupIdOf(startedAt, input.label);

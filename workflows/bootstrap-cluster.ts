@@ -30,7 +30,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
-import { Runbook } from './lib/runbook.js';
+import { startRunbook } from './lib/runbook.js';
 
 /**
  * Forms a cluster (seed 001 §3): every node stops its middleware; the master (`nodes[0]`)
@@ -48,11 +48,8 @@ export async function bootstrapCluster(
   const others = nodes.slice(1);
   assertMembershipWorkflowId('bootstrapCluster', clusterId, input.dryRun);
   tagRunbook('bootstrapCluster', clusterId, nodes);
-  const rb = new Runbook('bootstrapCluster', clusterId, {
-    attempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-  });
-  const base = { rb, attempts: input.stepAttempts, agentTimeoutSeconds: input.agentTimeoutSeconds };
+  const base = startRunbook('bootstrapCluster', clusterId, input);
+  const { rb } = base;
   const middleware = await resolveMiddleware(base, master, input.middleware);
   const ctx: MembershipContext = { ...base, middleware };
 

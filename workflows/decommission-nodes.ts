@@ -30,7 +30,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
-import { Runbook } from './lib/runbook.js';
+import { startRunbook } from './lib/runbook.js';
 
 const refuse = (message: string, type = 'InvalidInput') =>
   ApplicationFailure.nonRetryable(message, type);
@@ -53,11 +53,8 @@ export async function decommissionNodes(
   const { clusterId } = input;
   assertMembershipWorkflowId('decommissionNodes', clusterId, input.dryRun);
   tagRunbook('decommissionNodes', clusterId, [...input.nodes, ...input.add]);
-  const rb = new Runbook('decommissionNodes', clusterId, {
-    attempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-  });
-  const base = { rb, attempts: input.stepAttempts, agentTimeoutSeconds: input.agentTimeoutSeconds };
+  const base = startRunbook('decommissionNodes', clusterId, input);
+  const { rb } = base;
 
   const [firstLeaving = ''] = input.nodes;
   const master =

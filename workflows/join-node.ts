@@ -27,7 +27,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
-import { Runbook } from './lib/runbook.js';
+import { startRunbook } from './lib/runbook.js';
 
 function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, type);
@@ -51,15 +51,8 @@ export async function runJoin(
   const { node, rejoin, clusterId } = input;
   assertMembershipWorkflowId(name, clusterId, input.dryRun);
   tagRunbook(name, clusterId, [node]);
-  const rb = new Runbook(name, clusterId, {
-    attempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-  });
-  const base = {
-    rb,
-    attempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-  };
+  const base = startRunbook(name, clusterId, input);
+  const { rb } = base;
   // A child of bootstrapCluster gets the membership its parent created; an operator's run
   // learns it from the master.
   const standalone = !input.cluster;

@@ -26,7 +26,7 @@ import {
   tagRunbook,
   type MembershipContext,
 } from './lib/membership.js';
-import { Runbook } from './lib/runbook.js';
+import { startRunbook } from './lib/runbook.js';
 
 function plannedSteps(
   plan: ArchivePlan,
@@ -76,15 +76,8 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
   const input = parseInput(restoreClusterInputSchema, rawInput, 'restoreCluster');
   const { clusterId, backupId } = input;
   assertDataWorkflowId('restoreCluster', clusterId, input.dryRun);
-  const rb = new Runbook('restoreCluster', clusterId, {
-    attempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-  });
-  const ctx: DataContext = {
-    rb,
-    attempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-  };
+  const ctx: DataContext = startRunbook('restoreCluster', clusterId, input);
+  const { rb } = ctx;
   const { master, members } = await readMembers(ctx, input.master);
   tagRunbook('restoreCluster', clusterId, members);
   rb.eventNodes = members;

@@ -13,7 +13,7 @@ import {
   type DataContext,
 } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
-import { Runbook } from './lib/runbook.js';
+import { startRunbook } from './lib/runbook.js';
 
 /**
  * Re-reads every member's archive of a backup and checks it against its manifest: each file's
@@ -25,15 +25,8 @@ export async function verifyBackup(rawInput: VerifyBackupInput): Promise<VerifyB
   const input = parseInput(verifyBackupInputSchema, rawInput, 'verifyBackup');
   const { clusterId, backupId } = input;
   assertDataWorkflowId('verifyBackup', clusterId, false);
-  const rb = new Runbook('verifyBackup', clusterId, {
-    attempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-  });
-  const ctx: DataContext = {
-    rb,
-    attempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-  };
+  const ctx: DataContext = startRunbook('verifyBackup', clusterId, input);
+  const { rb } = ctx;
   const { master, members } = await readMembers(ctx, input.master);
   tagRunbook('verifyBackup', clusterId, members);
   rb.eventNodes = members;

@@ -448,3 +448,18 @@ export class Runbook {
     return `${info.workflowId}/${info.runId}/${step}`;
   }
 }
+
+/** A runbook's `Runbook` and the context its node steps need, from its common options. */
+export function startRunbook(
+  name: string,
+  clusterId: string,
+  options: { stepAttempts: number; agentTimeoutSeconds: number },
+): { rb: Runbook; attempts: number; agentTimeoutSeconds: number } {
+  const attempts = options.stepAttempts;
+  const { agentTimeoutSeconds } = options;
+  return {
+    rb: new Runbook(name, clusterId, { attempts, agentTimeoutSeconds }),
+    attempts,
+    agentTimeoutSeconds,
+  };
+}
