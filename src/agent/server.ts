@@ -20,7 +20,15 @@ export interface AgentServerDeps {
   maxBodyBytes: number;
   /** Extra health facts (cluster.json state, worker state); must not contain secrets. */
   health?: () => Promise<Record<string, unknown>> | Record<string, unknown>;
+  /**
+   * Further `/v1/…` routes, one module per feature (data actions, bundles); each is mounted
+   * behind the token check and the body limit.
+   */
+  routes?: readonly AgentRoutes[];
 }
+
+/** Mounts one feature's routes on the agent's app, behind authentication. */
+export type AgentRoutes = (app: Hono, deps: AgentServerDeps) => void;
 
 /** IPv4-mapped IPv6 (`::ffff:127.0.0.12`) → `127.0.0.12`. */
 function plainAddress(address: string | undefined): string | undefined {
@@ -110,6 +118,8 @@ export function createAgentApp(deps: AgentServerDeps): Hono {
     c.header('Content-Disposition', `attachment; filename="${node}.zip"`);
     return c.body(Readable.toWeb(createReadStream(file)) as ReadableStream);
   });
+
+  for (const mount of deps.routes ?? []) mount(app, deps);
 
   return app;
 }

@@ -46,6 +46,12 @@ export interface MembershipContext {
  * dies mid-step is noticed within 20 s and the step is retried.
  */
 const longStep = { startToCloseTimeout: '60m', heartbeatTimeout: '20s' };
+/**
+ * Everything else takes seconds and does not heartbeat. The timeout is what bounds a step whose
+ * completion was lost (the Temporal server restarting as the agent answered): the server only
+ * retries it when it expires, so it stays short (5 min here once cost a CI run 5 min).
+ */
+const shortStep = { startToCloseTimeout: '2m' };
 
 export function nodeCalls(
   ctx: Pick<MembershipContext, 'attempts' | 'agentTimeoutSeconds'> & { rb?: Runbook },
@@ -57,7 +63,7 @@ export function nodeCalls(
     attempts: ctx.attempts,
     agentTimeoutSeconds: ctx.rb?.patience() ?? ctx.agentTimeoutSeconds,
     summary: `${summary} on ${node}`,
-    ...(long ? longStep : { startToCloseTimeout: '5m', heartbeatTimeout: '5m' }),
+    ...(long ? longStep : shortStep),
   });
 }
 
