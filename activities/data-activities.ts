@@ -13,7 +13,7 @@ import {
 } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import yauzl from 'yauzl';
+import { maxManifestBytes, readArchiveManifest, readZipEntry } from '../src/archive/manifest.js';
 import { extractZip, zipFolder } from '../src/archive/zip.js';
 import type { MiddlewareName, NodeLayout } from '../src/config/layout.js';
 import {
@@ -37,6 +37,9 @@ import {
   type PrunedArchive,
 } from '../src/contracts/data-runbooks.js';
 import { ClusterGuardError } from '../src/contracts/errors.js';
+import type { RestoreTestResult } from '../src/contracts/data-runbooks.js';
+import { readKafkaDump } from '../src/middleware/kafka.js';
+import { readZooKeeperDump } from '../src/middleware/zookeeper.js';
 import type { MiddlewareBinary } from '../src/contracts/ping.js';
 import { describeZodError } from '../src/contracts/validation.js';
 import type { Logger } from '../src/logger.js';
@@ -114,7 +117,11 @@ export interface ListedArchive {
 
 export interface PruneArchivesInput {
   op: ArchiveKind;
-  keep: number;
+  /** Keep the newest N. */
+  keep?: number;
+  /** Delete those older than this many days, measured from `now` (the runbook's clock). */
+  maxAgeDays?: number;
+  now?: string;
   /** Backup ids never deleted (the runbook's newest verified backup). */
   protect: string[];
 }
@@ -128,8 +135,6 @@ export interface PruneArchivesResult {
 }
 
 const heartbeatEveryMs = 2000;
-/** A manifest lists every file with its hash: a million files fit. */
-const maxManifestBytes = 256 * 1024 * 1024;
 const defaultLimits = { maxEntries: 1_000_000, maxBytes: 1024 ** 4 };
 const defaultStaleAfterMs = 6 * 3600 * 1000;
 /** Scratch folders beside the archives: same file system, so unpacking is a rename. */
@@ -212,58 +217,6 @@ async function hashFiles(
   return out;
 }
 
-/** Reads one entry of a zip, bounded; undefined when the zip has no such entry. */
-async function readZipEntry(
-  file: string,
-  name: string,
-  maxBytes: number,
-): Promise<Buffer | undefined> {
-  const zip = await yauzl.openPromise(file, {
-    lazyEntries: true,
-    autoClose: false,
-    validateEntrySizes: true,
-  });
-  try {
-    for await (const entry of zip.eachEntry()) {
-      if (entry.fileName !== name) continue;
-      if (entry.uncompressedSize > maxBytes) {
-        throw new Error(`${name} declares ${entry.uncompressedSize} bytes, over ${maxBytes}`);
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of (await zip.openReadStreamPromise(entry)) as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > maxBytes) throw new Error(`${name} inflates past ${maxBytes} bytes`);
-        chunks.push(chunk);
-      }
-      return Buffer.concat(chunks);
-    }
-    return undefined;
-  } finally {
-    zip.close();
-  }
-}
-
-function parseManifest(text: string, where: string): ArchiveManifest {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ClusterGuardError(
-      'UnsafeArchive',
-      `${where}: its ${archiveManifestFile} is not JSON (${(err as Error).message})`,
-    );
-  }
-  const parsed = archiveManifestSchema.safeParse(json);
-  if (!parsed.success) {
-    throw new ClusterGuardError(
-      'UnsafeArchive',
-      `${where}: its ${archiveManifestFile} is not a clusterguard archive manifest: ${describeZodError(parsed.error)}`,
-    );
-  }
-  return parsed.data;
-}
-
 function summary(manifest: ArchiveManifest): ManifestSummary {
   const out: ManifestSummary & { files?: unknown } = { ...manifest };
   delete out.files;
@@ -343,23 +296,7 @@ export function createDataActivities(deps: DataActivityDeps) {
       );
     }
 
-    let text: Buffer | undefined;
-    try {
-      text = await readZipEntry(file, archiveManifestFile, maxManifestBytes);
-    } catch (err) {
-      if (isErrno(err, 'EACCES', 'EIO', 'EMFILE')) throw err;
-      throw new ClusterGuardError(
-        'UnsafeArchive',
-        `${where} is not a readable zip archive: truncated, corrupt or with unsafe entry names (${(err as Error).message})`,
-      );
-    }
-    if (!text) {
-      throw new ClusterGuardError(
-        'UnsafeArchive',
-        `${where} has no ${archiveManifestFile}: it is not a clusterguard data archive`,
-      );
-    }
-    const declared = parseManifest(text.toString('utf8'), where);
+    const { manifest: declared, text } = await readArchiveManifest(file, where);
     if (declared.backupId !== input.backupId) {
       throw new ClusterGuardError(
         'UnsafeArchive',
@@ -696,6 +633,55 @@ export function createDataActivities(deps: DataActivityDeps) {
       );
     },
 
+    /**
+     * A restore test: verifies the archive like verifyArchive, then reads each component's
+     * dump from the scratch copy the way restoreData would (every znode, every Kafka message
+     * line against the topic's count) without touching live data or the working folders.
+     * A dump that would not restore is an UnsafeArchive naming the component.
+     */
+    async restoreTest(input: VerifyArchiveInput): Promise<RestoreTestResult> {
+      return activity(`restoreTest of ${input.backupId} on node ${self}`, async (beat) => {
+        const { used } = await openVerified(input, beat, async (content, manifest) => {
+          const out: RestoreTestResult['components'] = [];
+          for (const component of manifest.components) {
+            const folder = path.join(content, component);
+            beat.set(`reading the ${component} dump of ${input.backupId}`);
+            try {
+              if (component === 'zookeeper') {
+                const r = await readZooKeeperDump(folder);
+                out.push({
+                  component,
+                  items: r.znodes,
+                  detail: `${r.znodes} znodes, ${r.bytes} bytes of data`,
+                });
+              } else if (component === 'kafka') {
+                const r = await readKafkaDump(folder, beat.signal);
+                out.push({
+                  component,
+                  items: r.messages,
+                  detail: `${r.messages} messages in ${r.topics} topics`,
+                });
+              } else {
+                // CockroachDB's BACKUP and the controller's folders are files the restore puts
+                // back as they are: verified against the manifest above, nothing more to read.
+                const files = manifest.files.filter((f) => f.path.startsWith(`${component}/`));
+                out.push({ component, items: files.length, detail: `${files.length} files` });
+              }
+            } catch (err) {
+              if (!(err instanceof ClusterGuardError)) throw err;
+              throw new ClusterGuardError(
+                'UnsafeArchive',
+                `${named(archivePath(checkKind(input.op), input.backupId))} would not restore ${component}: ${err.message}`,
+              );
+            }
+          }
+          return out;
+        });
+        logger.info('restore test passed', { backupId: input.backupId, components: used });
+        return { node: self, components: used };
+      });
+    },
+
     /** The archives of `<op>-data-archive/`, newest first. */
     async listArchives(input: {
       op: ArchiveKind;
@@ -714,17 +700,29 @@ export function createDataActivities(deps: DataActivityDeps) {
     async pruneArchives(input: PruneArchivesInput): Promise<PruneArchivesResult> {
       return activity(`pruneArchives of ${input.op} on node ${self}`, async () => {
         const op = checkKind(input.op);
-        if (!Number.isInteger(input.keep) || input.keep < 1) {
+        const { keep, maxAgeDays } = input;
+        if (keep !== undefined && (!Number.isInteger(keep) || keep < 1)) {
+          throw new ClusterGuardError('InvalidInput', `keep must be an integer ≥ 1, not ${keep}`);
+        }
+        if (maxAgeDays !== undefined && !(maxAgeDays > 0)) {
           throw new ClusterGuardError(
             'InvalidInput',
-            `keep must be an integer ≥ 1, not ${input.keep}`,
+            `maxAgeDays must be a positive number, not ${maxAgeDays}`,
+          );
+        }
+        const now = input.now ? new Date(input.now) : new Date();
+        if (Number.isNaN(now.getTime())) {
+          throw new ClusterGuardError(
+            'InvalidInput',
+            `now must be an ISO-8601 time, not ${input.now}`,
           );
         }
         const listed = await listArchivesIn(op);
         const plan = planRetention(
           listed.map((a) => a.backupId),
-          input.keep,
+          keep,
           input.protect,
+          maxAgeDays === undefined ? undefined : { maxAgeDays, now },
         );
         const deleted: PrunedArchive[] = [];
         for (const a of listed.filter((x) => plan.remove.includes(x.backupId))) {

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { createDataActivities } from '../activities/data-activities.js';
+import { createWebappActivities } from '../activities/guardian-activities.js';
 import { createMembershipActivities } from '../activities/membership-activities.js';
 import { createMiddlewareActivities } from '../activities/middleware-activities.js';
 import { createNodeActivities } from '../activities/node-activities.js';
@@ -8,11 +9,16 @@ import { loadAppConfig, resolveAgentToken, type AppConfig } from '../src/config/
 import { ClusterStore } from '../src/config/cluster-store.js';
 import { NodeLayout } from '../src/config/layout.js';
 import { nodeTaskQueue } from '../src/contracts/addresses.js';
+import type { Client } from '@temporalio/client';
+import { dataRoutes } from '../src/agent/data-routes.js';
+import { setupAgentBundles } from '../src/bundles/agent.js';
 import { createAgentApp, startAgentServer, type RunningAgentServer } from '../src/agent/server.js';
 import { createLogger, type Logger } from '../src/logger.js';
 import { probeMiddlewareVersions } from '../src/middleware/versions.js';
 import { clusterguardVersion, isMain, onShutdownSignal } from '../src/process.js';
-import { connectWorker } from '../src/temporal/connection.js';
+import { connectClient, connectWorker, dataConverterFor } from '../src/temporal/connection.js';
+import { startDataRunbook } from '../src/temporal/data-runbooks.js';
+import { askGuardianIfNotReady } from '../src/temporal/guardian.js';
 
 export interface RunningNodeAgent {
   address: string;
@@ -47,11 +53,14 @@ export async function startNodeAgent(
   }
   const token = await resolveAgentToken(config);
   const binDir = path.resolve(config.middleware.binDir);
+  const bundles = setupAgentBundles({ config, layout, clusterStore, token, logger });
 
   const connection = await connectWorker(config.temporal);
+  const dataConverter = await dataConverterFor(config.codec);
   const taskQueue = nodeTaskQueue(address);
   const worker = await Worker.create({
     connection,
+    ...(dataConverter ? { dataConverter } : {}),
     namespace: config.temporal.namespace,
     taskQueue,
     activities: {
@@ -82,12 +91,23 @@ export async function startNodeAgent(
         },
         probeVersions: (signal) => probeMiddlewareVersions(binDir, signal),
       }),
+      ...bundles.activities,
+      ...createWebappActivities({ address, webapps: config.webapps, logger }),
     },
     // Node work is mostly waiting on processes and disks; a few at a time is plenty and keeps
     // one slow middleware from starving the others.
     maxConcurrentActivityTaskExecutions: 8,
   });
 
+  // A client only for the runbooks the agent's HTTP API starts; connected on first use.
+  let client: Promise<Client> | undefined;
+  const clientFor = () => {
+    client ??= connectClient(config.temporal, config.codec).catch((err: unknown) => {
+      client = undefined;
+      throw err;
+    });
+    return client;
+  };
   const app = createAgentApp({
     address,
     layout,
@@ -100,6 +120,22 @@ export async function startNodeAgent(
       worker: worker.getState(),
       clusterFile: clusterFileError ? { error: clusterFileError } : { ok: true },
     }),
+    routes: [
+      bundles.routes,
+      dataRoutes({
+        clusterId: config.clusterId,
+        start: async (runbook, input) => {
+          const handle = await startDataRunbook(await clientFor(), runbook, input as never, {
+            taskQueue: config.temporal.taskQueue,
+          });
+          const { firstExecutionRunId } = handle as { firstExecutionRunId?: string };
+          return { workflowId: handle.workflowId, runId: firstExecutionRunId ?? '' };
+        },
+        ...(config.temporal.webUiUrl
+          ? { webUi: { url: config.temporal.webUiUrl, namespace: config.temporal.namespace } }
+          : {}),
+      }),
+    ],
   });
   let http: RunningAgentServer;
   try {
@@ -111,9 +147,19 @@ export async function startNodeAgent(
 
   const done = worker.run().finally(async () => {
     await http.close();
+    await bundles.close();
     await connection.close();
+    if (client) await (await client.catch(() => undefined))?.connection.close();
   });
   logger.info('node agent ready', { address, taskQueue, http: http.url, root: layout.root });
+  // Seed 001 §3: a restarted member that is not ready asks the guardian; never fails the agent.
+  void askGuardianIfNotReady({
+    clusterId: config.clusterId,
+    address,
+    loadClusterFile: () => clusterStore.load(),
+    connect: () => connectClient(config.temporal, config.codec),
+    logger,
+  });
   return {
     address,
     taskQueue,

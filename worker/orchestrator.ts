@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -16,23 +17,40 @@ import {
   type EventActivities,
   type PublishEventInput,
 } from '../activities/event-activities.js';
+import {
+  createGuardianActivities,
+  type GuardianActivities,
+} from '../activities/guardian-activities.js';
 import { loadAppConfig, type AppConfig } from '../src/config/app-config.js';
 import { createEventPublisher } from '../src/events/publisher.js';
 import { createLogger, type Logger } from '../src/logger.js';
 import { isMain, onShutdownSignal, repoRoot } from '../src/process.js';
-import { connectWorker } from '../src/temporal/connection.js';
+import { startAgentServer, type RunningAgentServer } from '../src/agent/server.js';
+import { createCodecApp } from '../src/temporal/codec-server.js';
+import { connectWorker, dataConverterFor } from '../src/temporal/connection.js';
 
 /** Beside this file: `workflows/index.ts` from source, `dist/workflows/index.js` when built. */
 export const workflowsPath = fileURLToPath(
   new URL(`../workflows/index${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url),
 );
-/** Where a build step may leave a pre-built bundle (`workflowBundle: { codePath }`). */
+/** Where `npm run build:bundle` leaves the pre-built bundle (`workflowBundle: { codePath }`). */
 export const prebuiltBundlePath = path.join(repoRoot, 'dist', 'workflow-bundle.js');
 
-/** The workflow code: the pre-built bundle when present, else bundled now (a few seconds). */
+/**
+ * The workflow code: the pre-built bundle named by CG_WORKFLOW_BUNDLE (the Docker image sets
+ * it), else bundled now from source (a few seconds). Only when named: a bundle left in dist/
+ * by an earlier build would otherwise run workflow code older than the source beside it.
+ */
 export async function loadWorkflowBundle(): Promise<WorkflowBundleOption> {
-  if (existsSync(prebuiltBundlePath) && !process.env.CG_REBUNDLE)
-    return { codePath: prebuiltBundlePath };
+  const prebuilt = process.env.CG_WORKFLOW_BUNDLE;
+  if (prebuilt) {
+    if (!existsSync(prebuilt)) {
+      throw new Error(
+        `CG_WORKFLOW_BUNDLE names ${prebuilt}, which does not exist: run npm run build:bundle, or unset it`,
+      );
+    }
+    return { codePath: prebuilt };
+  }
   return bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
 }
 
@@ -41,6 +59,8 @@ export interface OrchestratorOptions {
   namespace: string;
   taskQueue: string;
   workflowBundle: WorkflowBundleOption;
+  /** Payload encryption; every process of a deployment must use the same (see codec.ts). */
+  dataConverter?: WorkerOptions['dataConverter'];
   /** Cluster-level activities that run beside the workflows (see createOrchestratorActivities). */
   activities?: WorkerOptions['activities'];
 }
@@ -52,12 +72,14 @@ export async function createOrchestratorWorker(options: OrchestratorOptions): Pr
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     workflowBundle: options.workflowBundle,
+    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
     ...(options.activities ? { activities: options.activities } : {}),
   });
 }
 
 export interface OrchestratorActivities {
-  activities: EventActivities;
+  /** Events, and the guardian's controller poll (a cluster-level call, not a node's). */
+  activities: EventActivities & GuardianActivities;
   /** Publishes what it can within 5 s; the rest stays in the spool for the next start. */
   close(): Promise<void>;
 }
@@ -73,6 +95,7 @@ export function createOrchestratorActivities(
   if (!config.events.enabled) {
     return {
       activities: {
+        ...createGuardianActivities({ logger }),
         publishEvent(input: PublishEventInput) {
           logger.debug('events are disabled; event not published', {
             id: input.id,
@@ -91,18 +114,39 @@ export function createOrchestratorActivities(
     logger,
   });
   return {
-    activities: createEventActivities({
-      publisher,
-      kafkaPort: config.events.kafkaPort,
-      brokers: config.events.brokers,
-      known,
-    }),
+    activities: {
+      ...createGuardianActivities({ logger }),
+      ...createEventActivities({
+        publisher,
+        kafkaPort: config.events.kafkaPort,
+        brokers: config.events.brokers,
+        known,
+      }),
+    },
     async close() {
       const left = await publisher.flush(5000);
       if (left > 0) logger.warn('events left in the spool for the next start', { pending: left });
       await publisher.close();
     },
   };
+}
+
+/** The Web UI's codec endpoint, when `codec.endpoint` is configured. */
+async function startCodecEndpoint(
+  config: AppConfig,
+  dataConverter: Awaited<ReturnType<typeof dataConverterFor>>,
+  logger: Logger,
+): Promise<RunningAgentServer | undefined> {
+  const endpoint = config.codec?.endpoint;
+  const codec = dataConverter?.payloadCodecs?.[0];
+  if (!endpoint) return undefined;
+  if (!codec)
+    throw new Error('codec.endpoint is set but no key ring is (codec.keyFile or codec.keys)');
+  const token = (await readFile(endpoint.tokenFile, 'utf8')).trim();
+  const app = createCodecApp({ codec, token, allowOrigins: endpoint.allowOrigins, logger });
+  const server = await startAgentServer(app, endpoint.host, endpoint.port);
+  logger.info('codec endpoint ready', { url: server.url, origins: endpoint.allowOrigins });
+  return server;
 }
 
 async function main(): Promise<void> {
@@ -116,14 +160,17 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const connection = await connectWorker(config.temporal);
+  const dataConverter = await dataConverterFor(config.codec);
   const orchestratorActivities = createOrchestratorActivities(config, logger);
   const worker = await createOrchestratorWorker({
     connection,
+    ...(dataConverter ? { dataConverter } : {}),
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowBundle: await loadWorkflowBundle(),
     activities: orchestratorActivities.activities,
   });
+  const codecEndpoint = await startCodecEndpoint(config, dataConverter, logger);
   const running = worker.run();
   let stopping: Promise<void> | undefined;
   // The spool's last events are worth a few seconds before the process exits.
@@ -131,6 +178,7 @@ async function main(): Promise<void> {
     (stopping ??= (async () => {
       await running.catch(() => undefined);
       await orchestratorActivities.close();
+      await codecEndpoint?.close();
       await connection.close();
     })());
   onShutdownSignal(() => {

@@ -1,4 +1,4 @@
-import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure } from '@temporalio/workflow';
 import {
   backupClusterInputSchema,
   backupIdOf,
@@ -8,31 +8,35 @@ import {
   type BackupClusterInput,
   type BackupClusterResult,
   type DataArchive,
-  type ManifestCommon,
   type PrunedArchive,
 } from '../src/contracts/data-runbooks.js';
 import type { PlannedStep } from '../src/contracts/membership-runbooks.js';
 import { parseInput } from '../src/contracts/validation.js';
-import { assertDataWorkflowId, dataCalls, readMembers, type DataContext } from './lib/data.js';
-import { nodeCalls, tagRunbook } from './lib/membership.js';
+import {
+  archivePlannedSteps,
+  archiveSteps,
+  assertDataWorkflowId,
+  dataCalls,
+  manifestOf,
+  readMembers,
+  type DataContext,
+} from './lib/data.js';
+import { tagRunbook } from './lib/membership.js';
 import { startRunbook } from './lib/runbook.js';
 
 function plannedSteps(
   plan: ArchivePlan,
   backupId: string,
   keep: number | undefined,
+  maxAgeDays: number | undefined,
 ): PlannedStep[] {
-  return plan.flatMap(({ node, components }) => [
-    ...components.map((c) => ({
-      id: `backup:${node}:${c}`,
-      title: `back up ${c} into backup-data/${c}`,
-      node,
-    })),
-    { id: `archive:${node}`, title: `zip backup-data into ${backupId}.zip`, node },
-    { id: `verify:${node}`, title: `verify ${backupId}.zip against its manifest`, node },
-    ...(keep === undefined
-      ? []
-      : [{ id: `prune:${node}`, title: `keep the newest ${keep} backups`, node }]),
+  const retention = [
+    ...(keep === undefined ? [] : [`keep the newest ${keep} backups`]),
+    ...(maxAgeDays === undefined ? [] : [`delete backups older than ${maxAgeDays} days`]),
+  ].join(', ');
+  return plan.flatMap((p) => [
+    ...archivePlannedSteps({ op: 'backup', backupId, plan: [p] }),
+    ...(retention ? [{ id: `prune:${p.node}`, title: retention, node: p.node }] : []),
   ]);
 }
 
@@ -79,7 +83,7 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
     controllerNodes = sources.flatMap((s) => (s?.controller ? [s.node] : []));
   }
   const plan = planBackup(master, members, replicated, controllerNodes);
-  const steps = plannedSteps(plan, backupId, input.keep);
+  const steps = plannedSteps(plan, backupId, input.keep, input.maxAgeDays);
   const order = (node: string) => plan.findIndex((p) => p.node === node);
   const archives: DataArchive[] = [];
   const pruned: PrunedArchive[] = [];
@@ -107,72 +111,27 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
   rb.tracker.addSteps(steps);
   rb.eventNodes = members;
 
-  const info = workflowInfo();
-  const manifest: ManifestCommon = {
-    clusterId,
-    members,
-    workflowId: info.workflowId,
-    runId: info.runId,
-    createdAt: startedAt.toISOString(),
-    ...(file.cluster.clusterUuid ? { clusterUuid: file.cluster.clusterUuid } : {}),
-    archives: plan,
-  };
+  const manifest = manifestOf(clusterId, members, plan, startedAt, file.cluster.clusterUuid);
 
   await rb.emit('runbook.started', { backupId, members, plan });
   try {
-    await Promise.all(
-      plan.map(async ({ node, components }) => {
-        for (const component of components) {
-          await rb.step(
-            `backup:${node}:${component}`,
-            { title: `back up ${component} into backup-data/${component}`, node },
-            () =>
-              nodeCalls(ctx, node, `backupData ${component}`, true).middlewareOperation({
-                component,
-                operation: 'backupData',
-              }),
-          );
-        }
-        const archive = await rb.step(
-          `archive:${node}`,
-          { title: `zip backup-data into ${backupId}.zip`, node },
-          () =>
-            dataCalls(ctx, node, 'archiveData').archiveData({
-              op: 'backup',
-              backupId,
-              components,
-              manifest,
-            }),
-        );
-        if (!archive) throw ApplicationFailure.nonRetryable(`no archive was written on ${node}`);
-        await rb.step(
-          `verify:${node}`,
-          { title: `verify ${backupId}.zip against its manifest`, node },
-          () =>
-            dataCalls(ctx, node, 'verifyArchive').verifyArchive({
-              op: 'backup',
-              backupId,
-              sha256: archive.sha256,
-            }),
-        );
-        archives.push(archive);
-      }),
-    );
+    archives.push(...(await archiveSteps(ctx, { op: 'backup', backupId, plan, manifest })));
     rb.state = `backup ${backupId} is written and verified on ${plan.map((p) => p.node).join(', ')}`;
 
-    const keep = input.keep;
-    if (keep !== undefined) {
+    const { keep, maxAgeDays } = input;
+    if (keep !== undefined || maxAgeDays !== undefined) {
       // Only after every archive verified: the backup just taken is then the newest verified
       // one, and protecting it keeps the rule "never delete the newest verified backup".
       await Promise.all(
         plan.map(async ({ node }) => {
           const r = await rb.step(
             `prune:${node}`,
-            { title: `keep the newest ${keep} backups`, node },
+            { title: steps.find((s) => s.id === `prune:${node}`)?.title ?? 'retention', node },
             () =>
               dataCalls(ctx, node, 'pruneArchives').pruneArchives({
                 op: 'backup',
-                keep,
+                ...(keep === undefined ? {} : { keep }),
+                ...(maxAgeDays === undefined ? {} : { maxAgeDays, now: startedAt.toISOString() }),
                 protect: [backupId],
               }),
           );

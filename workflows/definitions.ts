@@ -1,4 +1,6 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ApproveArg, BundlesView } from '../src/contracts/bundles.js';
+import type { GuardianState, SetMembershipArg } from '../src/contracts/guardian.js';
 import type { Progress } from '../src/contracts/progress.js';
 
 /** Every runbook answers `progress`: steps with node, status, attempts and last error. */
@@ -20,3 +22,21 @@ export const skipNodeUpdate = defineUpdate<string, [{ node: string; reason: stri
 
 /** The runbook stops at a parked step and fails, leaving the cluster in the state it reports. */
 export const abortUpdate = defineUpdate<string, [{ reason: string }]>('abort');
+
+/** A rollout waiting after its canary batch goes on (or, with `reject`, rolls back). */
+export const approveUpdate = defineUpdate<string, [ApproveArg | undefined]>('approve');
+
+/** A bundle rollout's view of its nodes: version before, status now. */
+export const bundlesQuery = defineQuery<BundlesView>('bundles');
+
+/** clusterGuardian: the desired membership (validated: addresses, duplicates, master choice). */
+export const setMembershipUpdate = defineUpdate<string, [SetMembershipArg]>('setMembership');
+
+/** clusterGuardian: desired, actual, last check, running child (src/contracts/guardian.ts). */
+export const guardianStateQuery = defineQuery<GuardianState>('state');
+
+/**
+ * clusterGuardian checks now; a failed change is tried again. With `node`: that node's agent
+ * restarted on a cluster.json that is not ready (seed 001 §3) and asks to be rejoined.
+ */
+export const reconcileSignal = defineSignal<[{ node?: string; reason?: string }?]>('reconcile');

@@ -9,6 +9,7 @@ import { parseInput } from '../src/contracts/validation.js';
 import {
   assertDataWorkflowId,
   checkArchiveStep,
+  dataCalls,
   readMembers,
   type DataContext,
 } from './lib/data.js';
@@ -50,6 +51,24 @@ export async function verifyBackup(rawInput: VerifyBackupInput): Promise<VerifyB
         'UnsafeArchive',
       );
     }
+    // The node holding the replicated data (the master when it was taken) reads its dumps back.
+    const tested = manifest.archives[0];
+    const restoreTest =
+      input.restoreTest && tested
+        ? await rb.step(
+            `restore-test:${tested.node}`,
+            {
+              title: `read every dump of ${backupId} back, in a scratch folder`,
+              node: tested.node,
+            },
+            () =>
+              dataCalls(ctx, tested.node, 'restoreTest').restoreTest({
+                op: 'backup',
+                backupId,
+                sha256: checks.find((c) => c.node === tested.node)?.archive?.sha256 ?? '',
+              }),
+          )
+        : undefined;
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', {
       backupId,
@@ -84,6 +103,7 @@ export async function verifyBackup(rawInput: VerifyBackupInput): Promise<VerifyB
           },
         };
       }),
+      ...(restoreTest ? { restoreTest } : {}),
     };
   } catch (err) {
     rb.tracker.finish('failed');

@@ -24,6 +24,23 @@ const operationOptionsMap = z
   )
   .optional();
 
+/** A command line as argv; from the environment, a JSON array or a space-separated line. */
+const commandSchema = z.preprocess(
+  (v) => {
+    if (typeof v !== 'string') return v;
+    const text = v.trim();
+    if (text.startsWith('[')) {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        return v;
+      }
+    }
+    return text.split(/\s+/).filter(Boolean);
+  },
+  z.array(z.string().min(1)).min(1, 'expected a command: the program and its arguments'),
+);
+
 export const appConfigSchema = z.object({
   clusterId: z
     .string()
@@ -34,8 +51,67 @@ export const appConfigSchema = z.object({
       address: z.string().min(1).default('127.0.0.1:7233'),
       namespace: z.string().min(1).default('default'),
       taskQueue: z.string().min(1).default(orchestratorTaskQueue),
+      /** The Temporal Web UI, for the links the agent's data endpoints answer with. */
+      webUiUrl: z.url().optional(),
+      /**
+       * TLS to the Temporal frontend: `true` for the system CAs, or files (PEM) for a client
+       * certificate, its key, the server's CA, and the name the server's certificate carries.
+       */
+      tls: z
+        .union([
+          z.stringbool(),
+          z.boolean(),
+          z
+            .object({
+              certFile: z.string().min(1).optional(),
+              keyFile: z.string().min(1).optional(),
+              caFile: z.string().min(1).optional(),
+              serverName: z.string().min(1).optional(),
+            })
+            .strict()
+            .refine(
+              (t) => !t.certFile === !t.keyFile,
+              'give both certFile and keyFile, or neither',
+            ),
+        ])
+        .optional(),
+      /** An API key for the frontend (Temporal Cloud, or a proxy that checks one); implies TLS. */
+      apiKey: z.string().min(1).optional(),
     })
     .prefault({}),
+  /**
+   * Payload encryption (src/temporal/codec.ts): every process of a deployment uses the same key
+   * ring, from a YAML/JSON file `{ current, keys: { <id>: <base64> } }` or from `keys`
+   * (`<id>=<base64>,…`, e.g. CG_CODEC__KEYS) with `current`. Absent: payloads are not encrypted.
+   */
+  codec: z
+    .object({
+      keyFile: z.string().min(1).optional(),
+      keys: z.string().min(1).optional(),
+      current: z.string().min(1).optional(),
+      /**
+       * The orchestrator serves the codec endpoint for the Web UI here (POST /decode, /encode),
+       * to the UI's origins, with the operator token from `tokenFile`.
+       */
+      endpoint: z
+        .object({
+          host: z.string().min(1).default('127.0.0.1'),
+          port: port.default(8089),
+          tokenFile: z.string().min(1),
+          allowOrigins: z
+            .preprocess(
+              (v) => (typeof v === 'string' ? v.split(',').map((o) => o.trim()) : v),
+              z.array(z.url()).min(1),
+            )
+            .default(['http://127.0.0.1:8233']),
+        })
+        .strict()
+        .optional(),
+    })
+    .strict()
+    .refine((c) => !(c.keyFile && c.keys), 'give keyFile or keys, not both')
+    .refine((c) => !c.keys || c.current, 'keys needs current: the id of the key that encrypts')
+    .optional(),
   node: z
     .object({
       address: nodeAddressSchema.default('127.0.0.1'),
@@ -124,6 +200,18 @@ export const appConfigSchema = z.object({
         .prefault({}),
     })
     .prefault({}),
+  /**
+   * The appliance's webapps on this node (seed 001 §4: stopped before a membership change,
+   * started after it). Each command is an argv (`["/opt/app/bin/webapps", "stop"]`, or from the
+   * environment a JSON array or a space-separated line); run without a shell. Unset: skipped.
+   */
+  webapps: z
+    .object({
+      stopCommand: commandSchema.optional(),
+      startCommand: commandSchema.optional(),
+      timeoutSeconds: z.coerce.number().int().positive().default(300),
+    })
+    .prefault({}),
   /** Runbook events to Kafka (DESIGN.md "Events"); only the orchestrator publishes them. */
   events: z
     .object({
@@ -154,6 +242,49 @@ export const appConfigSchema = z.object({
       kafkaPort: port.default(9092),
       /** Events not yet acknowledged by Kafka; they survive a restart of the orchestrator. */
       spoolFile: z.string().min(1).default('.data/events-spool.jsonl'),
+    })
+    .prefault({}),
+  /** Bundle rollout on this node (issue 6, docs/bundles.md). */
+  bundles: z
+    .object({
+      /**
+       * The folder the OSGi runtime watches (Felix FileInstall, Karaf `deploy/`); each bundle
+       * is one `<symbolicName>.jar` there. Default: `<node root>/bundles/deploy`.
+       */
+      deployFolder: z.string().min(1).optional(),
+      /**
+       * Instead of the rename into the deploy folder: a command (argv, no shell) run with
+       * BUNDLE_FILE, BUNDLE_SYMBOLIC_NAME, BUNDLE_VERSION and BUNDLE_SHA256 in its environment.
+       */
+      installCommand: z.array(z.string().min(1)).min(1).optional(),
+      /** Largest bundle `POST /v1/bundles` accepts, in bytes. */
+      maxUploadBytes: z.coerce
+        .number()
+        .int()
+        .positive()
+        .default(64 * 1024 * 1024),
+      /**
+       * Health checks a rollout may name (`healthCheck: "<name>"`): a command (argv, no shell)
+       * that must exit 0, or a URL that must answer 2xx. Only these can run, so whoever starts
+       * a workflow cannot run arbitrary commands on the nodes.
+       */
+      healthChecks: z
+        .record(
+          z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'expected a health check name'),
+          z
+            .object({
+              command: z.array(z.string().min(1)).min(1).optional(),
+              url: z.url({ protocol: /^https?$/ }).optional(),
+              timeoutMs: z.coerce.number().int().positive().default(30_000),
+              /** Tries before the check counts as failed, `intervalMs` apart. */
+              attempts: z.coerce.number().int().min(1).max(100).default(1),
+              intervalMs: z.coerce.number().int().min(0).default(2000),
+            })
+            .refine((c) => (c.command ? 1 : 0) + (c.url ? 1 : 0) === 1, {
+              message: 'give exactly one of command or url',
+            }),
+        )
+        .default({}),
     })
     .prefault({}),
 });

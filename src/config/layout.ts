@@ -102,6 +102,23 @@ export class NodeLayout {
     return path.join(this.archiveFolder(op), `${archiveTimestamp(at)}.zip`);
   }
 
+  /** `bundles/`: the bundle store, the default deploy folder and the installed state (issue 6). */
+  get bundlesFolder(): string {
+    return path.join(this.root, 'bundles');
+  }
+  /** `bundles/store`: every uploaded or fetched bundle as `<sha256>.jar` + `<sha256>.json`. */
+  get bundleStoreFolder(): string {
+    return path.join(this.bundlesFolder, 'store');
+  }
+  /** `bundles/deploy`: the default folder the OSGi runtime watches. */
+  get bundleDeployFolder(): string {
+    return path.join(this.bundlesFolder, 'deploy');
+  }
+  /** `bundles/installed.json`: which version of each bundle this node runs. */
+  get bundleStateFile(): string {
+    return path.join(this.bundlesFolder, 'installed.json');
+  }
+
   /** Every folder of seed 001 §1, for `ensureAll`. */
   allFolders(): string[] {
     const folders = [

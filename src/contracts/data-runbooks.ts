@@ -96,14 +96,25 @@ export function compareBackupIds(a: string, b: string): number {
  */
 export function planRetention(
   ids: readonly string[],
-  keep: number,
+  keep: number | undefined,
   protect: readonly string[] = [],
+  age?: { maxAgeDays: number; now: Date },
 ): { keep: string[]; remove: string[] } {
-  if (!Number.isInteger(keep) || keep < 1) throw new Error('keep must be an integer ≥ 1');
+  if (keep !== undefined && (!Number.isInteger(keep) || keep < 1)) {
+    throw new Error('keep must be an integer ≥ 1');
+  }
+  if (age && !(age.maxAgeDays > 0)) throw new Error('maxAgeDays must be a positive number');
   const sorted = ids.filter(isBackupId).sort(compareBackupIds);
+  const oldest = age ? age.now.getTime() - age.maxAgeDays * 86_400_000 : undefined;
   const kept: string[] = [];
   const remove: string[] = [];
-  sorted.forEach((id, i) => (i < keep || protect.includes(id) ? kept : remove).push(id));
+  sorted.forEach((id, i) => {
+    const tooMany = keep !== undefined && i >= keep;
+    const tooOld = oldest !== undefined && (backupIdTime(id)?.getTime() ?? 0) < oldest;
+    // The newest backup always stays, so that retention alone never leaves none.
+    const stays = i === 0 || protect.includes(id) || (!tooMany && !tooOld);
+    (stays ? kept : remove).push(id);
+  });
   return { keep: kept, remove };
 }
 
@@ -139,6 +150,11 @@ export const backupClusterInputSchema = z
     label: labelSchema.optional(),
     /** Retention: keep the newest N backups on each node that took part (the new one included). */
     keep: z.number().int().min(1).max(10_000).optional(),
+    /**
+     * Retention: delete backups older than this many days on each node that took part. With
+     * `keep`, a backup goes when either rule says so; the one just taken always stays.
+     */
+    maxAgeDays: z.number().positive().max(36_500).optional(),
     /** Return the plan; change nothing. */
     dryRun: z.boolean().default(false),
   })
@@ -147,7 +163,16 @@ export type BackupClusterInput = z.input<typeof backupClusterInputSchema>;
 export type BackupClusterParams = z.output<typeof backupClusterInputSchema>;
 
 export const verifyBackupInputSchema = z
-  .object({ ...dataRunbookOptions, backupId: backupIdSchema })
+  .object({
+    ...dataRunbookOptions,
+    backupId: backupIdSchema,
+    /**
+     * Besides the checksums, a restore test: the node holding the replicated data unpacks its
+     * archive into a scratch folder and reads every dump back the way a restore would (every
+     * znode, every Kafka message), without touching live data.
+     */
+    restoreTest: z.boolean().default(false),
+  })
   .strict();
 export type VerifyBackupInput = z.input<typeof verifyBackupInputSchema>;
 
@@ -157,12 +182,56 @@ export const restoreClusterInputSchema = z
     backupId: backupIdSchema,
     /** What to restore; default everything the backup holds. */
     middleware: componentListSchema.optional(),
+    /**
+     * Before any data is replaced, back up what the restore replaces as
+     * `<timestamp>-before-restore`, verified; a failed restore can go back to it.
+     */
+    keepCurrentData: z.boolean().default(true),
     /** Validate the backup and return the plan; change nothing. */
     dryRun: z.boolean().default(false),
   })
   .strict();
 export type RestoreClusterInput = z.input<typeof restoreClusterInputSchema>;
 export type RestoreClusterParams = z.output<typeof restoreClusterInputSchema>;
+
+/**
+ * An export is a backup's archive meant for another cluster: the replicated middleware, once,
+ * on the master (and the master's controller folders when asked for), in
+ * `export-data-archive/<exportId>.zip` with the same manifest.
+ */
+export const exportDataInputSchema = z
+  .object({
+    ...dataRunbookOptions,
+    /** What to export; default the middleware the master's agent enables. */
+    middleware: componentListSchema.optional(),
+    /** Appended to the export id: `20261122T074512Z-<label>`. */
+    label: labelSchema.optional(),
+    dryRun: z.boolean().default(false),
+  })
+  .strict();
+export type ExportDataInput = z.input<typeof exportDataInputSchema>;
+
+/**
+ * Loads an export (of this or another cluster) into the running cluster, merging it with the
+ * data there: ZooKeeper znodes are created or overwritten, Kafka messages appended. The archive
+ * is named, never given as a path: `import-data-archive/<archive>.zip` on `node`, put there by
+ * an upload to the agent (`POST /v1/cluster/data/actions/import`) or by the operator.
+ */
+export const importDataInputSchema = z
+  .object({
+    ...dataRunbookOptions,
+    /** The archive's id, e.g. `20261122T074512Z-move` for `20261122T074512Z-move.zip`. */
+    archive: backupIdSchema,
+    /** The member whose import-data-archive folder holds it; default the master. */
+    node: nodeAddressSchema.optional(),
+    /** What to import; default everything the archive holds. */
+    middleware: componentListSchema.optional(),
+    /** As for a restore: the data an import changes is backed up first as `<ts>-before-import`. */
+    keepCurrentData: z.boolean().default(true),
+    dryRun: z.boolean().default(false),
+  })
+  .strict();
+export type ImportDataInput = z.input<typeof importDataInputSchema>;
 
 // --- the manifest inside every archive ----------------------------------------------------------
 
@@ -399,6 +468,42 @@ export interface BackupClusterResult {
   skipped: { step: string; node?: string; reason: string }[];
 }
 
+export interface ExportDataResult {
+  runbook: 'exportData';
+  clusterId: string;
+  exportId: string;
+  dryRun: boolean;
+  master: string;
+  members: string[];
+  plan: ArchivePlan;
+  steps: PlannedStep[];
+  /** The verified archive(s) in export-data-archive (empty on a dry run). */
+  archives: DataArchive[];
+}
+
+export interface ImportDataResult {
+  runbook: 'importData';
+  clusterId: string;
+  archive: string;
+  /** The cluster the archive came from (its manifest). */
+  sourceClusterId: string;
+  dryRun: boolean;
+  master: string;
+  members: string[];
+  node: string;
+  components: DataComponentName[];
+  steps: PlannedStep[];
+  /** The backup of the data before the import, when kept. */
+  keptAs?: string;
+  imported: { node: string; component: DataComponentName; files: number; bytes: number }[];
+}
+
+/** What a restore test read back, per component. */
+export interface RestoreTestResult {
+  node: string;
+  components: { component: DataComponentName; items: number; detail: string }[];
+}
+
 export interface VerifyBackupResult {
   runbook: 'verifyBackup';
   clusterId: string;
@@ -413,6 +518,8 @@ export interface VerifyBackupResult {
     present: boolean;
     archive?: DataArchive & { files: number; dataBytes: number };
   }[];
+  /** Set when `restoreTest` was asked for. */
+  restoreTest?: RestoreTestResult;
 }
 
 export interface RestoreClusterResult {
@@ -427,5 +534,7 @@ export interface RestoreClusterResult {
   steps: PlannedStep[];
   archives: DataArchive[];
   restored: { node: string; component: DataComponentName; files: number; bytes: number }[];
+  /** The backup of the data before the restore (`keepCurrentData`), to go back to. */
+  keptAs?: string;
   skipped: { step: string; node?: string; reason: string }[];
 }

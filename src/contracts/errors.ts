@@ -23,6 +23,12 @@ export const errorTypes = [
   'MiddlewareFailure',
   /** An operator aborted a parked runbook (`abort`); the message states what was left. */
   'Aborted',
+  /** Another runbook holds the cluster's workflow id, so this one was not started. Permanent. */
+  'ClusterBusy',
+  /** The appliance controller's HTTP API did not answer in time or failed. Transient. */
+  'ControllerUnavailable',
+  /** A node's configured webapp stop/start command failed. Retried by policy. */
+  'WebappCommandFailed',
 ] as const;
 
 export type ErrorType = (typeof errorTypes)[number];
@@ -37,6 +43,7 @@ export const nonRetryableErrorTypes: ErrorType[] = [
   'UnsafeArchive',
   'MissingBinary',
   'Aborted',
+  'ClusterBusy',
 ];
 
 /**

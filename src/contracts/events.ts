@@ -18,6 +18,12 @@ export const runbookEventTypes = [
   'io.clusterguard.runbook.parked',
   'io.clusterguard.runbook.completed',
   'io.clusterguard.runbook.failed',
+  /** A bundle was uploaded to an agent and stored (issue 6); published by that agent. */
+  'io.clusterguard.bundle.available',
+  'io.clusterguard.bundle.installed',
+  'io.clusterguard.bundle.rolled-back',
+  /** clusterGuardian refused a membership change that would lose quorum (seed 001 §4). */
+  'io.clusterguard.guardian.unsafe-membership',
 ] as const;
 
 export type RunbookEventType = (typeof runbookEventTypes)[number];

@@ -499,6 +499,26 @@ const dumpSchema = z.object({
 });
 type Dump = z.infer<typeof dumpSchema>;
 
+/**
+ * Reads a znode dump (`<op>-data/zookeeper/`) the way a restore or import would, without a
+ * server: for a restore test. Throws naming what would fail.
+ */
+export async function readZooKeeperDump(
+  folder: string,
+): Promise<{ znodes: number; bytes: number }> {
+  let dump: Dump;
+  try {
+    dump = dumpSchema.parse(JSON.parse(await readFile(path.join(folder, DUMP_FILE), 'utf8')));
+  } catch (err) {
+    throw new ClusterGuardError(
+      'UnsafeArchive',
+      `${folder}/${DUMP_FILE} is missing or not a ZooKeeper dump (${(err as Error).message.split('\n')[0]})`,
+    );
+  }
+  const bytes = dump.znodes.reduce((n, z) => n + Buffer.from(z.data, 'base64').length, 0);
+  return { znodes: dump.znodes.length, bytes };
+}
+
 type ZkClient = ReturnType<typeof zookeeper.createClient>;
 
 /**

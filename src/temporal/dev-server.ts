@@ -18,6 +18,8 @@ export interface DevServerOptions {
   namespace?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   readyTimeoutMs?: number;
+  /** `--dynamic-config-value KEY=<json>` of the server, e.g. `{ 'history.timerProcessorMaxTimeShift': '"1ms"' }`. */
+  dynamicConfig?: Record<string, string>;
 }
 
 export interface DevServer {
@@ -85,6 +87,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     namespace,
     ...devServerSearchAttributes.flatMap((sa) => ['--search-attribute', sa]),
   ];
+  for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) {
+    args.push('--dynamic-config-value', `${key}=${value}`);
+  }
   if (options.headless) args.push('--headless');
   else args.push('--ui-port', String(uiPort));
   if (options.dbFile) {

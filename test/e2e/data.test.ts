@@ -13,6 +13,10 @@ import {
   dataWorkflowId,
   type BackupClusterInput,
   type BackupClusterResult,
+  type ExportDataInput,
+  type ExportDataResult,
+  type ImportDataInput,
+  type ImportDataResult,
   type RestoreClusterInput,
   type RestoreClusterResult,
   type VerifyBackupInput,
@@ -35,6 +39,9 @@ import { recordHistory, startStack, type Stack } from '../helpers/stack.js';
 const [n1, n2, n3] = ['127.0.0.21', '127.0.0.22', '127.0.0.23'] as const;
 const nodes = [n1, n2, n3];
 const clusterId = 'data';
+/** A second, one-node cluster that an export of the first is imported into. */
+const other = '127.0.0.24';
+const otherClusterId = 'data-b';
 const topic = 'data-e2e';
 const messageCount = 3000;
 /** Znodes under /data-e2e/many, besides the few named ones. */
@@ -42,6 +49,8 @@ const manyZnodes = 300;
 const log = (msg: string) => console.error(`[data e2e] ${msg}`);
 
 type Runbooks = {
+  exportData: [ExportDataInput, ExportDataResult];
+  importData: [ImportDataInput, ImportDataResult];
   backupCluster: [BackupClusterInput, BackupClusterResult];
   verifyBackup: [VerifyBackupInput, VerifyBackupResult];
   restoreCluster: [RestoreClusterInput, RestoreClusterResult];
@@ -60,8 +69,8 @@ function kafkaOf(hosts: readonly string[]) {
 }
 
 /** Every message of `topic` as `partition|key|value`, partition by partition in offset order. */
-async function readTopic(expected: number): Promise<string[]> {
-  const consumer = kafkaOf(nodes).consumer({ groupId: `data-e2e-${Date.now()}-${Math.random()}` });
+async function readTopic(expected: number, hosts: readonly string[] = nodes): Promise<string[]> {
+  const consumer = kafkaOf(hosts).consumer({ groupId: `data-e2e-${Date.now()}-${Math.random()}` });
   const got: { partition: number; offset: bigint; text: string }[] = [];
   await consumer.connect();
   try {
@@ -125,8 +134,8 @@ const children = (zk: ZkClient, p: string) =>
   );
 
 /** The znodes under /data-e2e, each as `path=data`, in tree order. */
-const zkTree = () =>
-  withZooKeeperClient(`${n2}:2181`, 20_000, async (zk) => {
+const zkTree = (host: string = n2) =>
+  withZooKeeperClient(`${host}:2181`, 20_000, async (zk) => {
     const out: string[] = [];
     const walk = async (p: string): Promise<void> => {
       const data = await new Promise<Buffer | undefined>((res, rej) =>
@@ -185,6 +194,8 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
   let zkBefore: string[];
   let topicBefore: string[];
   let firstBackup: BackupClusterResult;
+  /** What earlier tests left that later ones account for. */
+  const expect: { keptAs?: string } = {};
 
   async function start<N extends keyof Runbooks>(
     runbook: N,
@@ -199,12 +210,18 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
 
   before(async () => {
     const started = Date.now();
-    stack = await startStack(nodes);
-    const handle = await startMembershipRunbook(stack.client, 'bootstrapCluster', {
-      clusterId,
-      nodes,
+    stack = await startStack([...nodes, other], {
+      agentEnv: (a) => ({ CG_CLUSTER_ID: a === other ? otherClusterId : clusterId }),
     });
-    await handle.result();
+    await Promise.all([
+      startMembershipRunbook(stack.client, 'bootstrapCluster', { clusterId, nodes }).then((h) =>
+        h.result(),
+      ),
+      startMembershipRunbook(stack.client, 'bootstrapCluster', {
+        clusterId: otherClusterId,
+        nodes: [other],
+      }).then((h) => h.result()),
+    ]);
     log(`stack up and cluster bootstrapped in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     await zkCreate('/data-e2e', 'root');
@@ -239,13 +256,27 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
     await stack?.close();
   });
   beforeEach(async () => {
-    const handle = stack.client.workflow.getHandle(dataWorkflowId(clusterId));
-    const running = await handle.describe().then(
-      (d) => d.status.name === 'RUNNING',
-      () => false,
-    );
-    if (running) await handle.terminate('data e2e: an earlier test failed');
+    for (const id of [clusterId, otherClusterId]) {
+      const handle = stack.client.workflow.getHandle(dataWorkflowId(id));
+      const running = await handle.describe().then(
+        (d) => d.status.name === 'RUNNING',
+        () => false,
+      );
+      if (running) await handle.terminate('data e2e: an earlier test failed');
+    }
   });
+
+  /** A request to a node agent's HTTP API, with the cluster token unless told otherwise. */
+  const agent = (
+    node: string,
+    route: string,
+    init: RequestInit & { token?: string | null } = {},
+  ): Promise<Response> => {
+    const { token = stack.token, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    if (token !== null) headers.set('authorization', `Bearer ${token}`);
+    return fetch(`http://${node}:${stack.agentPort}${route}`, { ...rest, headers });
+  };
 
   test(
     'backup: refused under another id; a dry run plans; the backup is archived and verified',
@@ -324,8 +355,17 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
         clusterId,
         master: n1,
         backupId: result.backupId,
+        restoreTest: true,
       });
       const verified = await verify.result();
+      // The restore test read every dump back: each znode under /data-e2e (and ZooKeeper's
+      // own), every message of the topic.
+      const readBack = Object.fromEntries(
+        (verified.restoreTest?.components ?? []).map((c) => [c.component, c.items]),
+      );
+      assert.equal(verified.restoreTest?.node, n1);
+      assert.ok((readBack.zookeeper ?? 0) >= zkBefore.length, JSON.stringify(readBack));
+      assert.equal(readBack.kafka, messageCount);
       assert.deepEqual(
         verified.nodes.map((v) => [v.node, v.present]),
         [
@@ -372,6 +412,17 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
 
     assert.deepEqual(await zkTree(), zkBefore);
     assert.deepEqual(await readTopic(messageCount), topicBefore);
+
+    // What the restore replaced was kept: a verified backup holding the destroyed state.
+    assert.match(result.keptAs ?? '', /^\d{8}T\d{6}Z-before-restore$/);
+    expect.keptAs = result.keptAs;
+    const kept = path.join(stack.layout(n1).archiveFolder('backup'), `${result.keptAs}.zip`);
+    const look = path.join(stack.dir, 'kept');
+    await extractZip(kept, look);
+    const keptTree = await readFile(path.join(look, 'zookeeper', 'znodes.json'), 'utf8');
+    assert.ok(keptTree.includes('"/data-e2e/intruder"'), 'the kept backup holds the live data');
+    assert.ok(!keptTree.includes('"/data-e2e/beta"'), 'as it was before the restore');
+    await rm(look, { recursive: true, force: true });
     await recordHistory(stack, handle.workflowId, 'restore-cluster');
   });
 
@@ -387,9 +438,12 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       log(
         `backupCluster ${second.backupId} (keep 1): ${Date.now() - started} ms, ${second.archives[0]?.bytes} bytes`,
       );
+      // The restore's keep-aside backup is a backup like any other: older, so pruned too.
       assert.deepEqual(
-        second.pruned.map((p) => `${p.node}:${p.backupId}`),
-        [`${n1}:${firstBackup.backupId}`],
+        second.pruned.map((p) => `${p.node}:${p.backupId}`).sort(),
+        [`${n1}:${firstBackup.backupId}`, expect.keptAs ? `${n1}:${expect.keptAs}` : '']
+          .filter(Boolean)
+          .sort(),
       );
       assert.deepEqual(await readdir(stack.layout(n1).archiveFolder('backup')), [
         `${second.backupId}.zip`,
@@ -452,6 +506,115 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
         backupId: '20200101T000000Z',
       });
       assert.match((await failureOf(none)).message, /no member has backup 20200101T000000Z/);
+    },
+  );
+  test(
+    'export over the agent API, download it, upload it to a fresh cluster, import: the data arrives identical',
+    { timeout: 300_000 },
+    async () => {
+      const zkNow = await zkTree();
+      const topicNow = await readTopic(messageCount);
+
+      // Old callers of the guard service keep working: the seed's endpoint starts the runbook.
+      assert.equal(
+        (await agent(n2, '/v1/cluster/data/actions/export', { method: 'POST', token: null }))
+          .status,
+        401,
+      );
+      const badInput = await agent(n2, '/v1/cluster/data/actions/export', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ label: '../etc' }),
+      });
+      assert.equal(badInput.status, 400);
+      assert.match(((await badInput.json()) as { error: string }).error, /label/);
+
+      let started = Date.now();
+      const answer = await agent(n2, '/v1/cluster/data/actions/export', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ label: 'move' }),
+      });
+      assert.equal(answer.status, 202);
+      const { workflowId, runId } = (await answer.json()) as { workflowId: string; runId: string };
+      assert.equal(workflowId, dataWorkflowId(clusterId));
+      const exportHandle = stack.client.workflow.getHandle<
+        (input: ExportDataInput) => Promise<ExportDataResult>
+      >(workflowId, runId);
+      const exported = await exportHandle.result();
+      const exportMs = Date.now() - started;
+      assert.equal(exported.master, n1, 'started on a member, run with the master');
+      assert.deepEqual(exported.plan, [{ node: n1, components: ['zookeeper', 'kafka'] }]);
+      const [archive] = exported.archives;
+      assert.ok(archive);
+      await recordHistory(stack, workflowId, 'export-data');
+
+      const route = `/v1/cluster/data/archives/export/${exported.exportId}.zip`;
+      assert.equal(
+        (await agent(n1, route, { token: 'not-the-token-of-this-cluster' })).status,
+        401,
+      );
+      assert.equal(
+        (await agent(n1, '/v1/cluster/data/archives/export/..%2F..%2Fconf%2Fcluster.json')).status,
+        400,
+      );
+      const download = await agent(n1, route);
+      assert.equal(download.status, 200);
+      const bytes = Buffer.from(await download.arrayBuffer());
+      assert.equal(sha256(bytes), archive.sha256, 'the download is the archive, byte for byte');
+      const listed = (await (await agent(n1, '/v1/cluster/data/archives/export')).json()) as {
+        archives: { id: string; bytes: number }[];
+      };
+      assert.deepEqual(
+        listed.archives.map((a) => a.id),
+        [exported.exportId],
+      );
+
+      // Uploads that are not clusterguard archives are refused and leave nothing behind.
+      const junk = await agent(other, '/v1/cluster/data/actions/import', {
+        method: 'POST',
+        headers: { 'content-type': 'application/zip' },
+        body: bytes.subarray(0, Math.floor(bytes.length / 2)),
+      });
+      assert.equal(junk.status, 422);
+      assert.match(((await junk.json()) as { error: string }).error, /not a readable zip/);
+      assert.deepEqual(await readdir(stack.layout(other).archiveFolder('import')), []);
+
+      started = Date.now();
+      const upload = await agent(other, '/v1/cluster/data/actions/import', {
+        method: 'POST',
+        headers: { 'content-type': 'application/zip' },
+        body: bytes,
+      });
+      assert.equal(upload.status, 202, await upload.clone().text());
+      const imp = (await upload.json()) as { workflowId: string; runId: string };
+      assert.equal(imp.workflowId, dataWorkflowId(otherClusterId));
+      const imported = await stack.client.workflow
+        .getHandle<(input: ImportDataInput) => Promise<ImportDataResult>>(imp.workflowId, imp.runId)
+        .result();
+      const importMs = Date.now() - started;
+      assert.equal(imported.sourceClusterId, clusterId);
+      assert.equal(imported.node, other);
+      assert.deepEqual(
+        imported.imported.map((i) => i.component),
+        ['zookeeper', 'kafka'],
+      );
+      assert.match(imported.keptAs ?? '', /-before-import$/);
+      await recordHistory(stack, imp.workflowId, 'import-data');
+
+      assert.deepEqual(await zkTree(other), zkNow);
+      assert.deepEqual(await readTopic(messageCount, [other]), topicNow);
+      // The same upload again is refused: an archive name names one archive.
+      const again = await agent(other, '/v1/cluster/data/actions/import', {
+        method: 'POST',
+        headers: { 'content-type': 'application/zip' },
+        body: bytes,
+      });
+      assert.equal(again.status, 409);
+      log(
+        `exportData ${exported.exportId}: ${exportMs} ms, ${archive.bytes} bytes; ` +
+          `importData into ${otherClusterId}: ${importMs} ms`,
+      );
     },
   );
 });

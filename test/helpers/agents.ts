@@ -33,7 +33,13 @@ export interface TestCluster {
 }
 
 /** Real node agent processes on loopback addresses, each with its own root under a temp dir. */
-export async function startTestCluster(addresses: string[]): Promise<TestCluster> {
+export async function startTestCluster(
+  addresses: string[],
+  options: {
+    /** More `CG_*` settings per agent, e.g. `CG_CONFIG` for a YAML file of its own. */
+    env?: (address: string) => Record<string, string>;
+  } = {},
+): Promise<TestCluster> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cg-cluster-'));
   const token = randomBytes(24).toString('base64url');
   const tokenFile = path.join(dir, 'cluster-token');
@@ -60,6 +66,7 @@ export async function startTestCluster(addresses: string[]): Promise<TestCluster
         tokenFile,
         port,
         binDir: path.join(dir, 'bin'),
+        ...(options.env ? { env: options.env(address) } : {}),
         onLine: (line) => log.push(line),
       });
       agents.set(address, agent);

@@ -30,6 +30,9 @@ export interface Stack {
   client: Client;
   temporalAddress: string;
   agents: Map<string, ChildProcess>;
+  /** Every agent's HTTP port (the same on each address) and the cluster token they share. */
+  agentPort: number;
+  token: string;
   /** Output lines of every process, by label, for diagnosis. */
   lines: Map<string, string[]>;
   /** `binDir` overrides where the agent looks for middleware (a broken node, for park tests). */
@@ -44,10 +47,19 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(addresses: string[]): Promise<Stack> {
+export interface StackOptions {
+  /** Environment of one node's agent beside the shared config (e.g. CG_CLUSTER_ID). */
+  agentEnv?: (address: string) => Record<string, string>;
+}
+
+export async function startStack(
+  addresses: string[],
+  stackOptions: StackOptions = {},
+): Promise<Stack> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cg-stack-'));
   const tokenFile = path.join(dir, 'cluster-token');
-  await writeFile(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  const token = randomBytes(24).toString('base64url');
+  await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
   const configFile = path.join(dir, 'agent.yaml');
   const agentConfig = {
     middleware: {
@@ -82,6 +94,8 @@ export async function startStack(addresses: string[]): Promise<Stack> {
     client: undefined as unknown as Client,
     temporalAddress,
     agents,
+    agentPort,
+    token,
     lines,
     async startTemporal() {
       temporal = await startDevServer({
@@ -118,7 +132,7 @@ export async function startStack(addresses: string[]): Promise<Stack> {
         port: agentPort,
         // The environment outranks the config file, so the override goes there.
         binDir: options.binDir ?? path.join(repoRoot, '.tools'),
-        env: { CG_CONFIG: configFile },
+        env: { CG_CONFIG: configFile, ...stackOptions.agentEnv?.(address) },
         onLine: sink(`agent ${address}`),
       });
       agents.set(address, agent);
@@ -223,7 +237,11 @@ export const stepStatus = (p: Progress, id: string) => p.steps.find((s) => s.id 
  * --output json` prints it) to `<dir>/<name>.json` and its id to `<dir>/workflow-ids.json`, for
  * test/replay: a child's id derives from its parent's, so a history replays under its own id.
  */
-export async function recordHistory(stack: Stack, workflowId: string, name: string): Promise<void> {
+export async function recordHistory(
+  stack: Pick<Stack, 'temporalAddress'>,
+  workflowId: string,
+  name: string,
+): Promise<void> {
   const dir = process.env.CG_RECORD_HISTORIES;
   if (!dir) return;
   const { stdout } = await execa(path.join(repoRoot, '.tools', 'bin', 'temporal'), [

@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import {
   bundleWorkflowCode,
   DefaultLogger,
@@ -46,13 +47,19 @@ const bundles = new Map<string, Promise<WorkflowBundleOption>>();
  * never pick up each other's workflows. The workflow bundle is built once per file.
  */
 export async function startTestOrchestrator(
-  options: { workflowsPath?: string } = {},
+  /** `server`: another dev server than the run's (e.g. one with its own dynamic config). */
+  options: {
+    workflowsPath?: string;
+    server?: { address: string; namespace: string };
+    /** The worker's and the client's, e.g. an encrypting codec. */
+    dataConverter?: DataConverter;
+  } = {},
 ): Promise<TestOrchestrator> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
   }
-  const { address, namespace } = testServer();
+  const { address, namespace } = options.server ?? testServer();
   const key = options.workflowsPath ?? '';
   let bundle = bundles.get(key);
   if (!bundle) {
@@ -81,10 +88,15 @@ export async function startTestOrchestrator(
     taskQueue,
     workflowBundle: await bundle,
     activities: events.activities,
+    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
   });
   const running = worker.run();
   const connection = await Connection.connect({ address });
-  const client = new Client({ connection, namespace });
+  const client = new Client({
+    connection,
+    namespace,
+    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
+  });
   return {
     client,
     taskQueue,

@@ -455,4 +455,83 @@ describe('data activities: archive, verify, unpack, prune', () => {
       /keep must be an integer/,
     );
   });
+  test('a restore test reads every dump back, and refuses one that would not restore', async () => {
+    // The fixture's dumps are placeholders: not what ZooKeeper's restore reads.
+    const id = '20261122T074512Z-placeholder';
+    await archive(id);
+    await refusedWith(
+      run(() => acts.restoreTest({ op: 'backup', backupId: id })),
+      'UnsafeArchive',
+      new RegExp(
+        `${id}\\.zip on node ${node.replace(/\./g, '\\.')} would not restore zookeeper: .*not a ZooKeeper dump`,
+      ),
+    );
+
+    // Real dumps, as the adapters write them.
+    const zk = layout.workingFolder('backup', 'zookeeper');
+    const kafka = layout.workingFolder('backup', 'kafka');
+    await writeFile(
+      path.join(zk, 'znodes.json'),
+      JSON.stringify({
+        format: 'clusterguard.zookeeper.znodes/1',
+        createdAt: '2026-11-22T07:45:12.000Z',
+        source: node,
+        znodes: [
+          { path: '/app', data: Buffer.from('x').toString('base64') },
+          { path: '/app/config', data: Buffer.from('yz').toString('base64') },
+        ],
+      }),
+    );
+    await rm(kafka, { recursive: true, force: true });
+    await mkdir(kafka, { recursive: true });
+    const line = (i: number) =>
+      JSON.stringify({
+        partition: i % 2,
+        offset: String(i),
+        timestamp: '1',
+        key: null,
+        value: 'YQ==',
+        headers: [],
+      });
+    await writeFile(path.join(kafka, 'orders.jsonl'), `${[0, 1, 2].map(line).join('\n')}\n`);
+    const topics = (messages: number) =>
+      JSON.stringify({
+        format: 'clusterguard-kafka-messages/1',
+        createdAt: '2026-11-22T07:45:12.000Z',
+        clusterId: 'x',
+        topics: [
+          {
+            name: 'orders',
+            partitions: 2,
+            replicationFactor: 1,
+            configs: {},
+            messages,
+            file: 'orders.jsonl',
+          },
+        ],
+        warnings: [],
+      });
+    await writeFile(path.join(kafka, 'topics.json'), topics(3));
+    const good = '20261122T074513Z-real';
+    await archive(good);
+    const tested = await run(() => acts.restoreTest({ op: 'backup', backupId: good }));
+    assert.deepEqual(
+      tested.components.map((c) => [c.component, c.items]),
+      [
+        ['zookeeper', 2],
+        ['kafka', 3],
+        ['controller', 3],
+      ],
+    );
+
+    // A topic file shorter than its manifest says would restore short: refused.
+    await writeFile(path.join(kafka, 'topics.json'), topics(4));
+    const short = '20261122T074514Z-short';
+    await archive(short);
+    await refusedWith(
+      run(() => acts.restoreTest({ op: 'backup', backupId: short })),
+      'UnsafeArchive',
+      /would not restore kafka: topic orders: orders\.jsonl holds 3 messages, its manifest says 4/,
+    );
+  });
 });

@@ -39,6 +39,8 @@ describe('stored histories replay against the current workflow code', () => {
       'backup-cluster',
       'verify-backup',
       'restore-cluster',
+      'export-data',
+      'import-data',
     ]) {
       assert.ok(
         files.some((f) => f.startsWith(prefix)),

@@ -182,6 +182,23 @@ describe('retention', () => {
     assert.equal(r.remove.length, 3);
   });
 
+  test('by age: older than maxAgeDays goes, the newest stays even when old', () => {
+    const now = new Date('2026-11-22T12:00:00Z');
+    assert.deepEqual(planRetention(ids, undefined, [], { maxAgeDays: 2, now }), {
+      keep: ['20261122T010000Z-nightly', '20261122T010000Z', '20261121T010000Z'],
+      remove: ['20261120T010000Z', '20261119T010000Z-weekly'],
+    });
+    // With both rules a backup goes when either says so.
+    assert.deepEqual(planRetention(ids, 1, [], { maxAgeDays: 2, now }).keep, [
+      '20261122T010000Z-nightly',
+    ]);
+    const later = new Date('2027-06-01T00:00:00Z');
+    assert.deepEqual(planRetention(ids, undefined, [], { maxAgeDays: 1, now: later }).keep, [
+      '20261122T010000Z-nightly',
+    ]);
+    assert.throws(() => planRetention(ids, undefined, [], { maxAgeDays: 0, now }), /maxAgeDays/);
+  });
+
   test('ignores names that are not backup ids, refuses keep < 1', () => {
     assert.deepEqual(planRetention(['notes', '../x', '20261122T010000Z'], 1).remove, []);
     assert.throws(() => planRetention(ids, 0), /keep/);

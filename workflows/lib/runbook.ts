@@ -262,6 +262,10 @@ export class Runbook {
   }
 
   private aborted(step: string, reason: string): ApplicationFailure {
+    // The runbook ends here, wherever the abort is thrown: `progress` says so, not "paused".
+    this.paused = undefined;
+    this.tracker.setPaused(undefined);
+    this.tracker.finish('failed');
     return ApplicationFailure.nonRetryable(
       `${this.name} of cluster ${this.clusterId} was aborted by an operator at step ${step}: ` +
         `${reason}. State: ${this.state}.`,

@@ -1,0 +1,190 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
+import { execa } from 'execa';
+import type { ErrorType } from '../src/contracts/errors.js';
+import { ClusterGuardError } from '../src/contracts/errors.js';
+import { desiredFromController, type ControllerMembership } from '../src/contracts/guardian.js';
+import type { Logger } from '../src/logger.js';
+import { toApplicationFailure } from './failures.js';
+
+/** A ControllerCluster is a few hundred bytes; anything far larger is not one. */
+const maxControllerBodyBytes = 1024 * 1024;
+
+export interface FetchControllerInput {
+  url: string;
+  timeoutSeconds: number;
+}
+
+export interface ControllerAnswer extends ControllerMembership {
+  fetchedAt: string;
+}
+
+const retryable = (message: string, type: ErrorType) => ApplicationFailure.retryable(message, type);
+
+async function readBounded(response: Response, limit: number): Promise<string> {
+  const reader = (response.body as ReadableStream<Uint8Array> | null)?.getReader();
+  if (!reader) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      throw new ClusterGuardError('InvalidInput', `the answer is larger than ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Runs on the orchestrator's task queue: the controller's API is a cluster-level service, not a
+ * node's (DESIGN.md puts the controller poll beside the workflows), and the master is exactly
+ * the node a membership change may replace.
+ */
+export function createGuardianActivities(deps: { logger: Logger; fetch?: typeof fetch }) {
+  const doFetch = deps.fetch ?? fetch;
+  return {
+    /** One poll of the controller's cluster endpoint, turned into the desired membership. */
+    async fetchControllerCluster(input: FetchControllerInput): Promise<ControllerAnswer> {
+      const where = `polling the controller at ${input.url}`;
+      const signal = AbortSignal.any([
+        AbortSignal.timeout(input.timeoutSeconds * 1000),
+        Context.current().cancellationSignal,
+      ]);
+      let body: string;
+      try {
+        const response = await doFetch(input.url, {
+          signal,
+          headers: { accept: 'application/json' },
+          redirect: 'error',
+        });
+        if (!response.ok) {
+          throw retryable(
+            `${where}: HTTP ${response.status} ${response.statusText}. The desired membership is ` +
+              'unknown until it answers; nothing is changed meanwhile',
+            'ControllerUnavailable',
+          );
+        }
+        body = await readBounded(response, maxControllerBodyBytes);
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        if (err instanceof ClusterGuardError) throw toApplicationFailure(err, where);
+        const e = err as Error;
+        const reason =
+          e.name === 'TimeoutError'
+            ? `no answer within ${input.timeoutSeconds} s`
+            : `${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ''}`;
+        throw retryable(
+          `${where}: ${reason}. The desired membership is unknown until it answers; nothing is ` +
+            'changed meanwhile',
+          'ControllerUnavailable',
+        );
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(body);
+      } catch {
+        throw ApplicationFailure.nonRetryable(
+          `${where}: the answer is not JSON (${JSON.stringify(body.slice(0, 80))}…)`,
+          'InvalidInput',
+        );
+      }
+      try {
+        const membership = desiredFromController(json);
+        deps.logger.debug('controller polled', { url: input.url, nodes: membership.nodes });
+        return { ...membership, fetchedAt: new Date().toISOString() };
+      } catch (err) {
+        throw toApplicationFailure(err, where);
+      }
+    },
+  };
+}
+
+export type GuardianActivities = ReturnType<typeof createGuardianActivities>;
+
+export interface WebappCommands {
+  stopCommand?: string[];
+  startCommand?: string[];
+  timeoutSeconds: number;
+}
+
+export interface WebappResult {
+  node: string;
+  action: 'stop' | 'start';
+  outcome: 'done' | 'skipped';
+  detail: string;
+}
+
+/**
+ * Runs on a node's own task queue. The command comes from the agent's local configuration
+ * (`webapps.stopCommand` / `webapps.startCommand`), never from the workflow: whoever starts a
+ * workflow chooses only stop or start (DESIGN.md "Trust boundaries").
+ */
+export function createWebappActivities(deps: {
+  address: string;
+  webapps: WebappCommands;
+  logger: Logger;
+}) {
+  return {
+    async controlWebapps(input: { action: 'stop' | 'start' }): Promise<WebappResult> {
+      const { action } = input;
+      const node = deps.address;
+      if (action !== 'stop' && action !== 'start') {
+        throw ApplicationFailure.nonRetryable(
+          `unknown webapp action ${String(action)}`,
+          'InvalidInput',
+        );
+      }
+      const command = action === 'stop' ? deps.webapps.stopCommand : deps.webapps.startCommand;
+      const key = `webapps.${action}Command`;
+      if (!command) {
+        deps.logger.info(
+          `no ${key} configured: webapps not ${action === 'stop' ? 'stopped' : 'started'}`,
+        );
+        return {
+          node,
+          action,
+          outcome: 'skipped',
+          detail: `${key} is not configured on ${node}: skipped`,
+        };
+      }
+      const [file = '', ...args] = command;
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat({ action }), 2000);
+      try {
+        const result = await execa(file, args, {
+          timeout: deps.webapps.timeoutSeconds * 1000,
+          cancelSignal: ctx.cancellationSignal,
+          reject: false,
+          all: true,
+          stdin: 'ignore',
+        });
+        const output = (result.all ?? '').trim().split('\n').slice(-5).join('\n');
+        if (result.failed) {
+          if ((result as { code?: string }).code === 'ENOENT') {
+            throw ApplicationFailure.nonRetryable(
+              `${key} on ${node}: ${file} does not exist. Fix ${key} in the agent's configuration`,
+              'MissingBinary',
+            );
+          }
+          if (result.isCanceled)
+            throw ApplicationFailure.retryable(`${key} on ${node} was cancelled`);
+          throw ApplicationFailure.retryable(
+            `${key} on ${node} failed (${result.timedOut ? `no exit within ${deps.webapps.timeoutSeconds} s` : `exit code ${result.exitCode ?? '?'}`}): ${output || 'no output'}. ` +
+              'Check the webapps on that node; the guardian tries again',
+            'WebappCommandFailed',
+          );
+        }
+        deps.logger.info(`webapps ${action === 'stop' ? 'stopped' : 'started'}`, { command: file });
+        return { node, action, outcome: 'done', detail: output || `${file} exited 0` };
+      } finally {
+        clearInterval(beat);
+      }
+    },
+  };
+}
+
+export type WebappActivities = ReturnType<typeof createWebappActivities>;

@@ -1,0 +1,97 @@
+import path from 'node:path';
+import {
+  createBundleActivities,
+  type BundleActivities,
+} from '../../activities/bundle-activities.js';
+import { bundleRoutes } from '../agent/bundle-routes.js';
+import type { AgentRoutes } from '../agent/server.js';
+import type { AppConfig } from '../config/app-config.js';
+import type { ClusterStore } from '../config/cluster-store.js';
+import type { NodeLayout } from '../config/layout.js';
+import type { BundleMeta } from '../contracts/bundles.js';
+import { createEventPublisher, type EventPublisher } from '../events/publisher.js';
+import type { Logger } from '../logger.js';
+import { BundleStore, InstalledStateFile } from './store.js';
+
+export interface AgentBundles {
+  activities: BundleActivities;
+  routes: AgentRoutes;
+  /** Publishes what it can of pending announcements; the rest stays spooled. */
+  close(): Promise<void>;
+}
+
+/**
+ * Everything a node agent needs for bundles: the store and installed state under the node's
+ * root, the activities, the HTTP routes, and the `bundle.available` announcement, which the
+ * agent publishes itself (from its own spool) because an upload involves no workflow.
+ */
+export function setupAgentBundles(deps: {
+  config: AppConfig;
+  layout: NodeLayout;
+  clusterStore: ClusterStore;
+  token: string;
+  logger: Logger;
+}): AgentBundles {
+  const { config, layout, logger } = deps;
+  const address = config.node.address;
+  const store = new BundleStore(layout.bundleStoreFolder);
+  const state = new InstalledStateFile(layout.bundleStateFile);
+  const deployFolder = path.resolve(config.bundles.deployFolder ?? layout.bundleDeployFolder);
+
+  let publisher: EventPublisher | undefined;
+  const announce = async (meta: BundleMeta) => {
+    if (!config.events.enabled) return;
+    publisher ??= createEventPublisher({
+      brokers: async () => {
+        if (config.events.brokers?.length) return config.events.brokers;
+        const file = await deps.clusterStore.load();
+        return file.cluster.nodes.map((n) => `${n}:${config.events.kafkaPort}`);
+      },
+      spoolFile: path.join(layout.bundlesFolder, 'events-spool.jsonl'),
+      logger,
+      clientId: `clusterguard-agent-${address}`,
+    });
+    await publisher.enqueue({
+      id: `bundle.available/${address}/${meta.sha256}`,
+      type: 'io.clusterguard.bundle.available',
+      clusterId: config.clusterId,
+      runbook: 'bundleUpload',
+      workflowId: `agent/${address}`,
+      subject: meta.symbolicName,
+      time: meta.storedAt,
+      data: {
+        node: address,
+        symbolicName: meta.symbolicName,
+        version: meta.version,
+        sha256: meta.sha256,
+        bytes: meta.bytes,
+      },
+    });
+  };
+
+  return {
+    activities: createBundleActivities({
+      address,
+      store,
+      state,
+      deployFolder,
+      ...(config.bundles.installCommand ? { installCommand: config.bundles.installCommand } : {}),
+      healthChecks: config.bundles.healthChecks,
+      token: deps.token,
+      agentPort: config.agent.port,
+      logger,
+    }),
+    routes: bundleRoutes({
+      store,
+      state,
+      maxUploadBytes: config.bundles.maxUploadBytes,
+      logger,
+      onStored: announce,
+    }),
+    async close() {
+      if (!publisher) return;
+      await publisher.flush(3000).catch(() => undefined);
+      await publisher.close();
+    },
+  };
+}

@@ -1,0 +1,107 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { BundleMeta, InstalledBundle } from '../contracts/bundles.js';
+import { ClusterGuardError } from '../contracts/errors.js';
+
+/** What `POST /v1/bundles` answers. */
+export interface PushedBundle {
+  symbolicName: string;
+  version: string;
+  sha256: string;
+  bytes: number;
+  /** `already`: that agent had stored this artifact before. */
+  stored: 'new' | 'already';
+}
+
+export interface AgentTarget {
+  /** `http://<node>:<agent port>` */
+  url: string;
+  token: string;
+}
+
+async function problemOf(res: Response): Promise<string> {
+  const text = await res.text();
+  try {
+    const body = JSON.parse(text) as { error?: string; hint?: string };
+    if (body.error) return body.hint ? `${body.error} (${body.hint})` : body.error;
+  } catch {
+    // not the agent's JSON
+  }
+  return text.slice(0, 300) || `HTTP ${res.status}`;
+}
+
+/** Uploads a jar to one agent (`clusterguard bundle push <file>`). */
+export async function pushBundle(target: AgentTarget, file: string): Promise<PushedBundle> {
+  const form = new FormData();
+  form.set('file', new Blob([await readFile(file)]), path.basename(file));
+  const res = await fetch(`${target.url}/v1/bundles`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${target.token}` },
+    body: form,
+  });
+  if (!res.ok) {
+    throw new ClusterGuardError(
+      res.status === 401 ? 'Unauthorized' : 'InvalidInput',
+      `${target.url} refused ${path.basename(file)} (HTTP ${res.status}): ${await problemOf(res)}`,
+    );
+  }
+  return (await res.json()) as PushedBundle;
+}
+
+/** One agent's store and installed bundles (`GET /v1/bundles`). */
+export async function agentBundles(
+  target: AgentTarget,
+): Promise<{ stored: BundleMeta[]; installed: Record<string, InstalledBundle> }> {
+  const res = await fetch(`${target.url}/v1/bundles`, {
+    headers: { authorization: `Bearer ${target.token}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!res.ok) {
+    throw new ClusterGuardError(
+      res.status === 401 ? 'Unauthorized' : 'NodeUnreachable',
+      `${target.url}: ${await problemOf(res)}`,
+    );
+  }
+  return (await res.json()) as {
+    stored: BundleMeta[];
+    installed: Record<string, InstalledBundle>;
+  };
+}
+
+export interface BundleStatusRow {
+  node: string;
+  /** The installed version, `—` when not installed, or why the node did not answer. */
+  version?: string;
+  sha256?: string;
+  installedAt?: string;
+  error?: string;
+}
+
+/**
+ * The node × version table of one bundle across a cluster (`clusterguard bundle status
+ * <symbolicName>`): each node's agent is asked in parallel; a node that does not answer is a
+ * row with its error, not a failure of the whole table.
+ */
+export async function bundleStatus(options: {
+  nodes: string[];
+  port: number;
+  token: string;
+  symbolicName: string;
+}): Promise<BundleStatusRow[]> {
+  return Promise.all(
+    options.nodes.map(async (node): Promise<BundleStatusRow> => {
+      try {
+        const { installed } = await agentBundles({
+          url: `http://${node}:${options.port}`,
+          token: options.token,
+        });
+        const b = installed[options.symbolicName];
+        return b
+          ? { node, version: b.version, sha256: b.sha256, installedAt: b.installedAt }
+          : { node };
+      } catch (err) {
+        return { node, error: (err as Error).message };
+      }
+    }),
+  );
+}

@@ -1,0 +1,171 @@
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import type { ConnectOptions } from '../client.js';
+import { orchestratorTaskQueue } from '../contracts/addresses.js';
+import { ClusterGuardError } from '../contracts/errors.js';
+import { describeZodError } from '../contracts/validation.js';
+
+/**
+ * Where the CLI connects: flags first, then the environment (the `temporal` CLI's own names),
+ * then the config file, then the defaults of a local dev server.
+ */
+
+export interface ConnectionFlags {
+  address?: string;
+  namespace?: string;
+  taskQueue?: string;
+  config?: string;
+  tls?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tlsServerName?: string;
+  apiKey?: string;
+  connectTimeout?: number;
+}
+
+const fileSchema = z
+  .object({
+    address: z.string().min(1).optional(),
+    namespace: z.string().min(1).optional(),
+    taskQueue: z.string().min(1).optional(),
+    tls: z
+      .union([
+        z.boolean(),
+        z
+          .object({
+            cert: z.string().optional(),
+            key: z.string().optional(),
+            ca: z.string().optional(),
+            serverName: z.string().optional(),
+          })
+          .strict(),
+      ])
+      .optional(),
+    apiKey: z.string().min(1).optional(),
+  })
+  .strict();
+
+/** `--config`, else `$CLUSTERGUARD_CONFIG`, else `~/.config/clusterguard/cli.yaml` if present. */
+export function configFilePath(
+  flags: ConnectionFlags,
+  env: NodeJS.ProcessEnv,
+): { file: string; required: boolean } | undefined {
+  const given = flags.config ?? env.CLUSTERGUARD_CONFIG;
+  if (given) return { file: given, required: true };
+  const base = env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config');
+  const file = path.join(base, 'clusterguard', 'cli.yaml');
+  return existsSync(file) ? { file, required: false } : undefined;
+}
+
+function readConfigFile(file: string): z.output<typeof fileSchema> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ClusterGuardError(
+      'InvalidConfig',
+      `cannot read the config file ${file}: ${(err as Error).message}`,
+    );
+  }
+  let data: unknown;
+  try {
+    data = YAML.parse(text) ?? {};
+  } catch (err) {
+    throw new ClusterGuardError(
+      'InvalidConfig',
+      `the config file ${file} is not valid YAML: ${(err as Error).message}`,
+    );
+  }
+  const parsed = fileSchema.safeParse(data);
+  if (!parsed.success) {
+    throw new ClusterGuardError(
+      'InvalidConfig',
+      `the config file ${file} is invalid: ${describeZodError(parsed.error)} (keys: address, ` +
+        'namespace, taskQueue, tls: {cert, key, ca, serverName} or true, apiKey)',
+    );
+  }
+  // Certificate paths in the file are relative to the file.
+  const d = parsed.data;
+  if (d.tls && typeof d.tls === 'object') {
+    const dir = path.dirname(file);
+    const abs = (p?: string) => (p ? path.resolve(dir, p) : undefined);
+    d.tls = { ...d.tls, cert: abs(d.tls.cert), key: abs(d.tls.key), ca: abs(d.tls.ca) };
+  }
+  return d;
+}
+
+function envBool(value: string | undefined, name: string): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (/^(1|true|yes)$/i.test(value)) return true;
+  if (/^(0|false|no)$/i.test(value)) return false;
+  throw new ClusterGuardError('InvalidConfig', `${name}=${value}: expected true or false`);
+}
+
+export interface ResolvedConnection {
+  connect: ConnectOptions;
+  taskQueue: string;
+  /** Where each setting came from, for `--help`-level troubleshooting. */
+  configFile?: string;
+}
+
+export function resolveConnection(
+  flags: ConnectionFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): ResolvedConnection {
+  const where = configFilePath(flags, env);
+  const file =
+    where && (where.required || existsSync(where.file)) ? readConfigFile(where.file) : {};
+  const fileTls = typeof file.tls === 'object' ? file.tls : {};
+  const pick = (...values: (string | undefined)[]) => values.find((v) => v !== undefined && v);
+  const cert = pick(
+    flags.tlsCert,
+    env.TEMPORAL_TLS_CERT,
+    env.TEMPORAL_TLS_CLIENT_CERT_PATH,
+    fileTls.cert,
+  );
+  const key = pick(
+    flags.tlsKey,
+    env.TEMPORAL_TLS_KEY,
+    env.TEMPORAL_TLS_CLIENT_KEY_PATH,
+    fileTls.key,
+  );
+  const ca = pick(
+    flags.tlsCa,
+    env.TEMPORAL_TLS_CA,
+    env.TEMPORAL_TLS_SERVER_CA_CERT_PATH,
+    fileTls.ca,
+  );
+  const serverName = pick(flags.tlsServerName, env.TEMPORAL_TLS_SERVER_NAME, fileTls.serverName);
+  const tlsOn =
+    flags.tls ??
+    envBool(env.TEMPORAL_TLS, 'TEMPORAL_TLS') ??
+    (typeof file.tls === 'boolean' ? file.tls : undefined);
+  const apiKey = pick(flags.apiKey, env.TEMPORAL_API_KEY, file.apiKey);
+  const anyFile = cert || key || ca || serverName;
+  let tls: ConnectOptions['tls'];
+  if (tlsOn === false) tls = false;
+  else if (anyFile) {
+    tls = {
+      ...(cert ? { cert } : {}),
+      ...(key ? { key } : {}),
+      ...(ca ? { ca } : {}),
+      ...(serverName ? { serverName } : {}),
+    };
+  } else if (tlsOn) tls = true;
+  return {
+    connect: {
+      address: pick(flags.address, env.TEMPORAL_ADDRESS, file.address) ?? '127.0.0.1:7233',
+      namespace: pick(flags.namespace, env.TEMPORAL_NAMESPACE, file.namespace) ?? 'default',
+      ...(tls !== undefined ? { tls } : {}),
+      ...(apiKey ? { apiKey } : {}),
+      connectTimeoutMs: Math.round((flags.connectTimeout ?? 10) * 1000),
+    },
+    taskQueue:
+      pick(flags.taskQueue, env.CLUSTERGUARD_TASK_QUEUE, file.taskQueue) ?? orchestratorTaskQueue,
+    ...(where ? { configFile: where.file } : {}),
+  };
+}

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { chromium, type Browser } from 'playwright-core';
+import type { PingClusterResult } from '../../src/contracts/ping.js';
+import { repoRoot } from '../../src/process.js';
+import { freePort, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
+import { startTestCluster, type TestCluster } from '../helpers/agents.js';
+import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
+
+/**
+ * The Temporal Web UI, in a real browser (Debian's Chromium, headless, driven by
+ * playwright-core): a runbook started from the UI's "Start a Workflow" form with the JSON input
+ * the README documents runs; while it runs, the page shows its step table (the runbook's current
+ * details) and the `progress` query answers from the Queries tab; once done, the page shows it
+ * completed with its result. Its own dev server with the UI on 127.0.0.1 (the UI server calls the
+ * frontend there), agents on 127.0.0.87–.88. Screenshots go to test-artifacts/.
+ */
+const chromiumPath = process.env.CG_CHROMIUM ?? '/usr/bin/chromium';
+const nodes = ['127.0.0.87', '127.0.0.88'];
+const artifacts = path.join(repoRoot, 'test-artifacts');
+const workflowId = 'cg/webui/ping/from-the-form';
+
+describe('the Web UI starts a runbook and shows its steps, query and result', () => {
+  let server: DevServer;
+  let orchestrator: TestOrchestrator;
+  let cluster: TestCluster;
+  let browser: Browser;
+
+  before(async () => {
+    if (!existsSync(chromiumPath)) return;
+    server = await startDevServer({
+      binary: process.env.CG_TEMPORAL_BIN ?? path.join(repoRoot, '.tools', 'bin', 'temporal'),
+      port: await freePort(),
+      uiPort: await freePort(),
+    });
+    [orchestrator, cluster, browser] = await Promise.all([
+      startTestOrchestrator({ server: { address: server.address, namespace: 'default' } }),
+      startTestCluster(nodes, { env: () => ({ CG_TEMPORAL__ADDRESS: server.address }) }),
+      chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] }),
+    ]);
+    await mkdir(artifacts, { recursive: true });
+  });
+  after(async () => {
+    await browser?.close();
+    await cluster?.close();
+    await orchestrator?.close();
+    await server?.stop();
+  });
+
+  test('pingCluster from the "Start a Workflow" form', async (t) => {
+    if (!existsSync(chromiumPath)) {
+      t.skip(`no Chromium at ${chromiumPath}: apt-get install chromium (or set CG_CHROMIUM)`);
+      return;
+    }
+    const ui = server.uiUrl;
+    assert.ok(ui, 'the dev server serves its UI');
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    try {
+      await page.goto(`${ui}/namespaces/default/workflows/start-workflow`);
+      await page.locator('#workflowId').fill(workflowId);
+      await page.locator('#taskQueue').fill(orchestrator.taskQueue);
+      await page.locator('#workflowType').fill('pingCluster');
+      // The form checks the task queue once it is left: our orchestrator polls it.
+      await page.getByText('Task Queue is Active').waitFor({ timeout: 30_000 });
+      await page.locator('[contenteditable="true"]').first().click();
+      await page.keyboard.type(JSON.stringify({ clusterId: 'webui', nodes, holdSeconds: 8 }));
+      // Leave the editor so the form takes the input, then start.
+      await page.getByText('Workflow Type').first().click();
+      await page.getByRole('button', { name: 'Start Workflow' }).click();
+
+      // Temporal has it, with the form's input.
+      const handle = orchestrator.client.workflow.getHandle(workflowId);
+      let described;
+      for (let i = 0; i < 50 && !described; i++) {
+        described = await handle.describe().catch(() => undefined);
+        if (!described) await page.waitForTimeout(200);
+      }
+      assert.ok(described, 'the form started the workflow');
+      assert.equal(described.type, 'pingCluster');
+
+      // While it runs: the step table in the current details, and the progress query.
+      await page.goto(`${ui}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
+      await page.getByText('Running').first().waitFor({ timeout: 30_000 });
+      await page.getByText('User Metadata').first().click();
+      const details = page.getByText(`ping ${nodes[0]}`).first();
+      await details.waitFor({ timeout: 30_000 });
+      await page.screenshot({ path: path.join(artifacts, 'web-ui-running.png'), fullPage: true });
+      const metadata = await page.locator('main').innerText();
+      assert.match(metadata, /Current Details/);
+      assert.match(metadata, /pingCluster on cluster webui — running, 0\/2 steps done/);
+      for (const n of nodes) assert.ok(metadata.includes(n), `${n} in the details`);
+
+      await page.getByText('Queries').first().click();
+      await page.getByRole('button', { name: 'Run Query' }).click();
+      await page.getByText('"steps"').first().waitFor({ timeout: 30_000 });
+      const queried = await page.locator('main').innerText();
+      assert.match(queried, /"runbook": "pingCluster"/);
+      assert.ok(queried.includes(`"node": "${nodes[1]}"`), 'the query answers with every node');
+
+      // Done: the page shows it completed, with the result.
+      const result = (await handle.result()) as PingClusterResult;
+      assert.deepEqual(
+        result.nodes.map((n) => n.address),
+        nodes,
+      );
+      await page.goto(`${ui}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
+      await page.getByText('Completed').first().waitFor({ timeout: 30_000 });
+      const done = await page.locator('main').innerText();
+      assert.ok(done.includes(result.nodes[0]?.root ?? '-'), 'the result is on the page');
+      await page.screenshot({ path: path.join(artifacts, 'web-ui-completed.png'), fullPage: true });
+    } finally {
+      await page.close();
+    }
+  });
+});
