@@ -5,7 +5,6 @@
  * throws `ClusterGuardError` of type `InvalidInput` naming each field. Wire names and JSON
  * shapes for clients in other languages: docs/api.md.
  */
-import { readFile } from 'node:fs/promises';
 import {
   Client,
   Connection,
@@ -24,6 +23,7 @@ import type {
   RestoreClusterInput,
   VerifyBackupInput,
 } from './contracts/data-runbooks.js';
+import { tlsFor } from './temporal/connection.js';
 import { ClusterGuardError } from './contracts/errors.js';
 import type {
   BootstrapClusterInput,
@@ -111,29 +111,25 @@ export const connectOptionsSchema = z
   .strict();
 export type ConnectOptions = z.input<typeof connectOptionsSchema>;
 
-async function tlsConfig(o: z.output<typeof connectOptionsSchema>): Promise<TLSConfig | boolean> {
+/** The SDK's TLS settings, read by the same code as the processes' (`temporal.tls`). */
+function tlsConfig(o: z.output<typeof connectOptionsSchema>): Promise<TLSConfig | boolean> {
   const t = o.tls;
-  if (t === undefined) return o.apiKey !== undefined;
-  if (typeof t === 'boolean') return t;
-  const read = (file: string, what: string) =>
-    readFile(file).catch((err: unknown) => {
-      throw new ClusterGuardError(
-        'InvalidConfig',
-        `cannot read the TLS ${what} ${file}: ${(err as Error).message}`,
-      );
-    });
-  return {
-    ...(t.serverName ? { serverNameOverride: t.serverName } : {}),
-    ...(t.ca ? { serverRootCACertificate: await read(t.ca, 'CA certificate') } : {}),
-    ...(t.cert && t.key
-      ? {
-          clientCertPair: {
-            crt: await read(t.cert, 'client certificate'),
-            key: await read(t.key, 'client key'),
-          },
-        }
-      : {}),
-  };
+  return tlsFor({
+    ...(o.apiKey ? { apiKey: o.apiKey } : {}),
+    ...(t === undefined
+      ? {}
+      : {
+          tls:
+            typeof t === 'boolean'
+              ? t
+              : {
+                  ...(t.cert ? { certFile: t.cert } : {}),
+                  ...(t.key ? { keyFile: t.key } : {}),
+                  ...(t.ca ? { caFile: t.ca } : {}),
+                  ...(t.serverName ? { serverName: t.serverName } : {}),
+                },
+        }),
+  });
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   WorkflowUpdateFailedError,
   type Client,
 } from '@temporalio/client';
+import { dataConverterFor } from '../temporal/connection.js';
 import { Command, CommanderError, Option } from 'commander';
 import YAML from 'yaml';
 import type { z } from 'zod';
@@ -179,7 +180,8 @@ async function withClient<T>(
   const conn = resolveConnection(cmd.optsWithGlobals<Globals>());
   let client: Client;
   try {
-    client = await connect(conn.connect);
+    const dataConverter = await dataConverterFor(conn.codec);
+    client = await connect(conn.connect, dataConverter ? { dataConverter } : {});
   } catch (err) {
     if (err instanceof ClusterGuardError) throw err;
     throw new CliExit(

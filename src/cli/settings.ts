@@ -46,6 +46,15 @@ const fileSchema = z
       ])
       .optional(),
     apiKey: z.string().min(1).optional(),
+    /** The processes' key ring, when payloads are encrypted (docs/operations.md, "Secrets"). */
+    codec: z
+      .object({
+        keyFile: z.string().min(1).optional(),
+        keys: z.string().min(1).optional(),
+        current: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -107,6 +116,8 @@ function envBool(value: string | undefined, name: string): boolean | undefined {
 
 export interface ResolvedConnection {
   connect: ConnectOptions;
+  /** The key ring for encrypted payloads: CG_CODEC__KEY_FILE / CG_CODEC__KEYS, or `codec:`. */
+  codec?: { keyFile?: string; keys?: string; current?: string };
   taskQueue: string;
   /** Where each setting came from, for `--help`-level troubleshooting. */
   configFile?: string;
@@ -145,6 +156,18 @@ export function resolveConnection(
     envBool(env.TEMPORAL_TLS, 'TEMPORAL_TLS') ??
     (typeof file.tls === 'boolean' ? file.tls : undefined);
   const apiKey = pick(flags.apiKey, env.TEMPORAL_API_KEY, file.apiKey);
+  // The same variables as the orchestrator's and the agents' (CG_CODEC__…).
+  const keyFile = pick(env.CG_CODEC__KEY_FILE, file.codec?.keyFile);
+  const keys = pick(env.CG_CODEC__KEYS, file.codec?.keys);
+  const current = pick(env.CG_CODEC__CURRENT, file.codec?.current);
+  const codec =
+    keyFile || keys
+      ? {
+          ...(keyFile ? { keyFile } : {}),
+          ...(keys ? { keys } : {}),
+          ...(current ? { current } : {}),
+        }
+      : undefined;
   const anyFile = cert || key || ca || serverName;
   let tls: ConnectOptions['tls'];
   if (tlsOn === false) tls = false;
@@ -166,6 +189,7 @@ export function resolveConnection(
     },
     taskQueue:
       pick(flags.taskQueue, env.CLUSTERGUARD_TASK_QUEUE, file.taskQueue) ?? orchestratorTaskQueue,
+    ...(codec ? { codec } : {}),
     ...(where ? { configFile: where.file } : {}),
   };
 }

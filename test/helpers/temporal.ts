@@ -53,6 +53,8 @@ export async function startTestOrchestrator(
     server?: { address: string; namespace: string };
     /** The worker's and the client's, e.g. an encrypting codec. */
     dataConverter?: DataConverter;
+    /** A fixed task queue (the README's `clusterguard`) instead of a private one. */
+    taskQueue?: string;
   } = {},
 ): Promise<TestOrchestrator> {
   if (!runtimeInstalled) {
@@ -72,7 +74,7 @@ export async function startTestOrchestrator(
     bundles.set(key, bundle);
   }
   const nativeConnection = await NativeConnection.connect({ address });
-  const taskQueue = `cg-test-${randomUUID().slice(0, 8)}`;
+  const taskQueue = options.taskQueue ?? `cg-test-${randomUUID().slice(0, 8)}`;
   // Runbooks publish events; without a Kafka for the tests, publishEvent only logs.
   const kafkaBrokers = process.env.CG_TEST_KAFKA_BROKERS;
   const spoolFile = path.join(os.tmpdir(), `${taskQueue}-events.jsonl`);

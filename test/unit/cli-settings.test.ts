@@ -86,4 +86,15 @@ describe('CLI connection settings', () => {
       /cannot read the config file/,
     );
   });
+
+  test("the key ring for encrypted payloads comes from the processes' variables or the file", () => {
+    assert.equal(resolveConnection({}, {}).codec, undefined);
+    assert.deepEqual(
+      resolveConnection({}, { CG_CODEC__KEYS: 'k1=abc', CG_CODEC__CURRENT: 'k1' }).codec,
+      { keys: 'k1=abc', current: 'k1' },
+    );
+    assert.deepEqual(resolveConnection({}, { CG_CODEC__KEY_FILE: '/etc/ring.yaml' }).codec, {
+      keyFile: '/etc/ring.yaml',
+    });
+  });
 });
