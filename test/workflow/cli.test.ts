@@ -8,6 +8,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { execa } from 'execa';
 import { repoRoot } from '../../src/process.js';
 import { createBackupSchedule } from '../../src/temporal/schedules.js';
+import { recordHistory } from '../helpers/stack.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, testServer, type TestOrchestrator } from '../helpers/temporal.js';
 
@@ -423,6 +424,11 @@ describe('clusterguard CLI', { concurrency: true }, () => {
       .describe();
     assert.equal(parent.type, 'scheduledBackup');
     workflows.add(parent.workflowId);
+    await recordHistory(
+      { temporalAddress: process.env.CG_TEST_TEMPORAL_ADDRESS ?? '' },
+      parent.workflowId,
+      'scheduled-backup',
+    );
 
     await until('the schedule is listed', async () => {
       for await (const s of client.schedule.list()) if (s.scheduleId === scheduleId) return true;

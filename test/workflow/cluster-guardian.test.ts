@@ -21,6 +21,7 @@ import {
   setGuardianMembership,
   startGuardian,
 } from '../../src/temporal/guardian.js';
+import { recordHistory } from '../helpers/stack.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, testServer, type TestOrchestrator } from '../helpers/temporal.js';
 
@@ -41,6 +42,9 @@ async function rejectsWith(run: Promise<unknown>, pattern: RegExp): Promise<void
     return true;
   });
 }
+
+/** With CG_RECORD_HISTORIES=<dir>, histories for test/replay are written there. */
+const recorder = { temporalAddress: process.env.CG_TEST_TEMPORAL_ADDRESS ?? '' };
 
 describe('clusterGuardian', () => {
   let orchestrator: TestOrchestrator;
@@ -363,6 +367,7 @@ describe('clusterGuardian', () => {
     assert.ok(at(/webapps stop on 127\.0\.0\.54: agent not answering/) >= 0, history.join('\n'));
     assert.ok(at(/webapps stop on 127\.0\.0\.53/) < at(/started joinNode as/));
     assert.ok(at(/joinNode failed/) < at(/webapps start on 127\.0\.0\.53: done/));
+    await recordHistory(recorder, `cg/${id}/guardian`, 'cluster-guardian-failed-change');
     // A failed change is not repeated at every tick.
     const ticks = state.ticks;
     await waitForState(id, (s) => s.ticks >= ticks + 3);

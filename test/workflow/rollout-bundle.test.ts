@@ -12,6 +12,7 @@ import { sha256OfFile } from '../../src/bundles/store.js';
 import type { BundlesView, RolloutBundleInput } from '../../src/contracts/bundles.js';
 import type { Progress } from '../../src/contracts/progress.js';
 import { startRolloutBundle } from '../../src/temporal/bundles.js';
+import { recordHistory } from '../helpers/stack.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { writeTestJar } from '../helpers/bundles.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
@@ -71,6 +72,9 @@ function agentConfig(address: string): Record<string, unknown> {
 const configDir = await mkdtemp(path.join(os.tmpdir(), 'cg-bundle-config-'));
 const configFile = (address: string) => path.join(configDir, `${address}.yaml`);
 await Promise.all(nodes.map((n) => writeFile(configFile(n), stringify(agentConfig(n)))));
+
+/** With CG_RECORD_HISTORIES=<dir>, histories for test/replay are written there. */
+const recorder = { temporalAddress: process.env.CG_TEST_TEMPORAL_ADDRESS ?? '' };
 
 describe('rolloutBundle against a real dev server and three agent processes', () => {
   let orchestrator: TestOrchestrator;
@@ -178,6 +182,7 @@ describe('rolloutBundle against a real dev server and three agent processes', ()
   test('a health check failing on one node stops the batch and rolls back every node', async () => {
     const handle = await start({ sha256: jars.v2, nodes, batchSize: 3, healthCheck: 'app' });
     const r = await handle.result();
+    await recordHistory(recorder, handle.workflowId, 'rollout-bundle-rolled-back');
     assert.equal(r.outcome, 'rolled-back');
     assert.equal(r.failures, 1);
     assert.match(r.reason ?? '', /127\.0\.0\.43 \(health check app failed .*app did not start/);
@@ -221,6 +226,7 @@ describe('rolloutBundle against a real dev server and three agent processes', ()
     await rejectsWith(handle.executeUpdate('approve', { args: [{}] }), /not waiting for approval/);
     await handle.signal('resume');
     const r = await handle.result();
+    await recordHistory(recorder, handle.workflowId, 'rollout-bundle-canary-paused-approved');
     assert.equal(r.outcome, 'completed');
     assert.equal(r.approvedBy, 'alice');
     for (const n of nodes) assert.equal(await deployed(n), jars.v2);
