@@ -85,8 +85,8 @@ describe('the Web UI starts a runbook and shows its steps, query and result', ()
       await page.goto(`${ui}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
       await page.getByText('Running').first().waitFor({ timeout: 30_000 });
       await page.getByText('User Metadata').first().click();
-      const details = page.getByText(`ping ${nodes[0]}`).first();
-      await details.waitFor({ timeout: 30_000 });
+      // The details render a moment after the page: wait for the runbook's own table.
+      await page.getByText('pingCluster on cluster webui').first().waitFor({ timeout: 30_000 });
       await page.screenshot({ path: path.join(artifacts, 'web-ui-running.png'), fullPage: true });
       const metadata = await page.locator('main').innerText();
       assert.match(metadata, /Current Details/);
