@@ -3,6 +3,7 @@
  * before connecting, prints text or (`--json`) JSON on stdout, and exits with a code from
  * `exitCodes` (docs/cli.md).
  */
+import { readFile } from 'node:fs/promises';
 import {
   NamespaceNotFoundError,
   QueryNotRegisteredError,
@@ -16,7 +17,8 @@ import { dataConverterFor } from '../temporal/connection.js';
 import { Command, CommanderError, Option } from 'commander';
 import YAML from 'yaml';
 import type { z } from 'zod';
-import { approveArgSchema } from '../contracts/bundles.js';
+import { approveArgSchema, rolloutBundleInputSchema } from '../contracts/bundles.js';
+import { pushBundle } from '../bundles/client.js';
 import {
   abortRunbook,
   backupCluster,
@@ -60,7 +62,7 @@ import {
 import { pingClusterInputSchema } from '../contracts/ping.js';
 import type { Progress } from '../contracts/progress.js';
 import { describeZodError } from '../contracts/validation.js';
-import { queryRollout } from '../temporal/bundles.js';
+import { queryRollout, startRolloutBundle } from '../temporal/bundles.js';
 import {
   guardianState,
   pauseGuardian,
@@ -1160,6 +1162,100 @@ Example:
         print(view, () => YAML.stringify(view).trimEnd());
         return exitCodes.ok;
       }),
+    );
+  });
+
+  example(
+    bundle
+      .command('push')
+      .description(
+        "POST /v1/bundles: upload a jar to a node's agent; prints its symbolic name, version, sha256",
+      )
+      .argument('<file>', 'the OSGi bundle (a jar with Bundle-SymbolicName and Bundle-Version)')
+      .requiredOption('--agent <url>', "the agent's base URL, e.g. http://127.0.0.11:7700")
+      .option(
+        '--token-file <path>',
+        'the cluster token (default $CLUSTERGUARD_TOKEN_FILE, else $CLUSTERGUARD_TOKEN)',
+      ),
+    'clusterguard bundle push app-1.2.0.jar --agent http://127.0.0.11:7700 --token-file .data/cluster-token',
+  ).action(async function (this: Command, file: string) {
+    const o = this.opts();
+    const tokenFile = (o.tokenFile as string | undefined) ?? process.env.CLUSTERGUARD_TOKEN_FILE;
+    const token = tokenFile
+      ? (
+          await readFile(tokenFile, 'utf8').catch((err: unknown) => {
+            throw new CliExit(
+              exitCodes.usage,
+              `cannot read ${tokenFile}: ${(err as Error).message}`,
+            );
+          })
+        ).trim()
+      : process.env.CLUSTERGUARD_TOKEN;
+    if (!token) {
+      throw new CliExit(
+        exitCodes.usage,
+        'no cluster token: pass --token-file, or set CLUSTERGUARD_TOKEN_FILE or CLUSTERGUARD_TOKEN',
+      );
+    }
+    const pushed = await pushBundle({ url: (o.agent as string).replace(/\/$/, ''), token }, file);
+    print(
+      pushed,
+      () =>
+        `${pushed.symbolicName} ${pushed.version} sha256 ${pushed.sha256} (${pushed.bytes} bytes, ${pushed.stored})\n` +
+        `roll it out: clusterguard bundle rollout --cluster <id> --name ${pushed.symbolicName} --sha256 ${pushed.sha256} --master <node>`,
+    );
+    done(exitCodes.ok);
+  });
+
+  example(
+    startFlags(
+      stepFlags(
+        bundle
+          .command('rollout')
+          .description('start rolloutBundle (cg/<cluster>/bundle/<name>): install node by node')
+          .requiredOption('--cluster <id>', 'cluster id')
+          .requiredOption('--name <symbolic-name>', "the bundle's symbolic name (from push)")
+          .requiredOption('--sha256 <hex>', 'the artifact (from push)')
+          .option('--nodes <a,b,…>', 'the nodes, in order (default: the members)', list)
+          .option('--master <address>', 'a member whose cluster.json lists the members')
+          .option('--source <address>', 'the agent the bundle was pushed to')
+          .option('--batch-size <n>', 'nodes at once after the canary (default 1)', num)
+          .option('--canary <n>', 'nodes of a first batch; then wait for approve', num)
+          .option('--max-failures <n>', 'failed nodes tolerated before rolling back', num)
+          .option('--health-check <name>', "one of the agents' configured health checks")
+          .option('--dry-run', 'plan only'),
+      ),
+    ),
+    'clusterguard bundle rollout --cluster dev --name com.example.app --sha256 <hex> --master 127.0.0.11 --canary 1 --watch',
+  ).action(async function (this: Command) {
+    const o = this.opts();
+    done(
+      await startRunbook(
+        this,
+        'rolloutBundle',
+        rolloutBundleInputSchema,
+        {
+          clusterId: o.cluster,
+          sha256: o.sha256,
+          nodes: o.nodes,
+          master: o.master,
+          source: o.source,
+          batchSize: o.batchSize,
+          canary: o.canary,
+          maxFailures: o.maxFailures,
+          healthCheck: o.healthCheck,
+          dryRun: o.dryRun,
+          stepAttempts: o.stepAttempts,
+          agentTimeoutSeconds: o.agentTimeout,
+        },
+        async (client, input, opts) => {
+          const h = await startRolloutBundle(client, input, {
+            symbolicName: o.name as string,
+            ...opts,
+          });
+          return { workflowId: h.workflowId, runId: h.firstExecutionRunId, handle: h };
+        },
+      ),
     );
   });
 

@@ -1,4 +1,4 @@
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { orchestratorTaskQueue } from '../contracts/addresses.js';
 import {
   bundleWorkflowId,
@@ -12,7 +12,7 @@ import { ClusterGuardError } from '../contracts/errors.js';
 import { clusterIdKey, nodesKey, runbookKey } from '../contracts/search-attributes.js';
 import { describeZodError } from '../contracts/validation.js';
 
-export type RolloutBundleHandle = WorkflowHandle<
+export type RolloutBundleHandle = WorkflowHandleWithFirstExecutionRunId<
   (input: RolloutBundleInput) => Promise<RolloutBundleResult>
 >;
 

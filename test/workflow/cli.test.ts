@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { repoRoot } from '../../src/process.js';
 import { createBackupSchedule } from '../../src/temporal/schedules.js';
 import { recordHistory } from '../helpers/stack.js';
+import { writeTestJar } from '../helpers/bundles.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, testServer, type TestOrchestrator } from '../helpers/temporal.js';
 
@@ -188,6 +189,59 @@ describe('clusterguard CLI', { concurrency: true }, () => {
     assert.match(status.stdout, /pingCluster cg\/cli-\d+\/ping\/1 \(run [0-9a-f-]+\): completed/);
     assert.equal(missing.exitCode, 4, missing.stdout);
     assert.equal(json<{ error: { exitCode: number } }>(missing).error.exitCode, 4);
+  });
+
+  test('bundle push to an agent, then bundle rollout --dry-run --wait plans it', async () => {
+    const jar = await writeTestJar(path.join(dir, 'app.jar'), {
+      symbolicName: 'com.example.cli',
+      version: '2.1.0',
+    });
+    const agentUrl = `http://${n1}:${cluster.port}`;
+    const refused = await cli(['bundle', 'push', jar.file, '--agent', agentUrl]);
+    assert.equal(refused.exitCode, 2, 'no token: refused before sending');
+    assert.match(refused.stderr, /no cluster token/);
+    const pushed = await cli(['bundle', 'push', jar.file, '--agent', agentUrl, '--json'], {
+      CLUSTERGUARD_TOKEN_FILE: cluster.tokenFile,
+    });
+    assert.equal(pushed.exitCode, 0, pushed.stdout + pushed.stderr);
+    const info = json<{ symbolicName: string; version: string; sha256: string }>(pushed);
+    assert.deepEqual(info, {
+      ...info,
+      symbolicName: 'com.example.cli',
+      version: '2.1.0',
+      sha256: jar.sha256,
+    });
+
+    const wid = `cg/cli-${suffix}/bundle/com.example.cli`;
+    workflows.add(wid);
+    const plan = await cli([
+      'bundle',
+      'rollout',
+      '--cluster',
+      `cli-${suffix}`,
+      '--name',
+      'com.example.cli',
+      '--sha256',
+      jar.sha256,
+      '--nodes',
+      `${n1},${n2}`,
+      '--source',
+      n1,
+      '--dry-run',
+      '--wait',
+      '--json',
+    ]);
+    assert.equal(plan.exitCode, 0, plan.stdout + plan.stderr);
+    const outcome = json<{
+      status: string;
+      workflowId: string;
+      result: { plan: { batches: string[][] } };
+    }>(plan);
+    assert.equal(outcome.status, 'COMPLETED');
+    // A dry run takes an id of its own beside the rollout's, so it never blocks one.
+    assert.ok(outcome.workflowId.startsWith(`${wid}/dry-run/`), outcome.workflowId);
+    workflows.add(outcome.workflowId);
+    assert.deepEqual(outcome.result.plan.batches, [[n1], [n2]]);
   });
 
   test('bootstrap --dry-run --wait with flags; watch renders progress bars', async () => {

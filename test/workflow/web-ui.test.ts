@@ -66,7 +66,7 @@ describe('the Web UI starts a runbook and shows its steps, query and result', ()
       // The form checks the task queue once it is left: our orchestrator polls it.
       await page.getByText('Task Queue is Active').waitFor({ timeout: 30_000 });
       await page.locator('[contenteditable="true"]').first().click();
-      await page.keyboard.type(JSON.stringify({ clusterId: 'webui', nodes, holdSeconds: 8 }));
+      await page.keyboard.type(JSON.stringify({ clusterId: 'webui', nodes, holdSeconds: 12 }));
       // Leave the editor so the form takes the input, then start.
       await page.getByText('Workflow Type').first().click();
       await page.getByRole('button', { name: 'Start Workflow' }).click();
@@ -81,17 +81,28 @@ describe('the Web UI starts a runbook and shows its steps, query and result', ()
       assert.ok(described, 'the form started the workflow');
       assert.equal(described.type, 'pingCluster');
 
-      // While it runs: the step table in the current details, and the progress query.
-      await page.goto(`${ui}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
-      await page.getByText('Running').first().waitFor({ timeout: 30_000 });
-      await page.getByText('User Metadata').first().click();
-      // The details render a moment after the page: wait for the runbook's own table.
-      await page.getByText('pingCluster on cluster webui').first().waitFor({ timeout: 30_000 });
+      // While it runs: the step table in the current details, and the progress query. The UI
+      // renders the details' Markdown in a frame of its own (/render), from what the runbook had
+      // set when the tab opened: open it again until the runbook's table is there.
+      let details = '';
+      for (let i = 0; i < 10 && !/pingCluster on cluster webui/.test(details); i++) {
+        await page.goto(`${ui}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
+        await page.getByText('User Metadata').first().click();
+        await page.getByText('Current Details').first().waitFor({ timeout: 30_000 });
+        for (let j = 0; j < 10 && !/pingCluster on cluster webui/.test(details); j++) {
+          await page.waitForTimeout(300);
+          const frame = page.frames().find((f) => f.url().includes('/render'));
+          details =
+            (await frame
+              ?.locator('body')
+              .innerText()
+              .catch(() => '')) ?? '';
+        }
+      }
       await page.screenshot({ path: path.join(artifacts, 'web-ui-running.png'), fullPage: true });
-      const metadata = await page.locator('main').innerText();
-      assert.match(metadata, /Current Details/);
-      assert.match(metadata, /pingCluster on cluster webui — running, 0\/2 steps done/);
-      for (const n of nodes) assert.ok(metadata.includes(n), `${n} in the details`);
+      assert.match(details, /pingCluster on cluster webui — running, [0-2]\/2 steps done/);
+      assert.match(details, /step\s+node\s+status\s+attempts/);
+      for (const n of nodes) assert.ok(details.includes(n), `${n} in the step table`);
 
       await page.getByText('Queries').first().click();
       await page.getByRole('button', { name: 'Run Query' }).click();
