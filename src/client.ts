@@ -34,8 +34,14 @@ import type {
 import { clusterIdSchema, type PingClusterInput } from './contracts/ping.js';
 import type { Progress } from './contracts/progress.js';
 import { describeZodError } from './contracts/validation.js';
-import { startDataRunbook } from './temporal/data-runbooks.js';
-import { startMembershipRunbook, startPingCluster } from './temporal/runbooks.js';
+import type { dataRunbooks } from './temporal/data-runbooks.js';
+import { startDataRunbook, type DataRunbookName } from './temporal/data-runbooks.js';
+import type { membershipRunbooks } from './temporal/runbooks.js';
+import {
+  startMembershipRunbook,
+  startPingCluster,
+  type MembershipRunbookName,
+} from './temporal/runbooks.js';
 
 export { ClusterGuardError, type ErrorType } from './contracts/errors.js';
 export type { Progress, ProgressStep, StepStatus } from './contracts/progress.js';
@@ -186,79 +192,36 @@ export async function pingCluster(
   return started(await startPingCluster(client, input, options));
 }
 
+type Starter<I> = (client: Client, input: I, options?: StartOptions) => Promise<Started>;
+
+function membershipStarter<N extends MembershipRunbookName>(
+  runbook: N,
+): Starter<z.input<(typeof membershipRunbooks)[N]>> {
+  return async (client, input, options = {}) =>
+    started(await startMembershipRunbook(client, runbook, input, options));
+}
+
+function dataStarter<N extends DataRunbookName>(
+  runbook: N,
+): Starter<z.input<(typeof dataRunbooks)[N]>> {
+  return async (client, input, options = {}) =>
+    started(await startDataRunbook(client, runbook, input, options));
+}
+
 /** Membership runbooks run as `cg/<cluster>/membership`; a second one is refused. */
-export async function bootstrapCluster(
-  client: Client,
-  input: BootstrapClusterInput,
-  options: StartOptions = {},
-): Promise<Started> {
-  return started(await startMembershipRunbook(client, 'bootstrapCluster', input, options));
-}
-
-export async function joinNode(
-  client: Client,
-  input: JoinNodeInput,
-  options: StartOptions = {},
-): Promise<Started> {
-  return started(await startMembershipRunbook(client, 'joinNode', input, options));
-}
-
-export async function rejoinNode(
-  client: Client,
-  input: RejoinNodeInput,
-  options: StartOptions = {},
-): Promise<Started> {
-  return started(await startMembershipRunbook(client, 'rejoinNode', input, options));
-}
-
-export async function decommissionNodes(
-  client: Client,
-  input: DecommissionNodesInput,
-  options: StartOptions = {},
-): Promise<Started> {
-  return started(await startMembershipRunbook(client, 'decommissionNodes', input, options));
-}
+export const bootstrapCluster: Starter<BootstrapClusterInput> =
+  membershipStarter('bootstrapCluster');
+export const joinNode: Starter<JoinNodeInput> = membershipStarter('joinNode');
+export const rejoinNode: Starter<RejoinNodeInput> = membershipStarter('rejoinNode');
+export const decommissionNodes: Starter<DecommissionNodesInput> =
+  membershipStarter('decommissionNodes');
 
 /** Data runbooks run as `cg/<cluster>/data`; a second one is refused (`ClusterBusy`). */
-export async function backupCluster(
-  client: Client,
-  input: BackupClusterInput,
-  options: StartOptions = {},
-): Promise<Started> {
-  return started(await startDataRunbook(client, 'backupCluster', input, options));
-}
-
-export async function verifyBackup(
-  client: Client,
-  input: VerifyBackupInput,
-  options: StartOptions = {},
-): Promise<Started> {
-  return started(await startDataRunbook(client, 'verifyBackup', input, options));
-}
-
-export async function restoreCluster(
-  client: Client,
-  input: RestoreClusterInput,
-  options: StartOptions = {},
-): Promise<Started> {
-  return started(await startDataRunbook(client, 'restoreCluster', input, options));
-}
-
-export async function exportData(
-  client: Client,
-  input: ExportDataInput,
-  options: StartOptions = {},
-): Promise<Started> {
-  return started(await startDataRunbook(client, 'exportData', input, options));
-}
-
-export async function importData(
-  client: Client,
-  input: ImportDataInput,
-  options: StartOptions = {},
-): Promise<Started> {
-  return started(await startDataRunbook(client, 'importData', input, options));
-}
+export const backupCluster: Starter<BackupClusterInput> = dataStarter('backupCluster');
+export const verifyBackup: Starter<VerifyBackupInput> = dataStarter('verifyBackup');
+export const restoreCluster: Starter<RestoreClusterInput> = dataStarter('restoreCluster');
+export const exportData: Starter<ExportDataInput> = dataStarter('exportData');
+export const importData: Starter<ImportDataInput> = dataStarter('importData');
 
 // --- signals, updates, queries ---------------------------------------------------------------
 
