@@ -584,6 +584,29 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
     deps.onProgress?.(detail);
   };
   const pause = (ms: number) => sleep(ms, undefined, { signal: deps.signal });
+
+  /**
+   * `fn` again while Kafka answers with an error it calls retriable (a leader that moved, a
+   * topic not yet known to the broker asked): right after a reassignment or a topic's
+   * re-creation, metadata is briefly stale. Bounded by the operation's deadline.
+   */
+  async function whileStale<T>(what: string, deadline: number, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const retriable =
+          (err as { retriable?: boolean }).retriable === true ||
+          (err as { cause?: { retriable?: boolean } }).cause?.retriable === true;
+        if (!retriable || Date.now() > deadline) throw err;
+        logger.warn(`kafka: ${what} met stale metadata; again`, {
+          attempt,
+          error: (err as Error).message,
+        });
+        await pause(Math.min(500 * attempt, 3000));
+      }
+    }
+  }
   const deadlineFor = (op: MiddlewareOperation) => Date.now() + opts(op).timeoutMs;
 
   // --- files ------------------------------------------------------------------------------
@@ -1333,7 +1356,9 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
           files.set(t.name, await open(path.join(folder, file), 'w'));
           counts.set(t.name, 0);
           const pending = new Map<number, bigint>();
-          for (const o of await admin.fetchTopicOffsets(t.name))
+          for (const o of await whileStale(`offsets of ${t.name}`, deadline, () =>
+            admin.fetchTopicOffsets(t.name),
+          ))
             if (BigInt(o.high) > BigInt(o.low)) pending.set(o.partition, BigInt(o.high));
           if (pending.size > 0) ends.set(t.name, pending);
           manifest.topics.push({
@@ -1394,7 +1419,9 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
     });
     await consumer.connect();
     try {
-      await consumer.subscribe({ topics: [...ends.keys()], fromBeginning: true });
+      await whileStale('subscribing', deadline, () =>
+        consumer.subscribe({ topics: [...ends.keys()], fromBeginning: true }),
+      );
       await consumer.run({
         autoCommit: false,
         eachBatch: async (payload) => {
@@ -1498,7 +1525,11 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
           const rf = Math.min(t.replicationFactor, m.replicationFactor, live);
           const partitions = await readyTopic(admin, op, t, rf, replace, deadline);
           const total = async () =>
-            (await admin.fetchTopicOffsets(t.name)).reduce((n, o) => n + BigInt(o.high), 0n);
+            (
+              await whileStale(`offsets of ${t.name}`, deadline, () =>
+                admin.fetchTopicOffsets(t.name),
+              )
+            ).reduce((n, o) => n + BigInt(o.high), 0n);
           const before = await total();
           const sent = await produceFile(producer, path.join(folder, t.file), t.name, partitions);
           if (sent !== t.messages)
