@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createWriteStream } from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
+import { agentBaseUrl, agentRequest, describeTlsError, type ClientTls } from '../src/agent/tls.js';
 import { isNodeAddress } from '../src/contracts/addresses.js';
 import {
   bundleVersionPattern,
@@ -47,6 +48,8 @@ export interface BundleActivityDeps {
   token: string;
   /** Every agent of a cluster listens on the same port. */
   agentPort: number;
+  /** Set when the agents serve HTTPS (`agent.tls`): trust and client certificate. */
+  agentTls?: ClientTls;
   logger: Logger;
 }
 
@@ -119,33 +122,36 @@ export function createBundleActivities(deps: BundleActivityDeps) {
     const problems: string[] = [];
     for (const source of sources) {
       if (source === self || !isNodeAddress(source)) continue;
-      const url = `http://${source}:${deps.agentPort}/v1/bundles/${sha256}`;
+      const url = `${agentBaseUrl(source, deps.agentPort, deps.agentTls)}/v1/bundles/${sha256}`;
       const temp = await deps.store.tempFile();
       try {
-        const res = await fetch(url, {
+        const init = {
           headers: { authorization: `Bearer ${deps.token}` },
           signal: AbortSignal.any([signal, AbortSignal.timeout(fetchTimeoutMs)]),
+        };
+        const meta = await agentRequest(url, init, deps.agentTls, async (res) => {
+          if (res.status === 401 || res.status === 403) {
+            throw new ClusterGuardError(
+              'Unauthorized',
+              `the agent on ${source} refused the cluster token of ${self} (${res.status}): ` +
+                'give every agent of the cluster the same token',
+            );
+          }
+          if (!res.ok || !res.body) {
+            problems.push(`${source}: HTTP ${res.status}`);
+            return undefined;
+          }
+          await pipeline(Readable.fromWeb(res.body), createWriteStream(temp, { flags: 'wx' }));
+          // Verifies the hash before anything is kept: a wrong artifact is never stored.
+          return deps.store.adopt(temp, { expectedSha256: sha256 });
         });
-        if (res.status === 401 || res.status === 403) {
-          throw new ClusterGuardError(
-            'Unauthorized',
-            `the agent on ${source} refused the cluster token of ${self} (${res.status}): ` +
-              'give every agent of the cluster the same token',
-          );
-        }
-        if (!res.ok || !res.body) {
-          problems.push(`${source}: HTTP ${res.status}`);
-          continue;
-        }
-        await pipeline(Readable.fromWeb(res.body), createWriteStream(temp, { flags: 'wx' }));
-        // Verifies the hash before anything is kept: a wrong artifact is never stored.
-        const meta = await deps.store.adopt(temp, { expectedSha256: sha256 });
+        if (!meta) continue;
         deps.logger.info('bundle fetched', { from: source, sha256, bytes: meta.bytes });
         return meta;
       } catch (err) {
         if (signal.aborted) throw err;
         if (err instanceof ClusterGuardError && err.type === 'Unauthorized') throw err;
-        problems.push(`${source}: ${(err as Error).message}`);
+        problems.push(describeTlsError(err, url) ?? `${source}: ${(err as Error).message}`);
       } finally {
         await rm(temp, { force: true });
       }

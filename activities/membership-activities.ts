@@ -2,10 +2,12 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Context } from '@temporalio/activity';
+import { describeTlsError, agentBaseUrl, type ClientTls } from '../src/agent/tls.js';
 import { extractZip, zipFolder } from '../src/archive/zip.js';
 import { ClusterStore } from '../src/config/cluster-store.js';
 import { middlewareNames, type MiddlewareName, type NodeLayout } from '../src/config/layout.js';
@@ -24,6 +26,8 @@ export interface MembershipActivityDeps {
   token: string;
   /** Every agent of a cluster listens on the same port. */
   agentPort: number;
+  /** Set when the agents serve HTTPS (`agent.tls`): trust and client certificate. */
+  agentTls?: ClientTls;
   logger: Logger;
   /** Backoff of the download loop; tests shorten it. */
   downloadRetry?: { initialMs: number; maxMs: number };
@@ -180,7 +184,7 @@ export function createMembershipActivities(deps: MembershipActivityDeps) {
    */
   function fetchOnce(url: string, temp: string, signal: AbortSignal): Promise<Attempt> {
     return new Promise<Attempt>((resolve, reject) => {
-      const req = http.request(url, {
+      const options = {
         method: 'GET',
         // The master's agent takes the connection's source address as the node's identity
         // (it serves each node only its own archive), so the socket must be bound to ours.
@@ -189,7 +193,15 @@ export function createMembershipActivities(deps: MembershipActivityDeps) {
         // A fresh connection per attempt: nothing pooled outlives the activity.
         agent: false,
         signal,
-      });
+      } as const;
+      const tls = deps.agentTls;
+      const req = tls
+        ? https.request(url, {
+            ...options,
+            ...(tls.ca ? { ca: tls.ca } : {}),
+            ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+          })
+        : http.request(url, options);
       req.on('error', (err: NodeJS.ErrnoException) => {
         if (signal.aborted) reject(err);
         else if (err.code === 'EADDRNOTAVAIL') {
@@ -197,7 +209,12 @@ export function createMembershipActivities(deps: MembershipActivityDeps) {
             ok: false,
             error: `this node's address ${self} is not on this machine (EADDRNOTAVAIL); check node.address in its config`,
           });
-        } else resolve({ ok: false, error: `cannot reach ${url}: ${err.message}` });
+        } else {
+          resolve({
+            ok: false,
+            error: describeTlsError(err, url) ?? `cannot reach ${url}: ${err.message}`,
+          });
+        }
       });
       req.on('response', (res) => {
         const status = res.statusCode ?? 0;
@@ -317,7 +334,7 @@ export function createMembershipActivities(deps: MembershipActivityDeps) {
           );
         }
         const url =
-          `http://${input.master}:${deps.agentPort}/v1/cluster/config/actions/download` +
+          `${agentBaseUrl(input.master, deps.agentPort, deps.agentTls)}/v1/cluster/config/actions/download` +
           `?node=${encodeURIComponent(self)}`;
         const folder = await deps.layout.ensure(deps.layout.clusterDistributionFolder);
 

@@ -13,6 +13,7 @@ import type { Client } from '@temporalio/client';
 import { dataRoutes } from '../src/agent/data-routes.js';
 import { setupAgentBundles } from '../src/bundles/agent.js';
 import { createAgentApp, startAgentServer, type RunningAgentServer } from '../src/agent/server.js';
+import { loadAgentTls } from '../src/agent/tls.js';
 import { createLogger, type Logger } from '../src/logger.js';
 import { probeMiddlewareVersions } from '../src/middleware/versions.js';
 import { clusterguardVersion, isMain, onShutdownSignal } from '../src/process.js';
@@ -52,8 +53,16 @@ export async function startNodeAgent(
     });
   }
   const token = await resolveAgentToken(config);
+  const agentTls = await loadAgentTls(config.agent.tls);
   const binDir = path.resolve(config.middleware.binDir);
-  const bundles = setupAgentBundles({ config, layout, clusterStore, token, logger });
+  const bundles = setupAgentBundles({
+    config,
+    layout,
+    clusterStore,
+    token,
+    ...(agentTls ? { agentTls } : {}),
+    logger,
+  });
 
   const connection = await connectWorker(config.temporal);
   const dataConverter = await dataConverterFor(config.codec);
@@ -79,6 +88,7 @@ export async function startNodeAgent(
         clusterStore,
         token,
         agentPort: config.agent.port,
+        ...(agentTls ? { agentTls } : {}),
         logger,
       }),
       ...createDataActivities({
@@ -139,7 +149,7 @@ export async function startNodeAgent(
   });
   let http: RunningAgentServer;
   try {
-    http = await startAgentServer(app, config.agent.host ?? address, config.agent.port);
+    http = await startAgentServer(app, config.agent.host ?? address, config.agent.port, agentTls);
   } catch (err) {
     await connection.close();
     throw err;

@@ -26,6 +26,7 @@ import { createEventPublisher } from '../src/events/publisher.js';
 import { createLogger, type Logger } from '../src/logger.js';
 import { isMain, onShutdownSignal, repoRoot } from '../src/process.js';
 import { startAgentServer, type RunningAgentServer } from '../src/agent/server.js';
+import { loadAgentTls } from '../src/agent/tls.js';
 import { createCodecApp } from '../src/temporal/codec-server.js';
 import { connectWorker, dataConverterFor } from '../src/temporal/connection.js';
 
@@ -144,7 +145,10 @@ async function startCodecEndpoint(
     throw new Error('codec.endpoint is set but no key ring is (codec.keyFile or codec.keys)');
   const token = (await readFile(endpoint.tokenFile, 'utf8')).trim();
   const app = createCodecApp({ codec, token, allowOrigins: endpoint.allowOrigins, logger });
-  const server = await startAgentServer(app, endpoint.host, endpoint.port);
+  const tls = endpoint.tls
+    ? await loadAgentTls({ ...endpoint.tls, requireClientCert: false })
+    : undefined;
+  const server = await startAgentServer(app, endpoint.host, endpoint.port, tls);
   logger.info('codec endpoint ready', { url: server.url, origins: endpoint.allowOrigins });
   return server;
 }

@@ -1,6 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { Readable } from 'node:stream';
 import { serve, type ServerType } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
@@ -10,6 +13,7 @@ import { isNodeAddress } from '../contracts/addresses.js';
 import type { NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
 import { bearerToken, tokenMatches } from './auth.js';
+import type { ServerTls } from './tls.js';
 
 export interface AgentServerDeps {
   address: string;
@@ -29,6 +33,21 @@ export interface AgentServerDeps {
 
 /** Mounts one feature's routes on the agent's app, behind authentication. */
 export type AgentRoutes = (app: Hono, deps: AgentServerDeps) => void;
+
+/**
+ * The addresses and names a verified client certificate carries (subjectAltName IP and DNS
+ * entries); undefined when the connection is not TLS or the client showed no certificate.
+ */
+function clientCertificateNames(env: { incoming?: IncomingMessage }): string[] | undefined {
+  const socket = env.incoming?.socket;
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  const cert = socket.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return undefined;
+  return (cert.subjectaltname ?? '')
+    .split(',')
+    .map((entry) => entry.trim().replace(/^(IP Address|DNS):/, ''))
+    .filter(Boolean);
+}
 
 /** IPv4-mapped IPv6 (`::ffff:127.0.0.12`) → `127.0.0.12`. */
 function plainAddress(address: string | undefined): string | undefined {
@@ -93,6 +112,17 @@ export function createAgentApp(deps: AgentServerDeps): Hono {
         `node ${from ?? 'unknown'} may not download the configuration of node ${node}`,
         'each node downloads only its own archive, from its own address',
       );
+    } else {
+      // Under mutual TLS the certificate must name the node too: an address alone can be
+      // borrowed on a shared network, a certificate's key cannot.
+      const names = clientCertificateNames(c.env as { incoming?: IncomingMessage });
+      if (names && !names.includes(node)) {
+        refusal = problem(
+          403,
+          `the client certificate of ${from} names ${names.join(', ') || 'no address'}, not node ${node}`,
+          "issue each agent's certificate with its node address as a subjectAltName",
+        );
+      }
     }
     if (refusal || !node) {
       const r = refusal ?? problem(400, 'missing node');
@@ -130,25 +160,43 @@ export interface RunningAgentServer {
   close(): Promise<void>;
 }
 
-/** Serves the agent's API on `host:port`; resolves once listening, rejects on bind errors. */
+/**
+ * Serves the agent's API on `host:port`, over HTTPS when `tls` is given; resolves once
+ * listening, rejects on bind errors.
+ */
 export async function startAgentServer(
   app: Hono,
   host: string,
   port: number,
+  tls?: ServerTls,
 ): Promise<RunningAgentServer> {
+  const options = tls
+    ? {
+        createServer: createHttpsServer,
+        serverOptions: {
+          cert: tls.cert,
+          key: tls.key,
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          ...(tls.requireClientCert ? { requestCert: true, rejectUnauthorized: true } : {}),
+        },
+      }
+    : {};
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: host, port }, (info: AddressInfo) => {
-      resolve({
-        server,
-        url: `http://${host}:${info.port}`,
-        close: () =>
-          new Promise<void>((res) => {
-            server.close(() => res());
-            // Keep-alive sockets would hold close() open; a stopping agent drops them.
-            if ('closeAllConnections' in server) server.closeAllConnections();
-          }),
-      });
-    });
+    const server = serve(
+      { fetch: app.fetch, hostname: host, port, ...options },
+      (info: AddressInfo) => {
+        resolve({
+          server,
+          url: `${tls ? 'https' : 'http'}://${host}:${info.port}`,
+          close: () =>
+            new Promise<void>((res) => {
+              server.close(() => res());
+              // Keep-alive sockets would hold close() open; a stopping agent drops them.
+              if ('closeAllConnections' in server) server.closeAllConnections();
+            }),
+        });
+      },
+    );
     server.once('error', (err: NodeJS.ErrnoException) => {
       reject(
         err.code === 'EADDRINUSE'

@@ -5,6 +5,7 @@ import {
 } from '../../activities/bundle-activities.js';
 import { bundleRoutes } from '../agent/bundle-routes.js';
 import type { AgentRoutes } from '../agent/server.js';
+import type { ClientTls } from '../agent/tls.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { ClusterStore } from '../config/cluster-store.js';
 import type { NodeLayout } from '../config/layout.js';
@@ -30,6 +31,8 @@ export function setupAgentBundles(deps: {
   layout: NodeLayout;
   clusterStore: ClusterStore;
   token: string;
+  /** Set when the agents serve HTTPS: how this one fetches from its peers. */
+  agentTls?: ClientTls;
   logger: Logger;
 }): AgentBundles {
   const { config, layout, logger } = deps;
@@ -79,6 +82,7 @@ export function setupAgentBundles(deps: {
       healthChecks: config.bundles.healthChecks,
       token: deps.token,
       agentPort: config.agent.port,
+      ...(deps.agentTls ? { agentTls: deps.agentTls } : {}),
       logger,
     }),
     routes: bundleRoutes({

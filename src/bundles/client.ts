@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleMeta, InstalledBundle } from '../contracts/bundles.js';
+import { agentBaseUrl, agentRequest, describeTlsError, type ClientTls } from '../agent/tls.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 
 /** What `POST /v1/bundles` answers. */
@@ -14,9 +15,27 @@ export interface PushedBundle {
 }
 
 export interface AgentTarget {
-  /** `http://<node>:<agent port>` */
+  /** `http://<node>:<agent port>`, or `https://…` when the agents serve TLS */
   url: string;
   token: string;
+  /** The agents' CA and, for mutual TLS, a client certificate. */
+  tls?: ClientTls;
+}
+
+/** A request to one agent; TLS failures are said in words an operator can act on. */
+async function request<T>(
+  target: AgentTarget,
+  url: string,
+  init: RequestInit,
+  use: (res: Response) => T | Promise<T>,
+): Promise<T> {
+  try {
+    return await agentRequest(url, init, target.tls, use);
+  } catch (err) {
+    const tls = describeTlsError(err, url);
+    if (tls) throw new ClusterGuardError('NodeUnreachable', tls);
+    throw err;
+  }
 }
 
 async function problemOf(res: Response): Promise<string> {
@@ -34,38 +53,39 @@ async function problemOf(res: Response): Promise<string> {
 export async function pushBundle(target: AgentTarget, file: string): Promise<PushedBundle> {
   const form = new FormData();
   form.set('file', new Blob([await readFile(file)]), path.basename(file));
-  const res = await fetch(`${target.url}/v1/bundles`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${target.token}` },
-    body: form,
+  const url = `${target.url}/v1/bundles`;
+  const init = { method: 'POST', headers: { authorization: `Bearer ${target.token}` }, body: form };
+  return request(target, url, init, async (res) => {
+    if (!res.ok) {
+      throw new ClusterGuardError(
+        res.status === 401 ? 'Unauthorized' : 'InvalidInput',
+        `${target.url} refused ${path.basename(file)} (HTTP ${res.status}): ${await problemOf(res)}`,
+      );
+    }
+    return (await res.json()) as PushedBundle;
   });
-  if (!res.ok) {
-    throw new ClusterGuardError(
-      res.status === 401 ? 'Unauthorized' : 'InvalidInput',
-      `${target.url} refused ${path.basename(file)} (HTTP ${res.status}): ${await problemOf(res)}`,
-    );
-  }
-  return (await res.json()) as PushedBundle;
 }
 
 /** One agent's store and installed bundles (`GET /v1/bundles`). */
 export async function agentBundles(
   target: AgentTarget,
 ): Promise<{ stored: BundleMeta[]; installed: Record<string, InstalledBundle> }> {
-  const res = await fetch(`${target.url}/v1/bundles`, {
+  const init = {
     headers: { authorization: `Bearer ${target.token}` },
     signal: AbortSignal.timeout(10_000),
-  });
-  if (!res.ok) {
-    throw new ClusterGuardError(
-      res.status === 401 ? 'Unauthorized' : 'NodeUnreachable',
-      `${target.url}: ${await problemOf(res)}`,
-    );
-  }
-  return (await res.json()) as {
-    stored: BundleMeta[];
-    installed: Record<string, InstalledBundle>;
   };
+  return request(target, `${target.url}/v1/bundles`, init, async (res) => {
+    if (!res.ok) {
+      throw new ClusterGuardError(
+        res.status === 401 ? 'Unauthorized' : 'NodeUnreachable',
+        `${target.url}: ${await problemOf(res)}`,
+      );
+    }
+    return (await res.json()) as {
+      stored: BundleMeta[];
+      installed: Record<string, InstalledBundle>;
+    };
+  });
 }
 
 export interface BundleStatusRow {
@@ -86,14 +106,16 @@ export async function bundleStatus(options: {
   nodes: string[];
   port: number;
   token: string;
+  tls?: ClientTls;
   symbolicName: string;
 }): Promise<BundleStatusRow[]> {
   return Promise.all(
     options.nodes.map(async (node): Promise<BundleStatusRow> => {
       try {
         const { installed } = await agentBundles({
-          url: `http://${node}:${options.port}`,
+          url: agentBaseUrl(node, options.port, options.tls),
           token: options.token,
+          ...(options.tls ? { tls: options.tls } : {}),
         });
         const b = installed[options.symbolicName];
         return b

@@ -18,6 +18,7 @@ import { Command, CommanderError, Option } from 'commander';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { approveArgSchema, rolloutBundleInputSchema } from '../contracts/bundles.js';
+import { loadClientTls } from '../agent/tls.js';
 import { pushBundle } from '../bundles/client.js';
 import {
   abortRunbook,
@@ -387,6 +388,15 @@ export function buildProgram(): Command {
     .option(
       '--config <file>',
       'YAML config file [env CLUSTERGUARD_CONFIG, default ~/.config/clusterguard/cli.yaml]',
+    )
+    .option(
+      '--profile <name>',
+      "a profile of the temporal CLI's config file, under flags and env [env TEMPORAL_PROFILE]",
+    )
+    .option(
+      '--config-file <file>',
+      "the temporal CLI's TOML config file; alone, its default profile [env " +
+        'TEMPORAL_CONFIG_FILE; with --profile, default ~/.config/temporalio/temporal.toml]',
     )
     .addOption(new Option('--tls', 'use TLS [env TEMPORAL_TLS]'))
     .addOption(new Option('--no-tls', 'do not use TLS even when other TLS settings are given'))
@@ -1176,7 +1186,13 @@ Example:
       .option(
         '--token-file <path>',
         'the cluster token (default $CLUSTERGUARD_TOKEN_FILE, else $CLUSTERGUARD_TOKEN)',
-      ),
+      )
+      .option('--agent-ca <file>', "for https: the agents' CA [env CLUSTERGUARD_AGENT_CA]")
+      .option(
+        '--agent-cert <file>',
+        'for mutual TLS: a client certificate [env CLUSTERGUARD_AGENT_CERT]',
+      )
+      .option('--agent-key <file>', 'for mutual TLS: its key [env CLUSTERGUARD_AGENT_KEY]'),
     'clusterguard bundle push app-1.2.0.jar --agent http://127.0.0.11:7700 --token-file .data/cluster-token',
   ).action(async function (this: Command, file: string) {
     const o = this.opts();
@@ -1197,7 +1213,13 @@ Example:
         'no cluster token: pass --token-file, or set CLUSTERGUARD_TOKEN_FILE or CLUSTERGUARD_TOKEN',
       );
     }
-    const pushed = await pushBundle({ url: (o.agent as string).replace(/\/$/, ''), token }, file);
+    const tls = await loadClientTls({
+      caFile: (o.agentCa as string | undefined) ?? process.env.CLUSTERGUARD_AGENT_CA,
+      certFile: (o.agentCert as string | undefined) ?? process.env.CLUSTERGUARD_AGENT_CERT,
+      keyFile: (o.agentKey as string | undefined) ?? process.env.CLUSTERGUARD_AGENT_KEY,
+    });
+    const url = (o.agent as string).replace(/\/$/, '');
+    const pushed = await pushBundle({ url, token, ...(tls ? { tls } : {}) }, file);
     print(
       pushed,
       () =>

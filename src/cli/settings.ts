@@ -7,10 +7,12 @@ import type { ConnectOptions } from '../client.js';
 import { orchestratorTaskQueue } from '../contracts/addresses.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 import { describeZodError } from '../contracts/validation.js';
+import { loadConnectionProfile, type ConnectionProfile } from '../temporal/profile.js';
 
 /**
  * Where the CLI connects: flags first, then the environment (the `temporal` CLI's own names),
- * then the config file, then the defaults of a local dev server.
+ * then a `temporal` CLI profile when one is named (`--profile`, `--config-file`), then the
+ * config file, then the defaults of a local dev server.
  */
 
 export interface ConnectionFlags {
@@ -25,6 +27,10 @@ export interface ConnectionFlags {
   tlsServerName?: string;
   apiKey?: string;
   connectTimeout?: number;
+  /** A profile of the `temporal` CLI's TOML file (`TEMPORAL_PROFILE`). */
+  profile?: string;
+  /** That TOML file (`TEMPORAL_CONFIG_FILE`); not the clusterguard file of `--config`. */
+  configFile?: string;
 }
 
 const fileSchema = z
@@ -121,6 +127,57 @@ export interface ResolvedConnection {
   taskQueue: string;
   /** Where each setting came from, for `--help`-level troubleshooting. */
   configFile?: string;
+  /** The `temporal` CLI profile read, if any. */
+  profile?: { name: string; file: string };
+}
+
+/**
+ * The profile named by `--profile` / `--config-file` (or TEMPORAL_PROFILE /
+ * TEMPORAL_CONFIG_FILE), or nothing: without those, the CLI reads no TOML file, as before.
+ * As with the `temporal` CLI, a file alone means its `default` profile, which may be absent.
+ */
+function namedProfile(
+  flags: ConnectionFlags,
+  env: NodeJS.ProcessEnv,
+): { name: string; file: string; settings: ConnectionProfile } | undefined {
+  const profile = flags.profile || env.TEMPORAL_PROFILE || undefined;
+  const configFile = flags.configFile || env.TEMPORAL_CONFIG_FILE || undefined;
+  if (!profile && !configFile) return undefined;
+  const loaded = loadConnectionProfile({
+    ...(profile ? { profile } : {}),
+    ...(configFile ? { configFile } : {}),
+    env,
+    fileSetting: '--config-file (TEMPORAL_CONFIG_FILE)',
+  });
+  return { name: loaded.name, file: loaded.file, settings: loaded.settings ?? {} };
+}
+
+/**
+ * `connect()` takes TLS material as files; a profile's inline `*_data` is refused with what to
+ * do, unless a flag or variable above the profile replaces it.
+ */
+function profileFile(
+  profile: { name: string; file: string; settings: ConnectionProfile } | undefined,
+  item: 'cert' | 'key' | 'ca',
+  replaced: boolean,
+): string | undefined {
+  const tls = profile?.settings.tls;
+  if (!profile || !tls || replaced) return undefined;
+  const names = {
+    cert: { file: tls.certFile, data: tls.certData, toml: 'client_cert', flag: '--tls-cert' },
+    key: { file: tls.keyFile, data: tls.keyData, toml: 'client_key', flag: '--tls-key' },
+    ca: { file: tls.caFile, data: tls.caData, toml: 'server_ca_cert', flag: '--tls-ca' },
+  }[item];
+  if (names.data !== undefined) {
+    throw new ClusterGuardError(
+      'InvalidConfig',
+      `profile "${profile.name}" in ${profile.file} gives tls.${names.toml}_data inline; the ` +
+        `clusterguard CLI reads TLS material from files: set tls.${names.toml}_path instead ` +
+        `(temporal config set --profile ${profile.name} --prop tls.${names.toml}_path --value <file>) ` +
+        `or pass ${names.flag}`,
+    );
+  }
+  return names.file;
 }
 
 export function resolveConnection(
@@ -131,31 +188,36 @@ export function resolveConnection(
   const file =
     where && (where.required || existsSync(where.file)) ? readConfigFile(where.file) : {};
   const fileTls = typeof file.tls === 'object' ? file.tls : {};
+  const profile = namedProfile(flags, env);
+  const p = profile?.settings;
+  if (p?.grpcMeta && profile) {
+    throw new ClusterGuardError(
+      'InvalidConfig',
+      `profile "${profile.name}" in ${profile.file} sets grpc_meta, which the clusterguard CLI ` +
+        'cannot send yet; use a profile without it',
+    );
+  }
   const pick = (...values: (string | undefined)[]) => values.find((v) => v !== undefined && v);
-  const cert = pick(
-    flags.tlsCert,
-    env.TEMPORAL_TLS_CERT,
-    env.TEMPORAL_TLS_CLIENT_CERT_PATH,
-    fileTls.cert,
-  );
-  const key = pick(
-    flags.tlsKey,
-    env.TEMPORAL_TLS_KEY,
-    env.TEMPORAL_TLS_CLIENT_KEY_PATH,
-    fileTls.key,
-  );
-  const ca = pick(
-    flags.tlsCa,
-    env.TEMPORAL_TLS_CA,
-    env.TEMPORAL_TLS_SERVER_CA_CERT_PATH,
-    fileTls.ca,
-  );
-  const serverName = pick(flags.tlsServerName, env.TEMPORAL_TLS_SERVER_NAME, fileTls.serverName);
+  // Flags and variables first; the profile's file only when neither gave one.
+  const aboveCert = pick(flags.tlsCert, env.TEMPORAL_TLS_CERT, env.TEMPORAL_TLS_CLIENT_CERT_PATH);
+  const aboveKey = pick(flags.tlsKey, env.TEMPORAL_TLS_KEY, env.TEMPORAL_TLS_CLIENT_KEY_PATH);
+  const aboveCa = pick(flags.tlsCa, env.TEMPORAL_TLS_CA, env.TEMPORAL_TLS_SERVER_CA_CERT_PATH);
+  const aboveServerName = pick(flags.tlsServerName, env.TEMPORAL_TLS_SERVER_NAME);
+  const cert = pick(aboveCert, profileFile(profile, 'cert', !!aboveCert), fileTls.cert);
+  const key = pick(aboveKey, profileFile(profile, 'key', !!aboveKey), fileTls.key);
+  const ca = pick(aboveCa, profileFile(profile, 'ca', !!aboveCa), fileTls.ca);
+  const serverName = pick(aboveServerName, p?.tls?.serverName, fileTls.serverName);
+  // A profile's `[tls]` table turns TLS on, `disabled = true` off, unless a flag or variable
+  // gives TLS material of its own (flags and variables win over the profile).
+  const aboveMaterial = !!(aboveCert || aboveKey || aboveCa || aboveServerName);
+  let profileTlsOn: boolean | undefined;
+  if (p?.tls) profileTlsOn = !p.tls.disabled || (aboveMaterial ? undefined : false);
   const tlsOn =
     flags.tls ??
     envBool(env.TEMPORAL_TLS, 'TEMPORAL_TLS') ??
+    profileTlsOn ??
     (typeof file.tls === 'boolean' ? file.tls : undefined);
-  const apiKey = pick(flags.apiKey, env.TEMPORAL_API_KEY, file.apiKey);
+  const apiKey = pick(flags.apiKey, env.TEMPORAL_API_KEY, p?.apiKey, file.apiKey);
   // The same variables as the orchestrator's and the agents' (CG_CODEC__…).
   const keyFile = pick(env.CG_CODEC__KEY_FILE, file.codec?.keyFile);
   const keys = pick(env.CG_CODEC__KEYS, file.codec?.keys);
@@ -181,8 +243,10 @@ export function resolveConnection(
   } else if (tlsOn) tls = true;
   return {
     connect: {
-      address: pick(flags.address, env.TEMPORAL_ADDRESS, file.address) ?? '127.0.0.1:7233',
-      namespace: pick(flags.namespace, env.TEMPORAL_NAMESPACE, file.namespace) ?? 'default',
+      address:
+        pick(flags.address, env.TEMPORAL_ADDRESS, p?.address, file.address) ?? '127.0.0.1:7233',
+      namespace:
+        pick(flags.namespace, env.TEMPORAL_NAMESPACE, p?.namespace, file.namespace) ?? 'default',
       ...(tls !== undefined ? { tls } : {}),
       ...(apiKey ? { apiKey } : {}),
       connectTimeoutMs: Math.round((flags.connectTimeout ?? 10) * 1000),
@@ -191,5 +255,6 @@ export function resolveConnection(
       pick(flags.taskQueue, env.CLUSTERGUARD_TASK_QUEUE, file.taskQueue) ?? orchestratorTaskQueue,
     ...(codec ? { codec } : {}),
     ...(where ? { configFile: where.file } : {}),
+    ...(profile ? { profile: { name: profile.name, file: profile.file } } : {}),
   };
 }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { nodeAddressSchema, orchestratorTaskQueue } from '../contracts/addresses.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 import { middlewareOperations } from '../middleware/types.js';
+import { applyTemporalProfile } from '../temporal/profile.js';
 
 /** Production data root of the seed (001 §13); development uses `.data/nodes/<address>`. */
 export const productionRoot = '/ibnsdata/guard';
@@ -41,43 +42,86 @@ const commandSchema = z.preprocess(
   z.array(z.string().min(1)).min(1, 'expected a command: the program and its arguments'),
 );
 
+/** A server certificate and key, and optionally who may connect (`agent.tls`). */
+const agentTlsSchema = z
+  .object({
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+    /** The CA that signed the agents' certificates (and, with requireClientCert, the clients'). */
+    caFile: z.string().min(1).optional(),
+    /** Refuse every TLS client without a certificate signed by `caFile` (mutual TLS). */
+    requireClientCert: z.stringbool().or(z.boolean()).default(false),
+  })
+  .strict()
+  .refine((t) => !t.requireClientCert || t.caFile !== undefined, {
+    message: "requireClientCert needs caFile: the CA that signs the clients' certificates",
+  });
+
 export const appConfigSchema = z.object({
   clusterId: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'expected lower-case letters, digits and dashes')
     .default('default'),
+  /**
+   * `profile` / `configFile` name a profile of the `temporal` CLI's TOML file
+   * (src/temporal/profile.ts): its address, namespace, API key, TLS and gRPC headers fill what
+   * is not set here; the defaults below fill what is still unset after that.
+   */
   temporal: z
-    .object({
-      address: z.string().min(1).default('127.0.0.1:7233'),
-      namespace: z.string().min(1).default('default'),
-      taskQueue: z.string().min(1).default(orchestratorTaskQueue),
-      /** The Temporal Web UI, for the links the agent's data endpoints answer with. */
-      webUiUrl: z.url().optional(),
-      /**
-       * TLS to the Temporal frontend: `true` for the system CAs, or files (PEM) for a client
-       * certificate, its key, the server's CA, and the name the server's certificate carries.
-       */
-      tls: z
-        .union([
-          z.stringbool(),
-          z.boolean(),
-          z
-            .object({
-              certFile: z.string().min(1).optional(),
-              keyFile: z.string().min(1).optional(),
-              caFile: z.string().min(1).optional(),
-              serverName: z.string().min(1).optional(),
-            })
-            .strict()
-            .refine(
-              (t) => !t.certFile === !t.keyFile,
-              'give both certFile and keyFile, or neither',
-            ),
-        ])
-        .optional(),
-      /** An API key for the frontend (Temporal Cloud, or a proxy that checks one); implies TLS. */
-      apiKey: z.string().min(1).optional(),
-    })
+    .preprocess(
+      applyTemporalProfile,
+      z.object({
+        address: z.string().min(1).default('127.0.0.1:7233'),
+        namespace: z.string().min(1).default('default'),
+        taskQueue: z.string().min(1).default(orchestratorTaskQueue),
+        /** The Temporal Web UI, for the links the agent's data endpoints answer with. */
+        webUiUrl: z.url().optional(),
+        /**
+         * TLS to the Temporal frontend: `true` for the system CAs, or files (PEM) for a client
+         * certificate, its key, the server's CA, and the name the server's certificate carries.
+         */
+        tls: z
+          .union([
+            z.stringbool(),
+            z.boolean(),
+            z
+              .object({
+                certFile: z.string().min(1).optional(),
+                keyFile: z.string().min(1).optional(),
+                caFile: z.string().min(1).optional(),
+                serverName: z.string().min(1).optional(),
+                /** PEM text instead of a file (a profile's `*_data`, or a secret in the env). */
+                certData: z.string().min(1).optional(),
+                keyData: z.string().min(1).optional(),
+                caData: z.string().min(1).optional(),
+              })
+              .strict()
+              .refine(
+                (t) => !(t.certFile ?? t.certData) === !(t.keyFile ?? t.keyData),
+                'give both the client certificate and its key (certFile/certData, keyFile/keyData), or neither',
+              )
+              .refine(
+                (t) =>
+                  !(t.certFile && t.certData) &&
+                  !(t.keyFile && t.keyData) &&
+                  !(t.caFile && t.caData),
+                'give a file or data for each of cert, key and ca, not both',
+              ),
+          ])
+          .optional(),
+        /** An API key for the frontend (Temporal Cloud, or a proxy that checks one); implies TLS. */
+        apiKey: z.string().min(1).optional(),
+        /** gRPC headers sent with every call (a profile's `grpc_meta`). */
+        grpcMeta: z.record(z.string(), z.string()).optional(),
+        /** A profile of the `temporal` CLI's config file (`CG_TEMPORAL__PROFILE`). */
+        profile: z.string().min(1).optional(),
+        /**
+         * That TOML file (`CG_TEMPORAL__CONFIG_FILE`); default `$TEMPORAL_CONFIG_FILE`, else
+         * `~/.config/temporalio/temporal.toml`. Alone it selects the file's `default` profile.
+         */
+        configFile: z.string().min(1).optional(),
+      }),
+    )
     .prefault({}),
   /**
    * Payload encryption (src/temporal/codec.ts): every process of a deployment uses the same key
@@ -104,6 +148,11 @@ export const appConfigSchema = z.object({
               z.array(z.url()).min(1),
             )
             .default(['http://127.0.0.1:8233']),
+          /** HTTPS for the endpoint; a UI served over https can only call an https codec. */
+          tls: z
+            .object({ certFile: z.string().min(1), keyFile: z.string().min(1) })
+            .strict()
+            .optional(),
         })
         .strict()
         .optional(),
@@ -133,6 +182,12 @@ export const appConfigSchema = z.object({
         .int()
         .positive()
         .default(64 * 1024 * 1024),
+      /**
+       * HTTPS for the agent's API (PEM files). Agents fetch configuration archives and bundles
+       * from each other over it: they verify the peer against `caFile` (else the system CAs)
+       * and present this certificate as their client certificate.
+       */
+      tls: agentTlsSchema.optional(),
     })
     .prefault({}),
   middleware: z

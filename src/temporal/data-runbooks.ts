@@ -1,8 +1,4 @@
-import {
-  WorkflowExecutionAlreadyStartedError,
-  type Client,
-  type WorkflowHandle,
-} from '@temporalio/client';
+import { type Client, type WorkflowHandle } from '@temporalio/client';
 import type { z } from 'zod';
 import {
   backupClusterInputSchema,
@@ -16,6 +12,7 @@ import { ClusterGuardError } from '../contracts/errors.js';
 import { clusterIdKey, nodesKey, runbookKey } from '../contracts/search-attributes.js';
 import { describeZodError } from '../contracts/validation.js';
 import { orchestratorTaskQueue } from '../contracts/addresses.js';
+import { refuseWhileRunning } from './busy.js';
 
 export const dataRunbooks = {
   backupCluster: backupClusterInputSchema,
@@ -58,20 +55,12 @@ export async function startDataRunbook<N extends DataRunbookName>(
       ],
     });
   } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    let running = 'a data runbook';
-    try {
-      const d = await client.workflow.getHandle(workflowId).describe();
-      running = `${d.type} (run ${d.runId}, started ${d.startTime.toISOString()})`;
-    } catch {
-      // the refusal stands without the details
-    }
-    throw new ClusterGuardError(
-      'ClusterBusy',
-      `cannot start ${runbook} on cluster ${clusterId}: ${running} is still running as ` +
-        `${workflowId}, and a cluster runs one data runbook at a time. Wait for it, or look ` +
-        'at its progress (query `progress`) and finish or abort it first.',
-      { cause: err },
-    );
+    return refuseWhileRunning(client, err, {
+      runbook,
+      clusterId: clusterId,
+      workflowId,
+      kind: 'data',
+      type: 'ClusterBusy',
+    });
   }
 }

@@ -15,6 +15,8 @@ export interface DevServerOptions {
   headless?: boolean;
   /** SQLite file; in memory when absent. */
   dbFile?: string;
+  /** `KEY=VALUE` SQLite pragmas besides journal_mode=WAL (the bench compares tunings). */
+  sqlitePragmas?: string[];
   namespace?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   readyTimeoutMs?: number;
@@ -94,7 +96,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   else args.push('--ui-port', String(uiPort));
   if (options.dbFile) {
     await mkdir(path.dirname(options.dbFile), { recursive: true });
-    args.push('--db-filename', options.dbFile, '--sqlite-pragma', 'journal_mode=WAL');
+    args.push('--db-filename', options.dbFile);
+    for (const pragma of ['journal_mode=WAL', ...(options.sqlitePragmas ?? [])]) {
+      args.push('--sqlite-pragma', pragma);
+    }
   }
   const child = execa(options.binary, args, {
     reject: false,

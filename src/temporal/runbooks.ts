@@ -1,9 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  WorkflowExecutionAlreadyStartedError,
-  type Client,
-  type WorkflowHandle,
-} from '@temporalio/client';
+import { type Client, type WorkflowHandle } from '@temporalio/client';
 import {
   bootstrapClusterInputSchema,
   decommissionNodesInputSchema,
@@ -23,6 +19,7 @@ import {
 import { clusterIdKey, nodesKey, runbookKey } from '../contracts/search-attributes.js';
 import { describeZodError } from '../contracts/validation.js';
 import { orchestratorTaskQueue } from '../contracts/addresses.js';
+import { refuseWhileRunning } from './busy.js';
 
 export interface StartOptions {
   taskQueue?: string;
@@ -114,21 +111,13 @@ export async function startMembershipRunbook<N extends MembershipRunbookName>(
       ],
     });
   } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    let running = 'a membership runbook';
-    try {
-      const d = await client.workflow.getHandle(workflowId).describe();
-      running = `${d.type} (run ${d.runId}, started ${d.startTime.toISOString()})`;
-    } catch {
-      // the refusal stands without the details
-    }
-    throw new ClusterGuardError(
-      'InvalidInput',
-      `cannot start ${runbook} on cluster ${params.clusterId}: ${running} is still running as ` +
-        `${workflowId}, and a cluster runs one membership runbook at a time. Wait for it, or ` +
-        'look at its progress (query `progress`) and finish or abort it first.',
-      { cause: err },
-    );
+    return refuseWhileRunning(client, err, {
+      runbook,
+      clusterId: params.clusterId,
+      workflowId,
+      kind: 'membership',
+      type: 'InvalidInput',
+    });
   }
 }
 

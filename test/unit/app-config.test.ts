@@ -164,6 +164,46 @@ describe('application config', () => {
   });
 });
 
+describe('application config: agent TLS', () => {
+  const rejectsWith = (pattern: RegExp) => (err: unknown) =>
+    err instanceof ClusterGuardError && err.type === 'InvalidConfig' && pattern.test(err.message);
+
+  test('off by default; from the environment, files and a mutual-TLS switch', async () => {
+    assert.equal((await loadAppConfig({ env: {} })).agent.tls, undefined);
+    const config = await loadAppConfig({
+      env: {
+        CG_AGENT__TLS__CERT_FILE: '/etc/cg/agent.pem',
+        CG_AGENT__TLS__KEY_FILE: '/etc/cg/agent.key',
+        CG_AGENT__TLS__CA_FILE: '/etc/cg/agents-ca.pem',
+        CG_AGENT__TLS__REQUIRE_CLIENT_CERT: 'true',
+      },
+    });
+    assert.deepEqual(config.agent.tls, {
+      certFile: '/etc/cg/agent.pem',
+      keyFile: '/etc/cg/agent.key',
+      caFile: '/etc/cg/agents-ca.pem',
+      requireClientCert: true,
+    });
+  });
+
+  test('a key without its certificate, or mutual TLS without a CA, is refused by name', async () => {
+    await assert.rejects(
+      loadAppConfig({ env: { CG_AGENT__TLS__KEY_FILE: '/etc/cg/agent.key' } }),
+      rejectsWith(/agent\.tls\.certFile: Invalid input: expected string, received undefined/),
+    );
+    await assert.rejects(
+      loadAppConfig({
+        env: {
+          CG_AGENT__TLS__CERT_FILE: '/etc/cg/agent.pem',
+          CG_AGENT__TLS__KEY_FILE: '/etc/cg/agent.key',
+          CG_AGENT__TLS__REQUIRE_CLIENT_CERT: 'yes',
+        },
+      }),
+      rejectsWith(/agent\.tls: requireClientCert needs caFile/),
+    );
+  });
+});
+
 describe('application config: events', () => {
   test('defaults: enabled, brokers from the nodes on port 9092, spool under .data', async () => {
     const config = await loadAppConfig({ env: {} });

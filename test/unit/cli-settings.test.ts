@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -95,6 +95,125 @@ describe('CLI connection settings', () => {
     );
     assert.deepEqual(resolveConnection({}, { CG_CODEC__KEY_FILE: '/etc/ring.yaml' }).codec, {
       keyFile: '/etc/ring.yaml',
+    });
+  });
+
+  describe('profiles of the temporal CLI (--profile, --config-file)', () => {
+    let toml: string;
+    before(async () => {
+      toml = path.join(dir, 'temporal.toml');
+      // The shape `temporal config set` writes (test/unit/temporal-profile.test.ts runs it).
+      await writeFile(
+        toml,
+        '[profile.prod]\naddress = "prod:7233"\nnamespace = "prod-ns"\napi_key = "prod-key"\n' +
+          '[profile.prod.tls]\nclient_cert_path = "/p/client.pem"\nclient_key_path = "/p/client.key"\n' +
+          'server_ca_cert_path = "/p/ca.pem"\nserver_name = "temporal.prod"\n' +
+          '[profile.staging]\naddress = "staging:7233"\n' +
+          '[profile.plain]\naddress = "plain:7233"\n[profile.plain.tls]\ndisabled = true\n' +
+          '[profile.inline.tls]\nserver_ca_cert_data = "-----BEGIN CERTIFICATE-----"\n' +
+          '[profile.default]\naddress = "default-profile:7233"\n',
+      );
+    });
+
+    test('flags over environment over profile over the clusterguard config file', () => {
+      const fromProfile = resolveConnection({ config, profile: 'prod', configFile: toml }, {});
+      assert.deepEqual(fromProfile.connect, {
+        address: 'prod:7233',
+        namespace: 'prod-ns',
+        apiKey: 'prod-key',
+        tls: {
+          cert: '/p/client.pem',
+          key: '/p/client.key',
+          ca: '/p/ca.pem',
+          serverName: 'temporal.prod',
+        },
+        connectTimeoutMs: 10_000,
+      });
+      assert.equal(fromProfile.taskQueue, 'file-queue'); // not a profile setting
+      assert.deepEqual(fromProfile.profile, { name: 'prod', file: toml });
+
+      const env = {
+        TEMPORAL_PROFILE: 'prod',
+        TEMPORAL_CONFIG_FILE: toml,
+        TEMPORAL_NAMESPACE: 'env-ns',
+        TEMPORAL_TLS_CA: '/env/ca.pem',
+      };
+      const fromEnv = resolveConnection({ config }, env);
+      assert.equal(fromEnv.connect.address, 'prod:7233');
+      assert.equal(fromEnv.connect.namespace, 'env-ns');
+      assert.deepEqual(fromEnv.connect.tls, {
+        cert: '/p/client.pem',
+        key: '/p/client.key',
+        ca: '/env/ca.pem',
+        serverName: 'temporal.prod',
+      });
+
+      const fromFlags = resolveConnection(
+        { config, profile: 'staging', address: 'flag:7233', apiKey: 'flag-key' },
+        env,
+      );
+      assert.equal(fromFlags.connect.address, 'flag:7233'); // flag over the staging profile
+      assert.equal(fromFlags.connect.apiKey, 'flag-key');
+      assert.equal(fromFlags.connect.namespace, 'env-ns');
+      // staging has no TLS: the clusterguard file's TLS applies, under the variable's CA.
+      assert.deepEqual(fromFlags.connect.tls, {
+        cert: path.join(dir, 'certs/client.pem'),
+        key: path.join(dir, 'certs/client.key'),
+        ca: '/env/ca.pem',
+        serverName: 'temporal.internal',
+      });
+    });
+
+    test('without --profile / --config-file (or their variables) no TOML file is read', async () => {
+      const home = path.join(dir, 'home');
+      await mkdir(path.join(home, '.config', 'temporalio'), { recursive: true });
+      await writeFile(
+        path.join(home, '.config', 'temporalio', 'temporal.toml'),
+        '[profile.default]\naddress = "developer:7233"\n',
+      );
+      const env = { HOME: home, XDG_CONFIG_HOME: dir };
+      assert.equal(resolveConnection({}, env).connect.address, '127.0.0.1:7233');
+      assert.equal(resolveConnection({}, env).profile, undefined);
+      // --profile alone reads the temporal CLI's default file; a file alone its default profile.
+      assert.equal(
+        resolveConnection({ profile: 'default' }, { HOME: home }).connect.address,
+        'developer:7233',
+      );
+      assert.equal(
+        resolveConnection({}, { TEMPORAL_CONFIG_FILE: toml }).connect.address,
+        'default-profile:7233',
+      );
+    });
+
+    test('disabled TLS, inline data and a missing profile', () => {
+      const plain = resolveConnection({ profile: 'plain', configFile: toml, apiKey: 'k' }, {});
+      assert.equal(plain.connect.tls, false);
+      // A flag's TLS file wins over the profile's `disabled = true`.
+      assert.deepEqual(
+        resolveConnection({ profile: 'plain', configFile: toml, tlsCa: '/f/ca.pem' }, {}).connect
+          .tls,
+        { ca: '/f/ca.pem' },
+      );
+      assert.throws(
+        () => resolveConnection({ profile: 'inline', configFile: toml }, {}),
+        (err: unknown) =>
+          err instanceof ClusterGuardError &&
+          err.type === 'InvalidConfig' &&
+          /tls\.server_ca_cert_data inline.*server_ca_cert_path.*--tls-ca/.test(err.message),
+      );
+      assert.deepEqual(
+        resolveConnection({ profile: 'inline', configFile: toml, tlsCa: '/f/ca.pem' }, {}).connect
+          .tls,
+        { ca: '/f/ca.pem' },
+      );
+      assert.throws(
+        () => resolveConnection({}, { TEMPORAL_PROFILE: 'nope', TEMPORAL_CONFIG_FILE: toml }),
+        (err: unknown) =>
+          err instanceof ClusterGuardError &&
+          err.type === 'InvalidConfig' &&
+          err.message.includes(toml) &&
+          /no profile "nope"/.test(err.message),
+      );
     });
   });
 });

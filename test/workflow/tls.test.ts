@@ -13,6 +13,9 @@ import {
   type ChildProcess,
 } from '../../src/dev/processes.js';
 import { repoRoot } from '../../src/process.js';
+import { connect } from '../../src/client.js';
+import { resolveConnection } from '../../src/cli/settings.js';
+import { loadAppConfig } from '../../src/config/app-config.js';
 import { connectClient } from '../../src/temporal/connection.js';
 import { freePort } from '../../src/temporal/dev-server.js';
 import { startTlsProxy, type TlsProxy } from '../fixtures/grpc-tls-proxy.js';
@@ -24,11 +27,12 @@ import { testServer } from '../helpers/temporal.js';
  * of it on 127.0.0.91 and requires a client certificate of a throwaway CA made here with
  * openssl. The orchestrator and a node agent (real processes, `temporal.tls.*` from the
  * environment) and the CLI connect only through it; a pingCluster then runs end to end. A client
- * without a certificate is refused.
+ * without a certificate is refused; the same settings as a `temporal` CLI profile get through.
  */
 const proxyHost = '127.0.0.91';
 const agentNode = '127.0.0.92';
 const taskQueue = `cg-tls-${randomBytes(3).toString('hex')}`;
+const temporalBin = process.env.CG_TEMPORAL_BIN ?? path.join(repoRoot, '.tools', 'bin', 'temporal');
 
 async function openssl(dir: string, args: string[]): Promise<void> {
   await execa('openssl', args, { cwd: dir });
@@ -200,5 +204,34 @@ describe('TLS with a client certificate, through a TLS-terminating proxy', () =>
       }),
     );
     assert.ok(proxy.refused > before, 'the proxy refused the handshake');
+
+    // The same settings as a `temporal` CLI profile, written by `temporal config set`: the
+    // processes' config (`temporal.profile`) and the CLI's settings (`--profile`) get through.
+    const toml = path.join(dir, 'temporal.toml');
+    const props: [string, string][] = [
+      ['address', proxy.address],
+      ['tls.client_cert_path', path.join(dir, 'client.pem')],
+      ['tls.client_key_path', path.join(dir, 'client.key')],
+      ['tls.server_ca_cert_path', path.join(dir, 'ca.pem')],
+      ['tls.server_name', 'temporal.test'],
+    ];
+    for (const [prop, value] of props) {
+      const set = ['config', 'set', '--config-file', toml, '--profile', 'tls'];
+      await execa(temporalBin, [...set, '--prop', prop, '--value', value]);
+    }
+    const config = await loadAppConfig({
+      env: { CG_TEMPORAL__PROFILE: 'tls', CG_TEMPORAL__CONFIG_FILE: toml },
+    });
+    const cliSettings = resolveConnection({ profile: 'tls', configFile: toml }, {});
+    for (const client of [
+      await connectClient(config.temporal),
+      await connect(cliSettings.connect),
+    ]) {
+      try {
+        await client.workflowService.getSystemInfo({});
+      } finally {
+        await client.connection.close();
+      }
+    }
   });
 });
