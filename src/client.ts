@@ -104,14 +104,27 @@ export const connectOptionsSchema = z
             cert: z.string().min(1).optional(),
             key: z.string().min(1).optional(),
             ca: z.string().min(1).optional(),
+            /** PEM text instead of a file (a connection profile's `*_data`). */
+            certData: z.string().min(1).optional(),
+            keyData: z.string().min(1).optional(),
+            caData: z.string().min(1).optional(),
             serverName: z.string().min(1).optional(),
           })
           .strict()
-          .refine((t) => !t.cert === !t.key, 'give both cert and key, or neither'),
+          .refine(
+            (t) => !(t.cert ?? t.certData) === !(t.key ?? t.keyData),
+            'give both cert and key, or neither',
+          )
+          .refine(
+            (t) => !(t.cert && t.certData) && !(t.key && t.keyData) && !(t.ca && t.caData),
+            'give a file or data for each of cert, key and ca, not both',
+          ),
       ])
       .optional(),
     /** Temporal Cloud or a proxy's API key; implies TLS unless `tls: false`. */
     apiKey: z.string().min(1).optional(),
+    /** gRPC headers sent with every call (a connection profile's `grpc_meta`). */
+    grpcMeta: z.record(z.string(), z.string()).optional(),
     connectTimeoutMs: z.number().int().positive().default(10_000),
   })
   .strict();
@@ -132,6 +145,9 @@ function tlsConfig(o: z.output<typeof connectOptionsSchema>): Promise<TLSConfig 
                   ...(t.cert ? { certFile: t.cert } : {}),
                   ...(t.key ? { keyFile: t.key } : {}),
                   ...(t.ca ? { caFile: t.ca } : {}),
+                  ...(t.certData ? { certData: t.certData } : {}),
+                  ...(t.keyData ? { keyData: t.keyData } : {}),
+                  ...(t.caData ? { caData: t.caData } : {}),
                   ...(t.serverName ? { serverName: t.serverName } : {}),
                 },
         }),
@@ -158,6 +174,7 @@ export async function connect(
     address: o.address,
     tls: await tlsConfig(o),
     ...(o.apiKey ? { apiKey: o.apiKey } : {}),
+    ...(o.grpcMeta && Object.keys(o.grpcMeta).length > 0 ? { metadata: o.grpcMeta } : {}),
     connectTimeout: o.connectTimeoutMs,
   });
   return new Client({ connection, namespace: o.namespace, ...extra });

@@ -187,11 +187,13 @@ async function withClient<T>(
     client = await connect(conn.connect, dataConverter ? { dataConverter } : {});
   } catch (err) {
     if (err instanceof ClusterGuardError) throw err;
+    const from = conn.profile ? `, profile "${conn.profile.name}" of ${conn.profile.file}` : '';
     throw new CliExit(
       exitCodes.cannotConnect,
       `cannot connect to Temporal at ${conn.connect.address} (namespace ` +
-        `${conn.connect.namespace ?? 'default'}): ${innermostMessage(err)}. Check --address or ` +
-        'TEMPORAL_ADDRESS, TLS and API key settings, and that the server runs.',
+        `${conn.connect.namespace ?? 'default'}${from}): ${innermostMessage(err)}. Check ` +
+        `--address or TEMPORAL_ADDRESS${conn.profile ? ', the profile' : ''}, TLS and API key ` +
+        'settings, and that the server runs.',
     );
   }
   try {

@@ -153,31 +153,20 @@ function namedProfile(
 }
 
 /**
- * `connect()` takes TLS material as files; a profile's inline `*_data` is refused with what to
- * do, unless a flag or variable above the profile replaces it.
+ * One item of TLS material (`cert`, `key`, `ca`): a flag or variable first, then the profile's
+ * file or inline PEM, then the settings file.
  */
-function profileFile(
-  profile: { name: string; file: string; settings: ConnectionProfile } | undefined,
+function material(
+  above: string | undefined,
+  profileTls: ConnectionProfile['tls'],
   item: 'cert' | 'key' | 'ca',
-  replaced: boolean,
-): string | undefined {
-  const tls = profile?.settings.tls;
-  if (!profile || !tls || replaced) return undefined;
-  const names = {
-    cert: { file: tls.certFile, data: tls.certData, toml: 'client_cert', flag: '--tls-cert' },
-    key: { file: tls.keyFile, data: tls.keyData, toml: 'client_key', flag: '--tls-key' },
-    ca: { file: tls.caFile, data: tls.caData, toml: 'server_ca_cert', flag: '--tls-ca' },
-  }[item];
-  if (names.data !== undefined) {
-    throw new ClusterGuardError(
-      'InvalidConfig',
-      `profile "${profile.name}" in ${profile.file} gives tls.${names.toml}_data inline; the ` +
-        `clusterguard CLI reads TLS material from files: set tls.${names.toml}_path instead ` +
-        `(temporal config set --profile ${profile.name} --prop tls.${names.toml}_path --value <file>) ` +
-        `or pass ${names.flag}`,
-    );
-  }
-  return names.file;
+  fromSettings: string | undefined,
+): { file?: string; data?: string } {
+  if (above) return { file: above };
+  const data = profileTls?.[`${item}Data`];
+  if (data) return { data };
+  const file = profileTls?.[`${item}File`] ?? fromSettings;
+  return file ? { file } : {};
 }
 
 export function resolveConnection(
@@ -190,22 +179,15 @@ export function resolveConnection(
   const fileTls = typeof file.tls === 'object' ? file.tls : {};
   const profile = namedProfile(flags, env);
   const p = profile?.settings;
-  if (p?.grpcMeta && profile) {
-    throw new ClusterGuardError(
-      'InvalidConfig',
-      `profile "${profile.name}" in ${profile.file} sets grpc_meta, which the clusterguard CLI ` +
-        'cannot send yet; use a profile without it',
-    );
-  }
   const pick = (...values: (string | undefined)[]) => values.find((v) => v !== undefined && v);
   // Flags and variables first; the profile's file only when neither gave one.
   const aboveCert = pick(flags.tlsCert, env.TEMPORAL_TLS_CERT, env.TEMPORAL_TLS_CLIENT_CERT_PATH);
   const aboveKey = pick(flags.tlsKey, env.TEMPORAL_TLS_KEY, env.TEMPORAL_TLS_CLIENT_KEY_PATH);
   const aboveCa = pick(flags.tlsCa, env.TEMPORAL_TLS_CA, env.TEMPORAL_TLS_SERVER_CA_CERT_PATH);
   const aboveServerName = pick(flags.tlsServerName, env.TEMPORAL_TLS_SERVER_NAME);
-  const cert = pick(aboveCert, profileFile(profile, 'cert', !!aboveCert), fileTls.cert);
-  const key = pick(aboveKey, profileFile(profile, 'key', !!aboveKey), fileTls.key);
-  const ca = pick(aboveCa, profileFile(profile, 'ca', !!aboveCa), fileTls.ca);
+  const cert = material(aboveCert, p?.tls, 'cert', fileTls.cert);
+  const key = material(aboveKey, p?.tls, 'key', fileTls.key);
+  const ca = material(aboveCa, p?.tls, 'ca', fileTls.ca);
   const serverName = pick(aboveServerName, p?.tls?.serverName, fileTls.serverName);
   // A profile's `[tls]` table turns TLS on, `disabled = true` off, unless a flag or variable
   // gives TLS material of its own (flags and variables win over the profile).
@@ -230,16 +212,16 @@ export function resolveConnection(
           ...(current ? { current } : {}),
         }
       : undefined;
-  const anyFile = cert || key || ca || serverName;
+  const items = { cert, key, ca };
+  const anyMaterial = Object.values(items).some((m) => m.file ?? m.data) || !!serverName;
   let tls: ConnectOptions['tls'];
   if (tlsOn === false) tls = false;
-  else if (anyFile) {
-    tls = {
-      ...(cert ? { cert } : {}),
-      ...(key ? { key } : {}),
-      ...(ca ? { ca } : {}),
-      ...(serverName ? { serverName } : {}),
-    };
+  else if (anyMaterial) {
+    tls = serverName ? { serverName } : {};
+    for (const [item, m] of Object.entries(items) as [keyof typeof items, typeof cert][]) {
+      if (m.file) tls[item] = m.file;
+      if (m.data) tls[`${item}Data`] = m.data;
+    }
   } else if (tlsOn) tls = true;
   return {
     connect: {
@@ -249,6 +231,7 @@ export function resolveConnection(
         pick(flags.namespace, env.TEMPORAL_NAMESPACE, p?.namespace, file.namespace) ?? 'default',
       ...(tls !== undefined ? { tls } : {}),
       ...(apiKey ? { apiKey } : {}),
+      ...(p?.grpcMeta ? { grpcMeta: p.grpcMeta } : {}),
       connectTimeoutMs: Math.round((flags.connectTimeout ?? 10) * 1000),
     },
     taskQueue:

@@ -110,6 +110,8 @@ describe('CLI connection settings', () => {
           'server_ca_cert_path = "/p/ca.pem"\nserver_name = "temporal.prod"\n' +
           '[profile.staging]\naddress = "staging:7233"\n' +
           '[profile.plain]\naddress = "plain:7233"\n[profile.plain.tls]\ndisabled = true\n' +
+          '[profile.inline]\naddress = "inline:7233"\n' +
+          '[profile.inline.grpc_meta]\nx-tenant = "plant-7"\n' +
           '[profile.inline.tls]\nserver_ca_cert_data = "-----BEGIN CERTIFICATE-----"\n' +
           '[profile.default]\naddress = "default-profile:7233"\n',
       );
@@ -185,7 +187,7 @@ describe('CLI connection settings', () => {
       );
     });
 
-    test('disabled TLS, inline data and a missing profile', () => {
+    test('disabled TLS, inline data, gRPC headers and a missing profile', () => {
       const plain = resolveConnection({ profile: 'plain', configFile: toml, apiKey: 'k' }, {});
       assert.equal(plain.connect.tls, false);
       // A flag's TLS file wins over the profile's `disabled = true`.
@@ -194,13 +196,10 @@ describe('CLI connection settings', () => {
           .tls,
         { ca: '/f/ca.pem' },
       );
-      assert.throws(
-        () => resolveConnection({ profile: 'inline', configFile: toml }, {}),
-        (err: unknown) =>
-          err instanceof ClusterGuardError &&
-          err.type === 'InvalidConfig' &&
-          /tls\.server_ca_cert_data inline.*server_ca_cert_path.*--tls-ca/.test(err.message),
-      );
+      // Inline PEM and gRPC headers of a profile reach connect() as they are.
+      const inline = resolveConnection({ profile: 'inline', configFile: toml }, {}).connect;
+      assert.deepEqual(inline.tls, { caData: '-----BEGIN CERTIFICATE-----' });
+      assert.deepEqual(inline.grpcMeta, { 'x-tenant': 'plant-7' });
       assert.deepEqual(
         resolveConnection({ profile: 'inline', configFile: toml, tlsCa: '/f/ca.pem' }, {}).connect
           .tls,

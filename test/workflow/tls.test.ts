@@ -17,8 +17,11 @@ import { connect } from '../../src/client.js';
 import { resolveConnection } from '../../src/cli/settings.js';
 import { loadAppConfig } from '../../src/config/app-config.js';
 import { connectClient } from '../../src/temporal/connection.js';
+import { agentRequest } from '../../src/agent/tls.js';
 import { freePort } from '../../src/temporal/dev-server.js';
 import { startTlsProxy, type TlsProxy } from '../fixtures/grpc-tls-proxy.js';
+import { TestCa, type IssuedCert } from '../helpers/certs.js';
+import { writeTestJar } from '../helpers/bundles.js';
 import { testServer } from '../helpers/temporal.js';
 
 /**
@@ -34,91 +37,44 @@ const agentNode = '127.0.0.92';
 const taskQueue = `cg-tls-${randomBytes(3).toString('hex')}`;
 const temporalBin = process.env.CG_TEMPORAL_BIN ?? path.join(repoRoot, '.tools', 'bin', 'temporal');
 
-async function openssl(dir: string, args: string[]): Promise<void> {
-  await execa('openssl', args, { cwd: dir });
-}
-
 describe('TLS with a client certificate, through a TLS-terminating proxy', () => {
   let dir: string;
   let proxy: TlsProxy;
   let orchestrator: ChildProcess | undefined;
   let agent: ChildProcess | undefined;
   const tlsEnv: Record<string, string> = {};
+  let agentCert: IssuedCert;
+  let agentPort: number;
+  let tokenFile: string;
   const logs: string[] = [];
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'cg-tls-'));
-    // A throwaway CA, a server certificate for the proxy's address, a client certificate.
-    await openssl(dir, [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=clusterguard test CA',
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.pem',
-    ]);
-    // rustls (the SDK's TLS) takes X.509 v3 only: every certificate gets extensions.
-    await writeFile(path.join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-    await writeFile(
-      path.join(dir, 'server.ext'),
-      `subjectAltName=IP:${proxyHost},DNS:temporal.test\nextendedKeyUsage=serverAuth\n`,
-    );
-    for (const [name, subject, ext] of [
-      ['server', '/CN=temporal.test', ['-extfile', 'server.ext']],
-      ['client', '/CN=clusterguard-operator', ['-extfile', 'client.ext']],
-    ] as const) {
-      await openssl(dir, [
-        'req',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        subject,
-        '-keyout',
-        `${name}.key`,
-        '-out',
-        `${name}.csr`,
-      ]);
-      await openssl(dir, [
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'ca.pem',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-days',
-        '1',
-        '-out',
-        `${name}.pem`,
-        ...ext,
-      ]);
-    }
-    const file = (n: string) => readFile(path.join(dir, n));
+    // A throwaway CA; a certificate for the proxy, one for clients, one for the agent's HTTPS.
+    const ca = await TestCa.create(dir);
+    const server = await ca.issue('server', {
+      ips: [proxyHost],
+      dns: ['temporal.test'],
+      usage: ['serverAuth'],
+    });
+    const client = await ca.issue('client', { usage: ['clientAuth'] });
+    agentCert = await ca.issue('agent', { ips: [agentNode], usage: ['serverAuth', 'clientAuth'] });
     proxy = await startTlsProxy({
       listen: { host: proxyHost, port: await freePort() },
       upstream: testServer().address,
-      key: await file('server.key'),
-      cert: await file('server.pem'),
-      ca: await file('ca.pem'),
+      key: await readFile(server.key),
+      cert: await readFile(server.cert),
+      ca: await readFile(ca.cert),
     });
     Object.assign(tlsEnv, {
-      CG_TEMPORAL__TLS__CA_FILE: path.join(dir, 'ca.pem'),
-      CG_TEMPORAL__TLS__CERT_FILE: path.join(dir, 'client.pem'),
-      CG_TEMPORAL__TLS__KEY_FILE: path.join(dir, 'client.key'),
+      CG_TEMPORAL__TLS__CA_FILE: ca.cert,
+      CG_TEMPORAL__TLS__CERT_FILE: client.cert,
+      CG_TEMPORAL__TLS__KEY_FILE: client.key,
       CG_TEMPORAL__TLS__SERVER_NAME: 'temporal.test',
     });
-    const tokenFile = path.join(dir, 'token');
+    tokenFile = path.join(dir, 'token');
     await writeFile(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+    agentPort = await freePort(agentNode);
     orchestrator = spawnOrchestrator({
       temporalAddress: proxy.address,
       taskQueue,
@@ -133,9 +89,16 @@ describe('TLS with a client certificate, through a TLS-terminating proxy', () =>
       root: path.join(dir, 'node'),
       temporalAddress: proxy.address,
       tokenFile,
-      port: await freePort(),
+      port: agentPort,
       binDir: path.join(dir, 'bin'),
-      env: tlsEnv,
+      env: {
+        ...tlsEnv,
+        // The agent's own API over mutual TLS, from the same CA.
+        CG_AGENT__TLS__CERT_FILE: agentCert.cert,
+        CG_AGENT__TLS__KEY_FILE: agentCert.key,
+        CG_AGENT__TLS__CA_FILE: ca.cert,
+        CG_AGENT__TLS__REQUIRE_CLIENT_CERT: 'true',
+      },
       onLine: (l) => logs.push(`[agent] ${l}`),
     });
     await Promise.all([
@@ -233,5 +196,46 @@ describe('TLS with a client certificate, through a TLS-terminating proxy', () =>
         await client.connection.close();
       }
     }
+  });
+
+  test("the agent's API over mutual TLS: its peers' CA and a client certificate, or no entry", async () => {
+    const base = `https://${agentNode}:${agentPort}`;
+    const ca = await readFile(path.join(dir, 'ca.pem'));
+    const withCert = {
+      ca,
+      cert: await readFile(path.join(dir, 'client.pem')),
+      key: await readFile(path.join(dir, 'client.key')),
+    };
+    const health = await agentRequest(`${base}/healthz`, {}, withCert, async (res) => {
+      assert.equal(res.status, 200);
+      return (await res.json()) as { address: string };
+    });
+    assert.equal(health.address, agentNode);
+    await assert.rejects(agentRequest(`${base}/healthz`, {}, { ca }, (res) => res.status));
+    await assert.rejects(fetch(`http://${agentNode}:${agentPort}/healthz`));
+
+    // The CLI pushes a bundle to it with the agents' CA and a client certificate.
+    const jar = await writeTestJar(path.join(dir, 'tls.jar'), { symbolicName: 'com.example.tls' });
+    const push = (extra: string[]) =>
+      execa(
+        process.execPath,
+        [path.join(repoRoot, 'bin', 'clusterguard.mjs'), 'bundle', 'push', jar.file]
+          .concat(['--agent', base, '--token-file', tokenFile, '--json'])
+          .concat(extra),
+        { cwd: repoRoot, reject: false, timeout: 60_000 },
+      );
+    const pushed = await push([
+      '--agent-ca',
+      path.join(dir, 'ca.pem'),
+      '--agent-cert',
+      path.join(dir, 'client.pem'),
+      '--agent-key',
+      path.join(dir, 'client.key'),
+    ]);
+    assert.equal(pushed.exitCode, 0, `${pushed.stdout}\n${pushed.stderr}`);
+    assert.equal((JSON.parse(pushed.stdout) as { sha256: string }).sha256, jar.sha256);
+    const untrusted = await push([]);
+    assert.notEqual(untrusted.exitCode, 0);
+    assert.match(untrusted.stdout + untrusted.stderr, /not signed by a trusted CA.*--agent-ca/);
   });
 });
