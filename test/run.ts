@@ -69,26 +69,63 @@ async function main(): Promise<number> {
       `[test] Temporal dev server at ${server.address} (ready in ${Date.now() - started} ms)`,
     );
   }
+  // The side lane runs beside the main one and prints when it is done, so that the two
+  // reports do not interleave. CG_TEST_ONE_LANE=1 runs everything in one lane.
+  const side = process.env.CG_TEST_ONE_LANE ? [] : files.filter((f) => sideLane.includes(f));
+  const main = files.filter((f) => !side.includes(f));
   try {
-    const result = await execa(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--test',
-        // Workflow tests bind the same loopback node addresses: one file at a time.
-        '--test-concurrency=1',
-        // Per file: the e2e file runs its scenarios in sequence for about 6 minutes.
-        '--test-timeout=1200000',
-        '--test-reporter=spec',
-        ...files,
-      ],
-      { cwd: repoRoot, stdio: 'inherit', reject: false, env },
+    const lanes = [main, side].filter((l) => l.length > 0);
+    const codes = await Promise.all(
+      lanes.map(async (laneFiles, i) => {
+        if (i === 0) return runFiles(laneFiles, env, 'inherit');
+        const started = Date.now();
+        const out: string[] = [];
+        const code = await runFiles(laneFiles, env, 'pipe', (chunk) => out.push(chunk));
+        process.stderr.write(
+          `\n[test] side lane (${laneFiles.join(', ')}) finished in ` +
+            `${Math.round((Date.now() - started) / 1000)} s with exit code ${code}; its report:\n`,
+        );
+        process.stdout.write(out.join(''));
+        return code;
+      }),
     );
-    return result.exitCode ?? 1;
+    return codes.find((c) => c !== 0) ?? 0;
   } finally {
     await server?.stop();
   }
+}
+
+/**
+ * Files that run in a lane of their own, beside the rest: long, mostly waiting on timeouts and
+ * restarts rather than on the CPU, and on loopback addresses no other test binds
+ * (test/e2e/membership.test.ts: 127.0.0.31–.35, its own Temporal server).
+ */
+const sideLane = ['test/e2e/membership.test.ts'];
+
+async function runFiles(
+  files: string[],
+  env: Record<string, string>,
+  stdio: 'inherit' | 'pipe',
+  onOutput?: (chunk: string) => void,
+): Promise<number> {
+  const args = [
+    '--import',
+    'tsx',
+    '--test',
+    // Workflow tests bind the same loopback node addresses: one file at a time per lane.
+    '--test-concurrency=1',
+    // Per file: the e2e file runs its scenarios in sequence for about 6 minutes.
+    '--test-timeout=1200000',
+    '--test-reporter=spec',
+    ...files,
+  ];
+  const options = { cwd: repoRoot, reject: false, env } as const;
+  if (stdio === 'inherit') {
+    return (await execa(process.execPath, args, { ...options, stdio: 'inherit' })).exitCode ?? 1;
+  }
+  const child = execa(process.execPath, args, { ...options, all: true, buffer: false });
+  child.all.on('data', (chunk: Buffer) => onOutput?.(chunk.toString()));
+  return (await child).exitCode ?? 1;
 }
 
 main().then(

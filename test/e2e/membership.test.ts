@@ -28,11 +28,11 @@ import {
  */
 
 const [n1, n2, n3, n4, n5] = [
-  '127.0.0.11',
-  '127.0.0.12',
-  '127.0.0.13',
-  '127.0.0.14',
-  '127.0.0.15',
+  '127.0.0.31',
+  '127.0.0.32',
+  '127.0.0.33',
+  '127.0.0.34',
+  '127.0.0.35',
 ] as const;
 const clusterId = 'e2e';
 const log = (msg: string) => console.error(`[e2e] ${msg}`);
@@ -240,10 +240,10 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       );
       assert.match(await failureOf(handle), pattern);
     };
-    await refusal({ clusterId, nodes: [n5], master: n1 }, /127\.0\.0\.15 is not a member/);
+    await refusal({ clusterId, nodes: [n5], master: n1 }, /127\.0\.0\.35 is not a member/);
     await refusal(
       { clusterId, nodes: [n1], master: n1 },
-      /127\.0\.0\.11 is the master and would leave without a new master/,
+      /127\.0\.0\.31 is the master and would leave without a new master/,
     );
     await refusal(
       { clusterId, nodes: [n2, n3], master: n1 },
@@ -531,12 +531,12 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       const [first] = parked.parked ?? [];
       assert.equal(first?.node, n2);
       assert.equal(first?.step, `join:${n2}:zookeeper`);
-      assert.match(first?.reason ?? '', /127\.0\.0\.12/);
+      assert.match(first?.reason ?? '', /127\.0\.0\.32/);
       assert.deepEqual(first?.accepts, ['retryStep', 'abort']);
       await assert.rejects(
         handle.executeUpdate('skipNode', { args: [{ node: n2, reason: 'e2e' }] }),
         rejectedWith(
-          /cannot skip join:127\.0\.0\.12:zookeeper on 127\.0\.0\.12: this step cannot be skipped/,
+          /cannot skip join:127\.0\.0\.32:zookeeper on 127\.0\.0\.32: this step cannot be skipped/,
         ),
       );
       await assert.rejects(
@@ -548,7 +548,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       await stack.startAgent(n2);
       assert.match(
         await handle.executeUpdate<string, [{ step?: string }]>('retryStep', { args: [{}] }),
-        /retrying join:127\.0\.0\.12:zookeeper/,
+        /retrying join:127\.0\.0\.32:zookeeper/,
       );
       const result = await handle.result();
       assert.deepEqual(result.nodes, [n1, n4, n5, n2]);
@@ -569,9 +569,9 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       const message = await failureOf(doomed);
       assert.match(
         message,
-        /aborted by an operator at step join:127\.0\.0\.13:zookeeper: e2e: node is broken/,
+        /aborted by an operator at step join:127\.0\.0\.33:zookeeper: e2e: node is broken/,
       );
-      assert.match(message, /State: 127\.0\.0\.13's middleware is stopped/);
+      assert.match(message, /State: 127\.0\.0\.33's middleware is stopped/);
       await assertSameState(stack, [n1, n4, n5, n2]);
       assert.deepEqual((await stack.clusterFile(n3)).cluster.nodes, [n3]);
       await stack.killAgent(n3);
