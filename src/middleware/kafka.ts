@@ -1223,6 +1223,24 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
           rf: Math.max(0, ...t.partitions.map((p) => p.replicas.length)),
         }))
         .filter((t) => t.rf > remaining.length);
+      // Brokers of surviving members that are not registered right now (restarting, or fenced
+      // after a missed heartbeat) will be back: a shortfall they cause is worth a retry, and the
+      // advice to add a node would be wrong.
+      const survivorsDown = survivors.filter((n) => {
+        const id = idOf(n);
+        return id === undefined || !liveIds.includes(id);
+      });
+      if (blocking.length > 0 && survivorsDown.length > 0) {
+        const enough = blocking.every((t) => t.rf <= remaining.length + survivorsDown.length);
+        if (enough)
+          throw fail(
+            'MiddlewareFailure',
+            `cannot decommission kafka on ${leavingText} yet: the broker(s) of surviving member(s) ` +
+              `${survivorsDown.join(', ')} are not running right now, so only ${remaining.length} ` +
+              `would serve topics that need more replicas. Nothing was changed. The step is retried; ` +
+              `if it stays parked, start kafka on those nodes, then retry`,
+          );
+      }
       if (blocking.length > 0) {
         const list = blocking.map((t) => `"${t.name}" (replication factor ${t.rf})`).join(', ');
         throw new ClusterGuardError(

@@ -440,7 +440,7 @@ describe('kafka: a three-node KRaft cluster', () => {
   const survivors = cluster([a1, a2], { [a1]: 1, [a2]: 2 }, view.clusterUuid);
 
   test(
-    'decommission is refused, changing nothing, when fewer brokers than replicas would remain',
+    'decommission is refused, changing nothing, when fewer brokers than replicas would remain (retryably while a member is down)',
     { timeout: 120_000 },
     async () => {
       const before = await withAdmin(all, (admin) =>
@@ -464,6 +464,22 @@ describe('kafka: a three-node KRaft cluster', () => {
       );
       const quorum = await node(a1).adapter.describeQuorum();
       assert.equal(quorum.voters.length, 3);
+
+      // A surviving member whose broker is not running right now (127.0.0.14 has none here):
+      // the shortfall is transient, so the refusal is retryable and asks to start it.
+      const withMemberDown = cluster(
+        [a1, a2, '127.0.0.14'],
+        { [a1]: 1, [a2]: 2 },
+        view.clusterUuid,
+      );
+      await assert.rejects(
+        node(a1).adapter.decommissionCluster({ ...withMemberDown, decommissionNodes: [a3] }, [a3]),
+        (err: unknown) =>
+          err instanceof ClusterGuardError &&
+          err.type === 'MiddlewareFailure' &&
+          /surviving member\(s\) 127\.0\.0\.14 are not running right now/.test(err.message) &&
+          /Nothing was changed/.test(err.message),
+      );
     },
   );
 
