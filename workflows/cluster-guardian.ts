@@ -626,6 +626,7 @@ export async function clusterGuardian(rawInput: ClusterGuardianInput): Promise<n
     note(
       `${decision.message}${decision.warnings.length ? ` (${decision.warnings.join(' ')})` : ''}`,
     );
+    for (const warning of decision.warnings) log.warn(warning);
     await reconcile(
       key,
       actual,

@@ -431,6 +431,15 @@ export function decideReconciliation(
   const webappNodes = [...plan.current, ...plan.add].filter((n) => n !== standaloneAddress);
   const warnings = [...plan.warnings];
   const [desiredMaster] = plan.desired;
+  if (plan.kind === 'grow' && plan.current.length > 1) {
+    // Seed 001 §4: the guard service's supported changes have no growth of a formed cluster,
+    // so one may be a controller fault; it is carried out, but said loudly.
+    warnings.push(
+      `growing the formed cluster [${plan.current.join(', ')}] by [${plan.add.join(', ')}] is ` +
+        'not among the changes the old guard service expected (seed 001 §4): check that the ' +
+        'controller meant it',
+    );
+  }
   if (plan.kind === 'grow' && desiredMaster !== master) {
     warnings.push(
       `joinNode keeps the master ${master}; ${desiredMaster ?? '?'} does not become master`,

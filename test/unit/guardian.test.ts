@@ -38,6 +38,12 @@ describe('guardian decision (seed 001 §4)', () => {
       ],
     );
     assert.deepEqual(decision.webappNodes, [a, b, c, d, e]);
+    // Seed 001 §4: growing a formed cluster is carried out with a warning.
+    assert.equal(decision.warnings.length, 1);
+    assert.match(
+      decision.warnings[0] ?? '',
+      /growing the formed cluster \[.*\] by \[10\.0\.0\.4, 10\.0\.0\.5\] is not among the changes .* \(seed 001 §4\)/,
+    );
   });
 
   test('a standalone node becoming a cluster is a bootstrap', () => {
