@@ -21,7 +21,8 @@ console.log('booting in mode ' + mode);
 if (mode === 'crash') { console.error('FATAL: cannot bind'); process.exit(3); }
 if (mode === 'stubborn') process.on('SIGTERM', () => console.log('ignoring SIGTERM'));
 if (mode === 'silent') { setInterval(() => {}, 1000); }
-else require('net').createServer((s) => s.end('ok')).listen(Number(port), '127.0.0.1', () => console.log('server started'));
+// The readiness probe hangs up at once: a reset on the answer must not crash the server.
+else require('net').createServer((s) => { s.on('error', () => {}); s.end('ok'); }).listen(Number(port), '127.0.0.1', () => console.log('server started'));
 `;
 
 function portAnswers(port: number): Promise<boolean> {
