@@ -27,7 +27,6 @@ import { nodeAddressSchema, nodeTaskQueue } from '../src/contracts/addresses.js'
 import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import { nonRetryableErrorTypes } from '../src/contracts/errors.js';
 import {
-  clusterGuardianInputSchema,
   decideReconciliation,
   desiredNodes,
   followMaster,
@@ -51,7 +50,7 @@ import {
   type MembershipRunbookResult,
 } from '../src/contracts/membership-runbooks.js';
 import type { Progress, ProgressStep } from '../src/contracts/progress.js';
-import { describeZodError, parseInput } from '../src/contracts/validation.js';
+import { describeZodError } from '../src/contracts/validation.js';
 import {
   guardianStateQuery,
   pauseSignal,
@@ -59,9 +58,10 @@ import {
   reconcileSignal,
   resumeSignal,
   setMembershipUpdate,
-} from './definitions.js';
+} from '../src/contracts/messages.js';
 import { tagRunbook } from './lib/membership.js';
 import { causeMessage } from './lib/runbook.js';
+import { runbookInput } from './lib/open.js';
 
 type ChildOutcome =
   | { kind: 'completed'; result: MembershipRunbookResult }
@@ -96,7 +96,7 @@ const sameList = (a: readonly string[] | undefined, b: readonly string[] | undef
  * `guardian.unsafe-membership` and shows the recovery guide in the details.
  */
 export async function clusterGuardian(rawInput: ClusterGuardianInput): Promise<never> {
-  const input = parseInput(clusterGuardianInputSchema, rawInput, 'clusterGuardian');
+  const input = runbookInput('clusterGuardian', rawInput);
   const { clusterId } = input;
   const info = workflowInfo();
   if (info.workflowId !== guardianWorkflowId(clusterId)) {

@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { z } from 'zod';
-import type { ErrorType } from './errors.js';
+import { ClusterGuardError, type ErrorType } from './errors.js';
 
 /** `nodes.2: expected an IPv4 address …; clusterId: …` — one line per problem. */
 export function describeZodError(error: z.ZodError): string {
@@ -26,6 +26,24 @@ export function parseInput<S extends z.ZodType>(
       `invalid ${what} input: ${describeZodError(parsed.error)}. Fix the input and start the runbook again.`,
       type,
     );
+  }
+  return parsed.data;
+}
+
+/**
+ * Outside workflows: `value` as `schema` parses it, else a ClusterGuardError of `type` (by
+ * default InvalidInput) saying `invalid <what>: ` and each problem, so a typo is reported
+ * before anything is sent.
+ */
+export function checked<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+  type: ErrorType = 'InvalidInput',
+): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new ClusterGuardError(type, `invalid ${what}: ${describeZodError(parsed.error)}`);
   }
   return parsed.data;
 }
