@@ -11,15 +11,17 @@ import type { MiddlewareActivities } from '../activities/middleware-activities.j
 import { nodeAddressSchema } from '../src/contracts/addresses.js';
 import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import {
-  decideReconciliation,
   desiredNodes,
-  followMaster,
-  reconciliationKey,
   setMembershipSchema,
   type ClusterGuardianInput,
   type GuardianCarried,
   type GuardianState,
 } from '../src/contracts/guardian.js';
+import {
+  decideReconciliation,
+  followMaster,
+  reconciliationKey,
+} from '../src/contracts/guardian-decision.js';
 import {
   membershipMiddleware,
   type MembershipMiddleware,

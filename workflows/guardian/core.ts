@@ -24,14 +24,16 @@ import { nonRetryableErrorTypes } from '../../src/contracts/errors.js';
 import {
   guardianHistoryLimit,
   guardianWorkflowId,
-  renderGuardianMarkdown,
-  unsafeGuide,
   type ChildRecord,
-  type ChildRunbook,
   type GuardianCarried,
   type GuardianOutcome,
   type GuardianState,
 } from '../../src/contracts/guardian.js';
+import {
+  renderGuardianMarkdown,
+  unsafeGuide,
+  type ChildRunbook,
+} from '../../src/contracts/guardian-decision.js';
 import {
   membershipWorkflowId,
   type MembershipRunbookResult,
