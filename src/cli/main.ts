@@ -1,5 +1,5 @@
 /**
- * `clusterguard`: the operators' CLI over src/client.ts. Every command validates its input
+ * `clusterguard`: the operators' CLI over the service API (src/client). Every command validates its input
  * before connecting, prints text or (`--json`) JSON on stdout, and exits with a code from
  * `exitCodes` (docs/cli.md).
  */

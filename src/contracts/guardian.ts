@@ -4,6 +4,7 @@ import { standaloneAddress } from './cluster-file.js';
 import { ClusterGuardError } from './errors.js';
 import { membershipMiddleware } from './membership-runbooks.js';
 import { clusterIdSchema } from './ping.js';
+import { lazySchema } from './validation.js';
 
 /**
  * The cluster guardian (seed 001 §3 end, §4): one workflow per cluster that compares, on a
@@ -35,11 +36,13 @@ export const controllerClusterEntrySchema = z.looseObject({
 });
 
 /** `GET <controllerUrl>` answers `{ output: { clusterIpList: [...] } }` (other keys are kept). */
-export const controllerClusterSchema = z.looseObject({
-  output: z.looseObject({
-    clusterIpList: z.array(controllerClusterEntrySchema),
+export const controllerClusterSchema = lazySchema(() =>
+  z.looseObject({
+    output: z.looseObject({
+      clusterIpList: z.array(controllerClusterEntrySchema),
+    }),
   }),
-});
+);
 export type ControllerCluster = z.input<typeof controllerClusterSchema>;
 
 export interface ControllerMembership {
@@ -102,46 +105,50 @@ export function desiredFromController(raw: unknown): ControllerMembership {
 
 // --- inputs -------------------------------------------------------------------------------
 
-export const controllerSourceSchema = z
-  .object({
-    /** The controller's cluster endpoint, answering a ControllerCluster (http or https). */
-    controllerUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
-    /** How long one poll may take, connecting included. */
-    timeoutSeconds: z.number().int().min(1).max(300).default(10),
-  })
-  .strict();
+export const controllerSourceSchema = lazySchema(() =>
+  z
+    .object({
+      /** The controller's cluster endpoint, answering a ControllerCluster (http or https). */
+      controllerUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+      /** How long one poll may take, connecting included. */
+      timeoutSeconds: z.number().int().min(1).max(300).default(10),
+    })
+    .strict(),
+);
 export type ControllerSource = z.output<typeof controllerSourceSchema>;
 
 /** The argument of the update `setMembership`. */
-export const setMembershipSchema = z
-  .object({
-    /** The members, distinct addresses. */
-    nodes: nodeListSchema,
-    /**
-     * Which member is the master; default `nodes[0]`. It is moved first. It must be one of
-     * `nodes`; the master of a running cluster moves only when it leaves (see docs/guardian.md).
-     */
-    master: nodeAddressSchema.optional(),
-    /** Why, for the state and the history. */
-    reason: z.string().trim().max(500).optional(),
-  })
-  .strict()
-  .superRefine((arg, ctx) => {
-    if (arg.master !== undefined && !arg.nodes.includes(arg.master)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['master'],
-        message: `${arg.master} is not one of nodes [${arg.nodes.join(', ')}]: the master must be a member`,
-      });
-    }
-    if (arg.nodes.includes(standaloneAddress) && arg.nodes.length > 1) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['nodes'],
-        message: `${standaloneAddress} is the standalone placeholder, not a cluster member's address`,
-      });
-    }
-  });
+export const setMembershipSchema = lazySchema(() =>
+  z
+    .object({
+      /** The members, distinct addresses. */
+      nodes: nodeListSchema,
+      /**
+       * Which member is the master; default `nodes[0]`. It is moved first. It must be one of
+       * `nodes`; the master of a running cluster moves only when it leaves (see docs/guardian.md).
+       */
+      master: nodeAddressSchema.optional(),
+      /** Why, for the state and the history. */
+      reason: z.string().trim().max(500).optional(),
+    })
+    .strict()
+    .superRefine((arg, ctx) => {
+      if (arg.master !== undefined && !arg.nodes.includes(arg.master)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['master'],
+          message: `${arg.master} is not one of nodes [${arg.nodes.join(', ')}]: the master must be a member`,
+        });
+      }
+      if (arg.nodes.includes(standaloneAddress) && arg.nodes.length > 1) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nodes'],
+          message: `${standaloneAddress} is the standalone placeholder, not a cluster member's address`,
+        });
+      }
+    }),
+);
 export type SetMembershipArg = z.input<typeof setMembershipSchema>;
 
 /** The desired member list of a valid `setMembership` argument: the master first. */
@@ -188,92 +195,96 @@ export const childRecordSchema = z.object({
 export type ChildRecord = z.infer<typeof childRecordSchema>;
 
 /** What a guardian carries from one run to the next (continue-as-new), and shows in `state`. */
-export const guardianCarriedSchema = z.object({
-  master: nodeAddressSchema,
-  desired: z
-    .object({
-      nodes: nodeListSchema,
-      from: z.enum(['input', 'update', 'controller']),
-      at: isoSchema,
-      reason: z.string().optional(),
-      offline: z.array(z.string()).optional(),
-    })
-    .optional(),
-  actual: z
-    .object({
-      nodes: z.array(z.string()),
-      readAt: isoSchema,
-      clusterConfigReady: z.boolean(),
-      nodeConfigReady: z.boolean(),
-    })
-    .optional(),
-  lastCheck: z
-    .object({ at: isoSchema, outcome: z.enum(guardianOutcomes), message: z.string() })
-    .optional(),
-  lastChild: childRecordSchema.optional(),
-  unsafe: z
-    .object({
-      reason: z.string(),
-      guide: z.string(),
-      since: isoSchema,
-      actual: z.array(z.string()),
-      desired: z.array(z.string()),
-    })
-    .optional(),
-  /** `actual>desired` of a change that failed, was refused or was planned: not repeated. */
-  settled: z.object({ key: z.string(), outcome: z.enum(guardianOutcomes) }).optional(),
-  paused: z.object({ reason: z.string(), since: isoSchema }).optional(),
-  /** Nodes whose agent restarted not ready (seed 001 §3) and asked for a rejoin. */
-  pendingRejoins: z.array(nodeAddressSchema).default([]),
-  /** Ticks of all runs so far. */
-  totalTicks: z.number().int().nonnegative().default(0),
-  /** Runs so far (1 for the first); each continue-as-new adds one. */
-  run: z.number().int().positive().default(1),
-  /** Newest last, at most `historyLimit`. */
-  history: z.array(z.object({ at: isoSchema, what: z.string() })).default([]),
-  /** Events raised so far (their counter keeps event ids unique across runs). */
-  events: z.number().int().nonnegative().default(0),
-});
+export const guardianCarriedSchema = lazySchema(() =>
+  z.object({
+    master: nodeAddressSchema,
+    desired: z
+      .object({
+        nodes: nodeListSchema,
+        from: z.enum(['input', 'update', 'controller']),
+        at: isoSchema,
+        reason: z.string().optional(),
+        offline: z.array(z.string()).optional(),
+      })
+      .optional(),
+    actual: z
+      .object({
+        nodes: z.array(z.string()),
+        readAt: isoSchema,
+        clusterConfigReady: z.boolean(),
+        nodeConfigReady: z.boolean(),
+      })
+      .optional(),
+    lastCheck: z
+      .object({ at: isoSchema, outcome: z.enum(guardianOutcomes), message: z.string() })
+      .optional(),
+    lastChild: childRecordSchema.optional(),
+    unsafe: z
+      .object({
+        reason: z.string(),
+        guide: z.string(),
+        since: isoSchema,
+        actual: z.array(z.string()),
+        desired: z.array(z.string()),
+      })
+      .optional(),
+    /** `actual>desired` of a change that failed, was refused or was planned: not repeated. */
+    settled: z.object({ key: z.string(), outcome: z.enum(guardianOutcomes) }).optional(),
+    paused: z.object({ reason: z.string(), since: isoSchema }).optional(),
+    /** Nodes whose agent restarted not ready (seed 001 §3) and asked for a rejoin. */
+    pendingRejoins: z.array(nodeAddressSchema).default([]),
+    /** Ticks of all runs so far. */
+    totalTicks: z.number().int().nonnegative().default(0),
+    /** Runs so far (1 for the first); each continue-as-new adds one. */
+    run: z.number().int().positive().default(1),
+    /** Newest last, at most `historyLimit`. */
+    history: z.array(z.object({ at: isoSchema, what: z.string() })).default([]),
+    /** Events raised so far (their counter keeps event ids unique across runs). */
+    events: z.number().int().nonnegative().default(0),
+  }),
+);
 export type GuardianCarried = z.output<typeof guardianCarriedSchema>;
 
 export const guardianHistoryLimit = 20;
 
-export const clusterGuardianInputSchema = z
-  .object({
-    clusterId: clusterIdSchema,
-    /** The node whose cluster.json is the recorded membership; followed when the master moves. */
-    master: nodeAddressSchema,
-    /** The desired membership to start with (master first); or push it with `setMembership`. */
-    desired: nodeListSchema.optional(),
-    /** Poll the desired membership from the controller's HTTP API instead. */
-    source: controllerSourceSchema.optional(),
-    /** Seconds between checks (fractions allowed, for tests). */
-    intervalSeconds: z.number().min(0.01).max(86_400).default(60),
-    /** Children run as dry runs (they plan, change nothing) and webapps are left alone. */
-    dryRun: z.boolean().default(false),
-    /** Middleware for the children and the quorum check; default what the master enables. */
-    middleware: z
-      .array(z.enum(membershipMiddleware))
-      .min(1)
-      .transform((list) => membershipMiddleware.filter((m) => list.includes(m)))
-      .optional(),
-    stepAttempts: z.number().int().min(1).max(100).default(5),
-    agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
-    /** Continue-as-new after this many checks at the latest (or when Temporal suggests it). */
-    maxTicksPerRun: z.number().int().min(10).max(2000).default(500),
-    /** Set by the guardian itself when it continues as new; operators leave it out. */
-    carried: guardianCarriedSchema.optional(),
-  })
-  .strict()
-  .superRefine((input, ctx) => {
-    if (input.desired && input.source) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['desired'],
-        message: 'give either desired or source (the controller decides), not both',
-      });
-    }
-  });
+export const clusterGuardianInputSchema = lazySchema(() =>
+  z
+    .object({
+      clusterId: clusterIdSchema,
+      /** The node whose cluster.json is the recorded membership; followed when the master moves. */
+      master: nodeAddressSchema,
+      /** The desired membership to start with (master first); or push it with `setMembership`. */
+      desired: nodeListSchema.optional(),
+      /** Poll the desired membership from the controller's HTTP API instead. */
+      source: controllerSourceSchema.optional(),
+      /** Seconds between checks (fractions allowed, for tests). */
+      intervalSeconds: z.number().min(0.01).max(86_400).default(60),
+      /** Children run as dry runs (they plan, change nothing) and webapps are left alone. */
+      dryRun: z.boolean().default(false),
+      /** Middleware for the children and the quorum check; default what the master enables. */
+      middleware: z
+        .array(z.enum(membershipMiddleware))
+        .min(1)
+        .transform((list) => membershipMiddleware.filter((m) => list.includes(m)))
+        .optional(),
+      stepAttempts: z.number().int().min(1).max(100).default(5),
+      agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+      /** Continue-as-new after this many checks at the latest (or when Temporal suggests it). */
+      maxTicksPerRun: z.number().int().min(10).max(2000).default(500),
+      /** Set by the guardian itself when it continues as new; operators leave it out. */
+      carried: guardianCarriedSchema.optional(),
+    })
+    .strict()
+    .superRefine((input, ctx) => {
+      if (input.desired && input.source) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['desired'],
+          message: 'give either desired or source (the controller decides), not both',
+        });
+      }
+    }),
+);
 export type ClusterGuardianInput = z.input<typeof clusterGuardianInputSchema>;
 export type ClusterGuardianParams = z.output<typeof clusterGuardianInputSchema>;
 

@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
+import * as zod from 'zod';
 import type { z } from 'zod';
 import { ClusterGuardError, type ErrorType } from './errors.js';
 
@@ -46,4 +47,13 @@ export function checked<S extends z.ZodType>(
     throw new ClusterGuardError(type, `invalid ${what}: ${describeZodError(parsed.error)}`);
   }
   return parsed.data;
+}
+
+/**
+ * A schema built on its first use and kept: every workflow context loads every contract, and
+ * building the schemas of runbooks it never runs was a large share of a first workflow task.
+ * Types, parsing and error messages are those of the schema `build` returns.
+ */
+export function lazySchema<T extends z.ZodType>(build: () => T): z.ZodLazy<T> {
+  return zod.lazy(build);
 }
