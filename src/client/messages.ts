@@ -1,4 +1,5 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import { z } from 'zod';
 import { nodeAddressSchema } from '../contracts/addresses.js';
 import { approveArgSchema, bundleWorkflowId, type BundlesView } from '../contracts/bundles.js';
@@ -50,38 +51,41 @@ export async function resumeRunbook(client: Client, workflowId: string): Promise
   await handleOf(client, workflowId).signal(resumeSignal);
 }
 
+/** Sends update `def` with `arg` checked by `schema` first; resolves with the runbook's answer. */
+async function update<A>(
+  client: Client,
+  workflowId: string,
+  def: UpdateDefinition<string, [A]>,
+  schema: z.ZodType<A>,
+  arg: unknown,
+): Promise<string> {
+  const a = checked(schema, arg, `${def.name} argument`);
+  return handleOf(client, workflowId).executeUpdate(def, { args: [a] });
+}
+
 /**
  * Update `retryStep`: the parked step (or `step`) runs again. Rejected, with the runbook's
  * reason, when nothing is parked (`WorkflowUpdateFailedError`).
  */
-export async function retryStep(
+export const retryStep = (
   client: Client,
   workflowId: string,
   arg: z.input<typeof retryStepArgSchema> = {},
-): Promise<string> {
-  const a = checked(retryStepArgSchema, arg, 'retryStep argument');
-  return handleOf(client, workflowId).executeUpdate(retryStepUpdate, { args: [a] });
-}
+): Promise<string> => update(client, workflowId, retryStepUpdate, retryStepArgSchema, arg);
 
 /** Update `skipNode`: the node's parked steps are skipped, when the runbook finds that safe. */
-export async function skipNode(
+export const skipNode = (
   client: Client,
   workflowId: string,
   arg: z.input<typeof skipNodeArgSchema>,
-): Promise<string> {
-  const a = checked(skipNodeArgSchema, arg, 'skipNode argument');
-  return handleOf(client, workflowId).executeUpdate(skipNodeUpdate, { args: [a] });
-}
+): Promise<string> => update(client, workflowId, skipNodeUpdate, skipNodeArgSchema, arg);
 
 /** Update `abort`: only while a step is parked or the runbook is paused; it then fails. */
-export async function abortRunbook(
+export const abortRunbook = (
   client: Client,
   workflowId: string,
   arg: z.input<typeof abortArgSchema>,
-): Promise<string> {
-  const a = checked(abortArgSchema, arg, 'abort argument');
-  return handleOf(client, workflowId).executeUpdate(abortUpdate, { args: [a] });
-}
+): Promise<string> => update(client, workflowId, abortUpdate, abortArgSchema, arg);
 
 /** Query `progress`. */
 export async function getProgress(
@@ -96,14 +100,11 @@ export async function getProgress(
  * Update `approve` of a rollout waiting after its canary batch: it goes on, or with `reject`
  * rolls back what it changed. Rejected when the rollout does not wait for an approval.
  */
-export async function approveRollout(
+export const approveRollout = (
   client: Client,
   workflowId: string,
   arg: z.input<typeof approveArgSchema> = {},
-): Promise<string> {
-  const a = checked(approveArgSchema, arg, 'approve argument');
-  return handleOf(client, workflowId).executeUpdate(approveUpdate, { args: [a] });
-}
+): Promise<string> => update(client, workflowId, approveUpdate, approveArgSchema, arg);
 
 /** The `bundles` query of a bundle's running or finished rollout: phase and every node. */
 export async function rolloutStatus(

@@ -12,13 +12,16 @@ import { handleOf } from './messages.js';
 
 /** Runs as they stand: outcome, following one, listing a cluster's, where time went. */
 
-export interface RunbookOutcome {
+export interface RunbookListEntry {
   workflowId: string;
   runId: string;
   type: string;
   status: WorkflowExecutionStatusName;
   startTime: string;
   closeTime?: string;
+}
+
+export interface RunbookOutcome extends RunbookListEntry {
   /** The result, when completed. */
   result?: unknown;
   /** The innermost failure message and type, when failed. */
@@ -99,15 +102,6 @@ export async function followRunbook(
   }
   await poll();
   return runbookOutcome(client, workflowId, runId);
-}
-
-export interface RunbookListEntry {
-  workflowId: string;
-  runId: string;
-  type: string;
-  status: WorkflowExecutionStatusName;
-  startTime: string;
-  closeTime?: string;
 }
 
 export const listRunbooksSchema = z
