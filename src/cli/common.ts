@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { ClusterGuardError } from '../client/index.js';
 import type { ConnectionFlags } from './settings.js';
 
@@ -97,6 +97,11 @@ export function startFlags(cmd: Command): Command {
     .option('--input <json>', 'more input fields as a JSON object (the flags win)')
     .option('--wait', 'wait for the runbook to end; print its result; exit code by outcome')
     .option('--watch', 'show live progress until the runbook ends; exit code by outcome');
+}
+
+/** `--middleware`: some of `components` (the membership or the data runbooks' list). */
+export function middlewareOption(components: readonly string[]): Option {
+  return new Option('--middleware <list>', `some of ${components.join(',')}`).argParser(list);
 }
 
 export function stepFlags(cmd: Command): Command {

@@ -120,6 +120,7 @@ export {
   type RunbookEventType,
 } from '../contracts/events.js';
 export {
+  dataComponents,
   backupClusterInputSchema,
   exportDataInputSchema,
   importDataInputSchema,
@@ -137,6 +138,7 @@ export {
   type VerifyBackupResult,
 } from '../contracts/data-runbooks.js';
 export {
+  membershipMiddleware,
   bootstrapClusterInputSchema,
   decommissionNodesInputSchema,
   joinNodeInputSchema,

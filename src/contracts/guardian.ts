@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { nodeAddressSchema, nodeListSchema } from './addresses.js';
 import { standaloneAddress } from './cluster-file.js';
 import { ClusterGuardError } from './errors.js';
-import { membershipMiddleware } from './membership-runbooks.js';
+import { middlewareListSchema } from './membership-runbooks.js';
 import { clusterIdSchema } from './ping.js';
 import { lazySchema } from './validation.js';
 
@@ -262,11 +262,7 @@ export const clusterGuardianInputSchema = lazySchema(() =>
       /** Children run as dry runs (they plan, change nothing) and webapps are left alone. */
       dryRun: z.boolean().default(false),
       /** Middleware for the children and the quorum check; default what the master enables. */
-      middleware: z
-        .array(z.enum(membershipMiddleware))
-        .min(1)
-        .transform((list) => membershipMiddleware.filter((m) => list.includes(m)))
-        .optional(),
+      middleware: middlewareListSchema.optional(),
       stepAttempts: z.number().int().min(1).max(100).default(5),
       agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
       /** Continue-as-new after this many checks at the latest (or when Temporal suggests it). */

@@ -34,7 +34,8 @@ export const clusterViewSchema = z.object({
 });
 export type ClusterViewInput = z.infer<typeof clusterViewSchema>;
 
-const middlewareListSchema = z
+/** Some of the middleware, in the order the runbooks orchestrate them. */
+export const middlewareListSchema = z
   .array(z.enum(membershipMiddleware))
   .min(1, 'expected at least one middleware')
   .transform((list) => membershipMiddleware.filter((m) => list.includes(m)));

@@ -1,5 +1,15 @@
 import type { Command } from 'commander';
-import { done, example, list, num, required, startFlags, stepFlags } from '../common.js';
+import { dataComponents, membershipMiddleware } from '../../client/index.js';
+import {
+  done,
+  example,
+  list,
+  middlewareOption,
+  num,
+  required,
+  startFlags,
+  stepFlags,
+} from '../common.js';
 import { startCommand } from '../run.js';
 
 /** The commands that start a runbook now: ping, the membership and the data runbooks. */
@@ -41,7 +51,7 @@ export function runbookCommands(program: Command): { backup: Command } {
           .command(name)
           .description(description)
           .requiredOption('--cluster <id>', 'cluster id')
-          .option('--middleware <list>', 'some of cockroach,zookeeper,kafka', list)
+          .addOption(middlewareOption(membershipMiddleware))
           .option('--dry-run', 'return the plan; change nothing'),
       ),
     );
@@ -150,7 +160,7 @@ export function runbookCommands(program: Command): { backup: Command } {
       program
         .command('backup')
         .description('start backupCluster now (as cg/<cluster>/data); or manage schedules')
-        .option('--middleware <list>', 'some of cockroach,zookeeper,kafka,controller', list)
+        .addOption(middlewareOption(dataComponents))
         .option('--label <label>', 'the backup id becomes <timestamp>-<label>')
         .option('--keep <n>', 'retention: keep the newest n backups per node', num)
         .option('--max-age-days <days>', 'retention: delete backups older than this', num)
@@ -200,7 +210,7 @@ export function runbookCommands(program: Command): { backup: Command } {
         .command('restore')
         .description('start restoreCluster: check the whole backup, then restore it')
         .requiredOption('--backup-id <id>', 'e.g. 20261122T074512Z')
-        .option('--middleware <list>', 'some of cockroach,zookeeper,kafka,controller', list)
+        .addOption(middlewareOption(dataComponents))
         .option('--no-keep-current-data', 'do not back up the data the restore replaces first')
         .option('--dry-run', 'check and return the plan; change nothing'),
     ),
@@ -223,7 +233,7 @@ export function runbookCommands(program: Command): { backup: Command } {
       program
         .command('export')
         .description("start exportData: the cluster's data as an archive for another cluster")
-        .option('--middleware <list>', 'some of cockroach,zookeeper,kafka,controller', list)
+        .addOption(middlewareOption(dataComponents))
         .option('--label <label>', 'the export id becomes <timestamp>-<label>')
         .option('--dry-run', 'return the plan; change nothing'),
     ),
@@ -247,7 +257,7 @@ export function runbookCommands(program: Command): { backup: Command } {
         .description("start importData: load an archive from a node's import-data-archive folder")
         .requiredOption('--archive <id>', 'the archive id, e.g. 20261122T074512Z-move')
         .option('--node <address>', 'the member that holds it (default the master)')
-        .option('--middleware <list>', 'some of cockroach,zookeeper,kafka,controller', list)
+        .addOption(middlewareOption(dataComponents))
         .option('--no-keep-current-data', 'do not back up the data the import changes first')
         .option('--dry-run', 'check and return the plan; change nothing'),
     ),

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import {
   createBackupSchedule,
   createBackupScheduleSchema,
+  dataComponents,
   deleteBackupSchedule,
   describeBackupSchedule,
   listBackupSchedules,
@@ -19,7 +20,7 @@ import {
   example,
   exitCodes,
   extraInput,
-  list,
+  middlewareOption,
   num,
   print,
   required,
@@ -41,7 +42,7 @@ export function scheduleCommands(backup: Command): void {
       .option('--name <name>', 'schedule name', 'default')
       .option('--cron <expr>', 'cron expression, UTC (repeatable)', collect)
       .option('--every <interval>', 'or an interval: 30s, 15m, 6h, 1d')
-      .option('--middleware <list>', 'some of cockroach,zookeeper,kafka,controller', list)
+      .addOption(middlewareOption(dataComponents))
       .option('--label <label>', 'each backup id becomes <timestamp>-<label>')
       .option('--keep <n>', 'retention: keep the newest n backups per node', num)
       .option('--paused', 'create it paused')
