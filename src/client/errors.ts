@@ -13,7 +13,14 @@ import { ClusterGuardError, type ErrorType } from '../contracts/errors.js';
  * `ClusterGuardError`s whose `type` tells them apart (and a subclass per type a caller is likely
  * to catch); the rest are the SDK's, re-exported so a service needs no second import.
  */
-export { ClusterGuardError, errorTypes, type ErrorType } from '../contracts/errors.js';
+export {
+  ClusterBusyError,
+  ClusterGuardError,
+  InvalidConfigError,
+  InvalidInputError,
+  errorTypes,
+  type ErrorType,
+} from '../contracts/errors.js';
 export {
   NamespaceNotFoundError,
   QueryNotRegisteredError,
@@ -22,26 +29,6 @@ export {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
-
-function typed<T extends ErrorType>(type: T) {
-  return class extends ClusterGuardError {
-    declare readonly type: T;
-    constructor(message: string, options?: { cause?: unknown }) {
-      super(type, message, options);
-      this.name = `${type}Error`;
-    }
-  };
-}
-
-/** An input, argument or option failed its schema; nothing was sent. */
-export class InvalidInputError extends typed('InvalidInput') {}
-/** Connection options or a key ring are invalid; nothing was sent. */
-export class InvalidConfigError extends typed('InvalidConfig') {}
-/**
- * Another run holds the runbook's workflow id (a cluster's one membership or data runbook, its
- * guardian, a bundle's rollout), so this one was not started; the message names it.
- */
-export class ClusterBusyError extends typed('ClusterBusy') {}
 
 /** What failed, in the words a CLI or a service's log would use. */
 export type FailureKind =

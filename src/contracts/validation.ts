@@ -1,7 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
 import * as zod from 'zod';
 import type { z } from 'zod';
-import { ClusterGuardError, type ErrorType } from './errors.js';
+import {
+  ClusterGuardError,
+  InvalidConfigError,
+  InvalidInputError,
+  type ErrorType,
+} from './errors.js';
 
 /** `nodes.2: expected an IPv4 address …; clusterId: …` — one line per problem. */
 export function describeZodError(error: z.ZodError): string {
@@ -44,7 +49,12 @@ export function checked<S extends z.ZodType>(
 ): z.output<S> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    throw new ClusterGuardError(type, `invalid ${what}: ${describeZodError(parsed.error)}`);
+    const message = `invalid ${what}: ${describeZodError(parsed.error)}`;
+    throw type === 'InvalidInput'
+      ? new InvalidInputError(message)
+      : type === 'InvalidConfig'
+        ? new InvalidConfigError(message)
+        : new ClusterGuardError(type, message);
   }
   return parsed.data;
 }
