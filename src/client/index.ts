@@ -7,6 +7,7 @@
  * languages: docs/api.md.
  */
 export { connect, connectOptionsSchema, type ConnectOptions } from './connect.js';
+export { checked } from '../contracts/validation.js';
 export { dataConverterFor, type CodecOptions, type TlsOptions } from './transport.js';
 export {
   ClusterBusyError,

@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import YAML from 'yaml';
 import {
+  checked,
   guardianState,
   pauseGuardian,
   resumeGuardian,
   setGuardianMembership,
   setMembershipSchema,
 } from '../../client/index.js';
-import { checked } from '../../contracts/validation.js';
 import { defined, done, example, exitCodes, list, num, print, startFlags } from '../common.js';
 import { startCommand, withClient } from '../run.js';
 

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import {
+  checked,
   createBackupSchedule,
   createBackupScheduleSchema,
   dataComponents,
@@ -11,7 +12,6 @@ import {
   triggerBackupSchedule,
   unpauseBackupSchedule,
 } from '../../client/index.js';
-import { checked } from '../../contracts/validation.js';
 import {
   allOpts,
   collect,
