@@ -7,6 +7,7 @@ import { createMiddlewareAdapter, type ComponentName } from '../src/middleware/i
 import type {
   ClusterView,
   DataResult,
+  InSyncReport,
   MiddlewareAdapter,
   MiddlewareInspection,
   MiddlewareOperation,
@@ -39,6 +40,7 @@ export interface MiddlewareOperationResult {
   status?: ServerStatus;
   data?: DataResult;
   inspection?: MiddlewareInspection;
+  inSync?: InSyncReport;
 }
 
 /** How often a long middleware operation heartbeats even when the adapter reports nothing. */
@@ -110,7 +112,12 @@ async function run(
   adapter: MiddlewareAdapter,
   input: MiddlewareOperationInput,
   where: string,
-): Promise<{ status?: ServerStatus; data?: DataResult; inspection?: MiddlewareInspection }> {
+): Promise<{
+  status?: ServerStatus;
+  data?: DataResult;
+  inspection?: MiddlewareInspection;
+  inSync?: InSyncReport;
+}> {
   const needCluster = (): ClusterView => {
     if (!input.cluster)
       throw new ClusterGuardError('InvalidInput', `${where} needs the cluster membership`);
@@ -161,6 +168,11 @@ async function run(
     case 'restoreData':
       if (!adapter.restoreData) throw unsupported();
       return { data: await adapter.restoreData() };
+    case 'checkInSync':
+      // The application's own data is not replicated by a middleware of ours.
+      if (!adapter.checkInSync)
+        return { inSync: { inSync: true, detail: `${input.component}: nothing replicated` } };
+      return { inSync: await adapter.checkInSync() };
   }
 }
 

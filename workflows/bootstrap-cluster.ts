@@ -13,6 +13,8 @@ import {
 import { quorumSize } from '../src/contracts/membership.js';
 import { childJoinId, joinNode } from './join-node.js';
 import {
+  inSyncPatch,
+  inSyncStep,
   middlewareStep,
   memberState,
   nodeCalls,
@@ -108,6 +110,7 @@ export async function bootstrapCluster(
       },
     ]),
     ...nodes.map((n) => ({ id: `sync:${n}`, title: 'record the final membership', node: n })),
+    { id: `in-sync:${master}`, title: 'wait until every replica is in sync', node: master },
   ];
   const plan: RunbookPlan = {
     runbook: 'bootstrapCluster',
@@ -126,6 +129,7 @@ export async function bootstrapCluster(
     ],
     warnings: membership.warnings,
   };
+  let inSync: string[] | undefined;
   const result = (): MembershipRunbookResult => ({
     runbook: 'bootstrapCluster',
     clusterId,
@@ -133,6 +137,7 @@ export async function bootstrapCluster(
     plan,
     nodes: input.dryRun ? masterFile.cluster.nodes : nodes,
     skipped: rb.skipped,
+    ...(inSync ? { inSync } : {}),
   });
   if (input.dryRun) return result();
   rb.tracker.addSteps(planned);
@@ -274,6 +279,7 @@ export async function bootstrapCluster(
       ),
     );
     rb.state = `[${nodes.join(', ')}] run the cluster and record it`;
+    if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', { nodes, skipped: rb.skipped });
     return result();

@@ -1,4 +1,4 @@
-import { ApplicationFailure, executeChild } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, patched } from '@temporalio/workflow';
 import {
   analyzeQuorum,
   quorumRefusal,
@@ -14,6 +14,8 @@ import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import { childJoinId, joinNode } from './join-node.js';
 import {
   checkHealthyStep,
+  inSyncPatch,
+  inSyncStep,
   middlewareStep,
   memberState,
   nodeCalls,
@@ -202,7 +204,17 @@ export async function decommissionNodes(
           ]),
       { id: `restart:${s}`, title: 'restart every middleware (rolling)', node: s },
       { id: `health:${s}`, title: 'check every middleware is healthy', node: s },
+      {
+        id: `in-sync:restart:${s}`,
+        title: 'wait until every replica is in sync',
+        node: finalMaster,
+      },
     ]),
+    {
+      id: `in-sync:${finalMaster}`,
+      title: 'wait until every replica is in sync',
+      node: finalMaster,
+    },
   ];
   const plan: RunbookPlan = {
     runbook: 'decommissionNodes',
@@ -236,6 +248,7 @@ export async function decommissionNodes(
       'UnsafeMembershipChange',
     );
   }
+  let inSync: string[] | undefined;
   const result = (): MembershipRunbookResult => ({
     runbook: 'decommissionNodes',
     clusterId,
@@ -243,6 +256,7 @@ export async function decommissionNodes(
     plan,
     nodes: input.dryRun ? members : survivors,
     skipped: rb.skipped,
+    ...(inSync ? { inSync } : {}),
   });
   if (input.dryRun) return result();
   rb.tracker.addSteps(planned);
@@ -393,7 +407,11 @@ export async function decommissionNodes(
         },
       );
       await checkHealthyStep(ctx, `health:${s}`, s);
+      // The next member restarts only once this one has caught up: restarting the last in-sync
+      // replica of a partition would take it offline.
+      if (patched(inSyncPatch)) await inSyncStep(ctx, `in-sync:restart:${s}`, finalMaster);
     }
+    if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${finalMaster}`, finalMaster);
     await rb.emit('configuration.after-change', { nodes: survivors });
     rb.state = `[${survivors.join(', ')}] run the cluster and record it`;
     rb.tracker.finish('completed');

@@ -20,6 +20,7 @@ import {
   listData,
   operationOptions,
   replaceFolder,
+  waitInSync,
   wipeFolder,
   type AdapterDeps,
 } from './common.js';
@@ -27,6 +28,7 @@ import { runningPid, startProcess, stopProcess, type ProcessSpec } from './super
 import type {
   ClusterView,
   DataResult,
+  InSyncReport,
   MiddlewareAdapter,
   MiddlewareOperation,
   OperationOptions,
@@ -162,6 +164,9 @@ export interface CockroachNodeStatus {
   locality?: string;
   isAvailable?: boolean;
   isLive: boolean;
+  /** With --ranges: ranges this node leases that lack replicas / have no quorum. */
+  rangesUnderReplicated?: number;
+  rangesUnavailable?: number;
   /** With --decommission: replicas the node still holds, per gossip. */
   replicas?: number;
   isDecommissioning?: boolean;
@@ -187,6 +192,8 @@ const statusRowSchema = z.object({
   is_available: boolString.optional(),
   is_live: boolString.optional(),
   gossiped_replicas: countString.optional(),
+  ranges_underreplicated: countString.optional(),
+  ranges_unavailable: countString.optional(),
   is_decommissioning: boolString.optional(),
   membership: z.string().optional(),
   is_draining: boolString.optional(),
@@ -239,6 +246,8 @@ export function parseNodeStatus(stdout: string): CockroachNodeStatus[] {
       locality: r.locality,
       isAvailable: r.is_available,
       replicas: r.gossiped_replicas,
+      rangesUnderReplicated: r.ranges_underreplicated,
+      rangesUnavailable: r.ranges_unavailable,
       isDecommissioning: r.is_decommissioning,
       membership: r.membership,
       isDraining: r.is_draining,
@@ -459,6 +468,8 @@ const defaultOperationOptions: Partial<Record<MiddlewareOperation, OperationOpti
   importData: { timeoutMs: 3_600_000 },
   backupData: { timeoutMs: 3_600_000 },
   restoreData: { timeoutMs: 3_600_000 },
+  /** One wait of a membership runbook's in-sync step. */
+  checkInSync: { timeoutMs: 30_000 },
 };
 
 /**
@@ -594,8 +605,11 @@ export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): Coc
 
   async function nodeStatus({
     decommission = false,
+    ranges = false,
     timeoutMs = opts('checkServer').timeoutMs,
-  }: { decommission?: boolean; timeoutMs?: number } = {}): Promise<CockroachNodeStatus[]> {
+  }: { decommission?: boolean; ranges?: boolean; timeoutMs?: number } = {}): Promise<
+    CockroachNodeStatus[]
+  > {
     const stdout = await checked(
       'cockroach node status',
       [
@@ -603,6 +617,7 @@ export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): Coc
         'status',
         '--format=json',
         ...(decommission ? ['--decommission'] : []),
+        ...(ranges ? ['--ranges'] : []),
         ...connection(),
       ],
       { timeoutMs },
@@ -632,6 +647,29 @@ export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): Coc
       lastProbe = firstLine((err as Error).message.replace(/^.*? failed on [^:]+: /, ''));
       return false;
     }
+  }
+
+  /** Every active member live, no range under-replicated or unavailable (`node status --ranges`). */
+  async function rangesInSync(): Promise<InSyncReport> {
+    const rows = (await nodeStatus({ decommission: true, ranges: true })).filter(
+      (r) => (r.membership ?? 'active') === 'active',
+    );
+    const down = rows.filter((r) => !r.isLive).map((r) => `n${r.id} (${r.host ?? '?'})`);
+    const sum = (f: (r: CockroachNodeStatus) => number | undefined) =>
+      rows.reduce((n, r) => n + (r.isLive ? (f(r) ?? 0) : 0), 0);
+    const under = sum((r) => r.rangesUnderReplicated);
+    const unavailable = sum((r) => r.rangesUnavailable);
+    if (down.length + under + unavailable === 0)
+      return {
+        inSync: true,
+        detail: `cockroach: ${rows.length} live nodes, no range under-replicated or unavailable`,
+      };
+    return {
+      inSync: false,
+      detail:
+        `cockroach: ${under} ranges under-replicated, ${unavailable} unavailable` +
+        (down.length ? `; not live: ${down.join(', ')}` : ''),
+    };
   }
 
   async function localNodeId(): Promise<number> {
@@ -1179,6 +1217,12 @@ export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): Coc
     joinCluster,
     rejoinCluster,
     decommissionCluster,
+    checkInSync: () =>
+      waitInSync(rangesInSync, {
+        timeoutMs: opts('checkInSync').timeoutMs,
+        signal: deps.signal,
+        onProgress: (detail) => deps.onProgress?.(detail),
+      }),
     backupData: () => backupInto('backup'),
     restoreData: () => restoreFrom('restore'),
     exportData: () => backupInto('export'),

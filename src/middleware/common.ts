@@ -1,8 +1,9 @@
 import { cp, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
-import type { MiddlewareOperation, OperationOptions, DataResult } from './types.js';
+import type { DataResult, InSyncReport, MiddlewareOperation, OperationOptions } from './types.js';
 
 /** What every adapter is built from: the node, its files, where binaries are, its options. */
 export interface AdapterDeps<Options> {
@@ -68,4 +69,24 @@ export async function listData(folder: string): Promise<DataResult> {
   await walk(folder);
   files.sort((a, b) => a.path.localeCompare(b.path));
   return { folder, files };
+}
+
+/**
+ * Asks `check` until it reports in sync or `timeoutMs` passed, and returns the last report; a
+ * check that throws (a member not answering) counts as not in sync, with its message.
+ */
+export async function waitInSync(
+  check: () => Promise<InSyncReport>,
+  o: { timeoutMs: number; signal?: AbortSignal; onProgress?: (detail: string) => void },
+): Promise<InSyncReport> {
+  const deadline = Date.now() + o.timeoutMs;
+  for (;;) {
+    const report = await check().catch((err: unknown): InSyncReport => ({
+      inSync: false,
+      detail: (err as Error).message,
+    }));
+    if (report.inSync || Date.now() > deadline) return report;
+    o.onProgress?.(report.detail);
+    await sleep(1000, undefined, { signal: o.signal });
+  }
 }

@@ -41,6 +41,7 @@ export const middlewareOperations = [
   'importData',
   'backupData',
   'restoreData',
+  'checkInSync',
 ] as const;
 export type MiddlewareOperation = (typeof middlewareOperations)[number];
 
@@ -58,6 +59,17 @@ export interface ServerStatus {
   healthy: boolean;
   pid?: number;
   /** One line for an operator: role, version, why unhealthy. */
+  detail: string;
+}
+
+/**
+ * Whether every replica of a middleware's data is in sync, as one member sees it: every Kafka
+ * partition has a leader and all its replicas in sync, every CockroachDB range has all its
+ * replicas and is available, every ZooKeeper voter serves under one leader.
+ */
+export interface InSyncReport {
+  inSync: boolean;
+  /** One line for an operator: what was counted, or what is still out of sync. */
   detail: string;
 }
 
@@ -94,6 +106,11 @@ export interface MiddlewareAdapter {
   joinCluster?(cluster: ClusterView): Promise<void>;
   /** On a returning member: as join, but keep data where the middleware allows (seed 001 §3). */
   rejoinCluster?(cluster: ClusterView): Promise<void>;
+  /**
+   * Waits (up to its `checkInSync` operation timeout) until every replica is in sync and reports,
+   * asked through this node; a report that is not in sync says what lags.
+   */
+  checkInSync?(): Promise<InSyncReport>;
   /** Remove `leaving` from the running cluster; refuses (non-retryable) when that would lose quorum or data. */
   decommissionCluster?(cluster: ClusterView, leaving: string[]): Promise<void>;
   exportData?(): Promise<DataResult>;

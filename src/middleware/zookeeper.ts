@@ -6,11 +6,19 @@ import zookeeper from 'node-zookeeper-client';
 import { z } from 'zod';
 import type { DataOperation, NodeLayout } from '../config/layout.js';
 import { ClusterGuardError } from '../contracts/errors.js';
-import { listData, operationOptions, wipeFolder, writeFiles, type AdapterDeps } from './common.js';
+import {
+  listData,
+  operationOptions,
+  waitInSync,
+  wipeFolder,
+  writeFiles,
+  type AdapterDeps,
+} from './common.js';
 import { runningPid, startProcess, stopProcess, type ProcessSpec } from './supervisor.js';
 import type {
   ClusterView,
   DataResult,
+  InSyncReport,
   MiddlewareAdapter,
   MiddlewareOperation,
   OperationOptions,
@@ -69,6 +77,8 @@ const defaultOperationOptions: Partial<Record<MiddlewareOperation, OperationOpti
   stopServer: { timeoutMs: 15_000 },
   /** Per four-letter-word probe. */
   checkServer: { timeoutMs: 2_000 },
+  /** One wait of a membership runbook's in-sync step. */
+  checkInSync: { timeoutMs: 30_000 },
   decommissionCluster: { timeoutMs: 60_000 },
   exportData: { timeoutMs: 120_000 },
   importData: { timeoutMs: 120_000 },
@@ -172,14 +182,45 @@ export function generateZooKeeperConfig(
 }
 
 /**
+ * Which ensemble the data folder belongs to: written beside `myid` whenever a configuration is
+ * applied for a known cluster, so that a later join can tell a member's own data from a
+ * stranger's (ZooKeeper itself has no cluster id).
+ */
+export const ensembleMarkerFile = 'clusterguard-ensemble.json';
+
+/**
+ * Whether a (re)joining server may keep its data folder: only when the folder holds this
+ * ensemble's data as the same server id. A folder from before the marker existed counts as the
+ * ensemble's own on a rejoin (the runbook's word that the node was a member) when its myid
+ * matches. Anything else is wiped, so that a foreign history never enters the ensemble.
+ */
+export async function keepsZooKeeperData(
+  layout: NodeLayout,
+  myid: string,
+  clusterUuid: string | undefined,
+  rejoin: boolean,
+): Promise<boolean> {
+  const dataFolder = layout.nodeDataFolder('zookeeper');
+  const current = (await readFile(path.join(dataFolder, 'myid'), 'utf8').catch(() => '')).trim();
+  if (current !== myid.trim()) return false;
+  const marker = await readFile(path.join(dataFolder, ensembleMarkerFile), 'utf8').then(
+    (t) => JSON.parse(t) as { clusterUuid?: string },
+    () => undefined,
+  );
+  if (marker) return clusterUuid !== undefined && marker.clusterUuid === clusterUuid;
+  return rejoin;
+}
+
+/**
  * Installs generated (or downloaded) files as this node's configuration: `dataDir` becomes the
- * node's own data folder, `myid` is copied into it. `wipeData` empties the data folder first
- * (join and rejoin, seed 001 §3).
+ * node's own data folder, `myid` is copied into it and, with `clusterUuid`, the ensemble marker.
+ * `wipeData` empties the data folder first (a server that joins with another ensemble's data or
+ * none, see `keepsZooKeeperData`).
  */
 export async function applyZooKeeperConfig(
   layout: NodeLayout,
   files: Record<string, string>,
-  { wipeData }: { wipeData: boolean },
+  { wipeData, clusterUuid }: { wipeData: boolean; clusterUuid?: string },
 ): Promise<void> {
   const cfg = files['zoo.cfg'];
   const myid = files.myid?.trim();
@@ -195,6 +236,11 @@ export async function applyZooKeeperConfig(
   if (wipeData) await wipeFolder(dataFolder);
   else await layout.ensure(dataFolder);
   await writeFile(path.join(dataFolder, 'myid'), `${myid}\n`);
+  if (clusterUuid)
+    await writeFile(
+      path.join(dataFolder, ensembleMarkerFile),
+      `${JSON.stringify({ clusterUuid, myid: Number(myid) })}\n`,
+    );
 }
 
 async function readFolderFiles(folder: string): Promise<Record<string, string>> {
@@ -974,6 +1020,30 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
     }
   }
 
+  /** Every voter of the running ensemble serves, under exactly one leader. */
+  async function inSyncNow(): Promise<InSyncReport> {
+    const { config } = await liveConfig([address], opts('checkServer').timeoutMs * 5);
+    const voters = config.members.filter((m) => m.role === 'participant');
+    const modes = await Promise.all(
+      voters.map(async (v) => ({ host: v.host, mode: (await srvrOf(v.host))?.mode })),
+    );
+    const leaders = modes.filter((m) => m.mode === 'leader').map((m) => m.host);
+    const out = modes.filter((m) => m.mode !== 'leader' && m.mode !== 'follower');
+    if (leaders.length === 1 && out.length === 0)
+      return {
+        inSync: true,
+        detail: `zookeeper: ${voters.length} voters serve, leader ${leaders[0] ?? '?'}`,
+      };
+    return {
+      inSync: false,
+      detail:
+        `zookeeper: ${voters.length} voters, ${leaders.length} leading` +
+        (out.length
+          ? `; not serving: ${out.map((m) => `${m.host} (${m.mode ?? 'no answer'})`).join(', ')}`
+          : ''),
+    };
+  }
+
   async function joinEnsemble(op: 'joinCluster' | 'rejoinCluster', cluster: ClusterView) {
     const deadline = Date.now() + opts(op).timeoutMs;
     const source = layout.clusterConfigFor(address, 'zookeeper');
@@ -990,9 +1060,23 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
       );
     }
     await stopServer();
-    // Seed 001 §3: ZooKeeper wipes its data on join and on rejoin, and takes the ensemble's state
-    // from the leader, so a returning member never brings back a diverged history.
-    await applyZooKeeperConfig(layout, files, { wipeData: true });
+    // A member that comes back with its own data keeps it: when several come back at once (a
+    // bootstrap of a formed cluster), emptied members could form a majority and elect a leader
+    // with no data, and the member that kept everything would then be truncated to match.
+    // ZooKeeper syncs a kept folder from the leader (DIFF, TRUNC or SNAP), as after any restart.
+    // Only another ensemble's data or another server id's is wiped (the old guard service wiped
+    // always; see docs/design.md, "Data safety").
+    const keep = await keepsZooKeeperData(
+      layout,
+      files.myid ?? '',
+      cluster.clusterUuid,
+      op === 'rejoinCluster',
+    );
+    logger.info(`${who}: ${keep ? 'data kept' : 'data wiped'} for ${op}`, { address });
+    await applyZooKeeperConfig(layout, files, {
+      wipeData: !keep,
+      clusterUuid: cluster.clusterUuid,
+    });
     await launch(op, true);
     // The identity the server runs with is its myid, whatever the view says.
     await ensureVoter(cluster, Number(files.myid?.trim()), deadline);
@@ -1075,6 +1159,7 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
       if (cluster && !(await hasConfig())) {
         await applyZooKeeperConfig(layout, generateZooKeeperConfig(cluster, address, options), {
           wipeData: false,
+          clusterUuid: cluster.clusterUuid,
         });
       }
       await launch('startServer', true);
@@ -1083,6 +1168,12 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
 
     stopServer,
     checkServer,
+    checkInSync: () =>
+      waitInSync(inSyncNow, {
+        timeoutMs: opts('checkInSync').timeoutMs,
+        signal: deps.signal,
+        onProgress: (detail) => deps.onProgress?.(detail),
+      }),
 
     async prepareClusterConfig(cluster) {
       for (const node of cluster.nodes) {
@@ -1105,7 +1196,7 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
       await applyZooKeeperConfig(
         layout,
         await readFolderFiles(layout.clusterConfigFor(address, 'zookeeper')),
-        { wipeData: false },
+        { wipeData: false, clusterUuid: cluster.clusterUuid },
       );
       // The master of a new ensemble cannot have a quorum before a majority has joined: it is
       // started when it answers; a single member must also lead.
