@@ -13,7 +13,7 @@ import {
   type ArchiveKind,
 } from '../contracts/data-runbooks.js';
 import { ClusterGuardError, type ErrorType } from '../contracts/errors.js';
-import type { DataRunbookName } from '../temporal/data-runbooks.js';
+import type { DataRunbookName } from '../contracts/catalog.js';
 import type { AgentRoutes, AgentServerDeps } from './server.js';
 
 /** The seed's action names (001 §9) and the runbooks they start. */

@@ -13,7 +13,7 @@ import { HTTPException } from 'hono/http-exception';
 import { isNodeAddress } from '../contracts/addresses.js';
 import type { NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
-import { bearerToken, tokenMatches } from './auth.js';
+import { bearerToken, tokenMatches } from '../auth.js';
 import type { ServerTls } from './tls.js';
 
 export interface AgentServerDeps {
