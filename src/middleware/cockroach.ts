@@ -20,18 +20,20 @@ import {
   listData,
   operationOptions,
   replaceFolder,
+  runningPid,
+  startProcess,
+  stopProcess,
   wipeFolder,
+  withOperations,
   type AdapterDeps,
-} from './common.js';
-import { runningPid, startProcess, stopProcess, type ProcessSpec } from './supervisor.js';
-import type {
-  ClusterView,
-  DataResult,
-  MiddlewareAdapter,
-  MiddlewareOperation,
-  OperationOptions,
-  ServerStatus,
-} from './types.js';
+  type ClusterView,
+  type DataResult,
+  type MiddlewareAdapter,
+  type MiddlewareOperation,
+  type OperationOptions,
+  type ProcessSpec,
+  type ServerStatus,
+} from './kit/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options (seed 001 §5–6: CockroachConfiguration.clusterOptions and databases)
@@ -1156,7 +1158,7 @@ export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): Coc
     return result;
   }
 
-  return {
+  return withOperations<Omit<CockroachAdapter, 'operations'>>({
     name: 'cockroach',
     startServer: async (cluster?: ClusterView) => {
       if (cluster) await writeMembership(cluster.nodes);
@@ -1187,5 +1189,5 @@ export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): Coc
     generateClusterConfig,
     applyClusterConfig,
     provisionDatabases: () => provision('all'),
-  };
+  });
 }

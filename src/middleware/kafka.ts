@@ -54,19 +54,21 @@ import {
   listData,
   operationOptions,
   replaceFolder,
+  runningPid,
+  startProcess,
+  stopProcess,
   wipeFolder,
+  withOperations,
   writeFiles,
   type AdapterDeps,
-} from './common.js';
-import { runningPid, startProcess, stopProcess, type ProcessSpec } from './supervisor.js';
-import type {
-  ClusterView,
-  DataResult,
-  MiddlewareAdapter,
-  MiddlewareOperation,
-  OperationOptions,
-  ServerStatus,
-} from './types.js';
+  type ClusterView,
+  type DataResult,
+  type MiddlewareAdapter,
+  type MiddlewareOperation,
+  type OperationOptions,
+  type ProcessSpec,
+  type ServerStatus,
+} from './kit/index.js';
 
 export interface KafkaTopic {
   name: string;
@@ -1670,7 +1672,7 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
 
   // --- the adapter ------------------------------------------------------------------------
 
-  return {
+  return withOperations<Omit<KafkaAdapter, 'operations'>>({
     name: 'kafka',
     generateConfig: (cluster, node) => generateKafkaConfig(cluster, node, options),
 
@@ -1743,5 +1745,5 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
       const m = await readManifest();
       return describeQuorumVia(controllersOf(m.nodes, m));
     },
-  };
+  });
 }

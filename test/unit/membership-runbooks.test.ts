@@ -23,7 +23,7 @@ import {
 import { renderProgressMarkdown, type Progress } from '../../src/contracts/progress.js';
 import { describeZodError } from '../../src/contracts/validation.js';
 import { isKafkaClusterId } from '../../src/middleware/kafka.js';
-import * as middlewareTypes from '../../src/middleware/types.js';
+import * as middlewareTypes from '../../src/middleware/kit/index.js';
 
 const a = '172.18.135.11';
 const b = '172.18.135.12';

@@ -10,8 +10,8 @@ import {
   startProcess,
   stopProcess,
   type ProcessSpec,
-} from '../../src/middleware/supervisor.js';
-import { assignMemberIds } from '../../src/middleware/types.js';
+} from '../../src/middleware/kit/index.js';
+import { assignMemberIds } from '../../src/middleware/kit/index.js';
 import { freePort } from '../../src/temporal/dev-server.js';
 
 /** A tiny server: logs, then listens on the port in argv[2] (or never, or crashes). */

@@ -1,0 +1,6 @@
+/** What every middleware adapter is built on: its dependencies, files, processes, operations. */
+export * from './deps.js';
+export * from './files.js';
+export * from './operations.js';
+export * from './supervisor.js';
+export * from './types.js';
