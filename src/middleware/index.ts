@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { AppConfig } from '../config/app-config.js';
 import type { MiddlewareName, NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
-import { createCockroachAdapter } from './cockroach.js';
+import { createCockroachAdapter } from './cockroach/index.js';
 import { createControllerAdapter } from './controller/index.js';
 import { createKafkaAdapter } from './kafka.js';
 import type { AdapterDeps, MiddlewareAdapter } from './kit/index.js';

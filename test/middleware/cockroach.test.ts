@@ -37,7 +37,7 @@ import {
   type CockroachAdapter,
   type CockroachNodeStatus,
   type CockroachOptions,
-} from '../../src/middleware/cockroach.js';
+} from '../../src/middleware/cockroach/index.js';
 import type { AdapterDeps } from '../../src/middleware/kit/index.js';
 import { assignMemberIds, type ClusterView } from '../../src/middleware/kit/index.js';
 import { middlewareContract, type ContractNode } from './contract.js';

@@ -1,4 +1,4 @@
-import { cp, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { DataResult } from './types.js';
 
@@ -41,4 +41,26 @@ export async function listData(folder: string): Promise<DataResult> {
   await walk(folder);
   files.sort((a, b) => a.path.localeCompare(b.path));
   return { folder, files };
+}
+
+/** Whether `folder` is empty or missing. */
+export async function isEmptyFolder(folder: string): Promise<boolean> {
+  try {
+    return (await readdir(folder)).length === 0;
+  } catch {
+    return true;
+  }
+}
+
+/** Moves a folder (replacing `to`); falls back to copying across file systems. */
+export async function moveFolder(from: string, to: string): Promise<void> {
+  await rm(to, { recursive: true, force: true });
+  await mkdir(path.dirname(to), { recursive: true });
+  try {
+    await rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await cp(from, to, { recursive: true, verbatimSymlinks: true });
+    await rm(from, { recursive: true, force: true });
+  }
 }
