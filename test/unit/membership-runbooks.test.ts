@@ -412,7 +412,7 @@ describe('kafkaClusterIdFromUuid', () => {
 });
 
 describe('assignMemberIds', () => {
-  test('is the one exported by src/middleware/types.ts', () => {
+  test('is the one exported by src/middleware/kit/types.ts', () => {
     assert.equal(middlewareTypes.assignMemberIds, assignMemberIds);
   });
 

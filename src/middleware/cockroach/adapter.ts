@@ -2,8 +2,7 @@ import {
   withOperations,
   type AdapterDeps,
   type ClusterView,
-  type DataResult,
-  type MiddlewareAdapter,
+  type ClusteredAdapter,
 } from '../kit/index.js';
 import { createCockroachData } from './data.js';
 import { createCockroachDecommission } from './decommission.js';
@@ -13,16 +12,8 @@ import type { CockroachNodeStatus } from './parse.js';
 import { createCockroachServer } from './server.js';
 
 /** The seed's MiddlewareService for CockroachDB, plus what runbooks need beyond it. */
-export interface CockroachAdapter extends MiddlewareAdapter {
+export interface CockroachAdapter extends ClusteredAdapter {
   readonly name: 'cockroach';
-  createCluster(cluster: ClusterView): Promise<void>;
-  joinCluster(cluster: ClusterView): Promise<void>;
-  rejoinCluster(cluster: ClusterView): Promise<void>;
-  decommissionCluster(cluster: ClusterView, leaving: string[]): Promise<void>;
-  exportData(): Promise<DataResult>;
-  importData(): Promise<DataResult>;
-  backupData(): Promise<DataResult>;
-  restoreData(): Promise<DataResult>;
   /** `cockroach node status --format=json [--decommission]`, asked of this node. */
   nodeStatus(options?: {
     decommission?: boolean;

@@ -117,6 +117,22 @@ export interface MiddlewareAdapter extends AdapterMethods {
   readonly operations: Capabilities;
 }
 
+/** A clustered middleware's adapter: every membership and data operation is there. */
+export type ClusteredAdapter = MiddlewareAdapter &
+  Required<
+    Pick<
+      AdapterMethods,
+      | 'createCluster'
+      | 'joinCluster'
+      | 'rejoinCluster'
+      | 'decommissionCluster'
+      | 'exportData'
+      | 'importData'
+      | 'backupData'
+      | 'restoreData'
+    >
+  >;
+
 export type DataOperationName = `${DataOperation}Data`;
 
 // Pure, so that workflows can assign ids too; kept importable from here for the adapters.
