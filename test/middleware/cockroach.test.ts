@@ -38,8 +38,11 @@ import {
   type CockroachNodeStatus,
   type CockroachOptions,
 } from '../../src/middleware/cockroach/index.js';
-import type { AdapterDeps } from '../../src/middleware/kit/index.js';
-import { assignMemberIds, type ClusterView } from '../../src/middleware/kit/index.js';
+import {
+  assignMemberIds,
+  type AdapterDeps,
+  type ClusterView,
+} from '../../src/middleware/kit/index.js';
 import { middlewareContract, type ContractNode } from './contract.js';
 
 const standIn = fileURLToPath(new URL('../fixtures/cockroach-stand-in.mjs', import.meta.url));

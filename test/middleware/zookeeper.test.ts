@@ -10,9 +10,10 @@ import zookeeper from 'node-zookeeper-client';
 import { NodeLayout } from '../../src/config/layout.js';
 import { ClusterGuardError } from '../../src/contracts/errors.js';
 import { createLogger } from '../../src/logger.js';
-import { writeFiles, type AdapterDeps } from '../../src/middleware/kit/index.js';
 import {
   assignMemberIds,
+  writeFiles,
+  type AdapterDeps,
   type ClusterView,
   type MiddlewareAdapter,
 } from '../../src/middleware/kit/index.js';
