@@ -7,6 +7,7 @@ import { createMiddlewareAdapter, type ComponentName } from '../src/middleware/i
 import type {
   ClusterView,
   DataResult,
+  InSyncReport,
   MiddlewareInspection,
   OperationName,
   ServerStatus,
@@ -38,6 +39,7 @@ export interface MiddlewareOperationResult {
   status?: ServerStatus;
   data?: DataResult;
   inspection?: MiddlewareInspection;
+  inSync?: InSyncReport;
 }
 
 /** Activities that run the seed's MiddlewareService (001 §7) on this node. */

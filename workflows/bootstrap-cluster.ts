@@ -15,6 +15,8 @@ import { quorumSize } from '../src/contracts/membership.js';
 import { parseInput } from '../src/contracts/validation.js';
 import { childJoinId, joinNode } from './join-node.js';
 import {
+  inSyncPatch,
+  inSyncStep,
   middlewareStep,
   memberState,
   nodeCalls,
@@ -115,6 +117,7 @@ export async function bootstrapCluster(
       },
     ]),
     ...nodes.map((n) => ({ id: `sync:${n}`, title: 'record the final membership', node: n })),
+    { id: `in-sync:${master}`, title: 'wait until every replica is in sync', node: master },
   ];
   const plan: RunbookPlan = {
     runbook: 'bootstrapCluster',
@@ -133,6 +136,7 @@ export async function bootstrapCluster(
     ],
     warnings: membership.warnings,
   };
+  let inSync: string[] | undefined;
   const result = (): MembershipRunbookResult => ({
     runbook: 'bootstrapCluster',
     clusterId,
@@ -140,6 +144,7 @@ export async function bootstrapCluster(
     plan,
     nodes: input.dryRun ? masterFile.cluster.nodes : nodes,
     skipped: rb.skipped,
+    ...(inSync ? { inSync } : {}),
   });
   if (input.dryRun) return result();
   rb.tracker.addSteps(planned);
@@ -281,6 +286,7 @@ export async function bootstrapCluster(
       ),
     );
     rb.state = `[${nodes.join(', ')}] run the cluster and record it`;
+    if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', { nodes, skipped: rb.skipped });
     return result();

@@ -1,4 +1,4 @@
-import { ApplicationFailure, executeChild } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, patched } from '@temporalio/workflow';
 import {
   analyzeQuorum,
   decommissionNodesInputSchema,
@@ -16,6 +16,8 @@ import { parseInput } from '../src/contracts/validation.js';
 import { childJoinId, joinNode } from './join-node.js';
 import {
   checkHealthyStep,
+  inSyncPatch,
+  inSyncStep,
   middlewareStep,
   memberState,
   nodeCalls,
@@ -209,7 +211,17 @@ export async function decommissionNodes(
           ]),
       { id: `restart:${s}`, title: 'restart every middleware (rolling)', node: s },
       { id: `health:${s}`, title: 'check every middleware is healthy', node: s },
+      {
+        id: `in-sync:restart:${s}`,
+        title: 'wait until every replica is in sync',
+        node: finalMaster,
+      },
     ]),
+    {
+      id: `in-sync:${finalMaster}`,
+      title: 'wait until every replica is in sync',
+      node: finalMaster,
+    },
   ];
   const plan: RunbookPlan = {
     runbook: 'decommissionNodes',
@@ -243,6 +255,7 @@ export async function decommissionNodes(
       'UnsafeMembershipChange',
     );
   }
+  let inSync: string[] | undefined;
   const result = (): MembershipRunbookResult => ({
     runbook: 'decommissionNodes',
     clusterId,
@@ -250,6 +263,7 @@ export async function decommissionNodes(
     plan,
     nodes: input.dryRun ? members : survivors,
     skipped: rb.skipped,
+    ...(inSync ? { inSync } : {}),
   });
   if (input.dryRun) return result();
   rb.tracker.addSteps(planned);
@@ -400,7 +414,11 @@ export async function decommissionNodes(
         },
       );
       await checkHealthyStep(ctx, `health:${s}`, s);
+      // The next member restarts only once this one has caught up: restarting the last in-sync
+      // replica of a partition would take it offline.
+      if (patched(inSyncPatch)) await inSyncStep(ctx, `in-sync:restart:${s}`, finalMaster);
     }
+    if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${finalMaster}`, finalMaster);
     await rb.emit('configuration.after-change', { nodes: survivors });
     rb.state = `[${survivors.join(', ')}] run the cluster and record it`;
     rb.tracker.finish('completed');

@@ -1,4 +1,4 @@
-import { ApplicationFailure, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import {
   analyzeQuorum,
   assignMemberIds,
@@ -14,6 +14,8 @@ import {
 import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import { parseInput } from '../src/contracts/validation.js';
 import {
+  inSyncPatch,
+  inSyncStep,
   middlewareStep,
   memberState,
   nodeCalls,
@@ -139,6 +141,9 @@ export async function runJoin(
       : []),
     { id: `wait-master:${node}`, title: `wait until ${master} has recorded ${node}`, node },
     { id: `record:${node}`, title: 'record the membership in cluster.json', node },
+    ...(workflowInfo().parent
+      ? []
+      : [{ id: `in-sync:${master}`, title: 'wait until every replica is in sync', node: master }]),
   ];
   const plan: RunbookPlan = {
     runbook: name,
@@ -151,6 +156,7 @@ export async function runJoin(
     wipes: [{ node, what: joinWipes(rejoin, middleware) }],
     warnings: membership.warnings,
   };
+  let inSync: string[] | undefined;
   const result = (): MembershipRunbookResult => ({
     runbook: name,
     clusterId,
@@ -158,6 +164,7 @@ export async function runJoin(
     plan,
     nodes: input.dryRun ? current : view.nodes,
     skipped: rb.skipped,
+    ...(inSync ? { inSync } : {}),
   });
   if (input.dryRun) return result();
   rb.tracker.addSteps(planned);
@@ -244,6 +251,10 @@ export async function runJoin(
       recordedAt,
     );
     await rb.emit('configuration.after-change', { nodes: view.nodes }, node);
+    // A join started by another runbook is waited for by that runbook, once all have joined.
+    if (!workflowInfo().parent && patched(inSyncPatch)) {
+      inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
+    }
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', { nodes: view.nodes, skipped: rb.skipped });
     return result();

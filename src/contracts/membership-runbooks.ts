@@ -305,6 +305,12 @@ export interface MembershipRunbookResult {
   skipped: { step: string; node?: string; reason: string }[];
   /** A dry run of an unsafe change: why the real run would be refused (see `plan.quorum`). */
   refusal?: string;
+  /**
+   * What the runbook waited for before it reported done, one line per middleware: every Kafka
+   * partition led and fully in sync, every CockroachDB range fully replicated, every ZooKeeper
+   * voter serving. Missing on a dry run and on runs recorded before the wait existed.
+   */
+  inSync?: string[];
 }
 
 /** What a join or rejoin wipes on the joining node, per middleware (seed 001 §3). */
@@ -312,9 +318,13 @@ export function joinWipes(rejoin: boolean, middleware: readonly MembershipMiddle
   return middleware.map((mw) => {
     if (mw === 'cockroach')
       return rejoin ? 'cockroach: nothing (rejoin keeps the store)' : 'cockroach: store';
-    if (mw === 'zookeeper') return 'zookeeper: data (taken from the leader)';
+    // A member's own data is never emptied: see docs/design.md, "Data safety".
+    if (mw === 'zookeeper')
+      return rejoin
+        ? "zookeeper: nothing while its data is this ensemble's (synced from the leader); another ensemble's data"
+        : 'zookeeper: data (taken from the leader)';
     return rejoin
-      ? 'kafka: messages (KRaft identity kept; copied back from the others)'
+      ? 'kafka: nothing while it is formatted for this cluster as the same node (it catches up); else its data'
       : 'kafka: data (messages copied back from the others)';
   });
 }

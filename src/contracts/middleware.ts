@@ -16,5 +16,6 @@ export const middlewareOperations = [
   'importData',
   'backupData',
   'restoreData',
+  'checkInSync',
 ] as const;
 export type MiddlewareOperation = (typeof middlewareOperations)[number];

@@ -9,10 +9,11 @@
  * `remove-controller`), so a decommission never restarts the survivors and a survivor's stale
  * bootstrap list is harmless. The master formats its storage `--standalone` (a one-voter
  * quorum); every other member formats `--no-initial-controllers`, starts as an observer and adds
- * itself as a voter when it joins. Join and rejoin wipe the messages (seed 001 §3) but keep the
- * KRaft identity of a node already formatted for this cluster, so it stays the same voter; a node
- * whose identity was lost comes back with a new directory id and first removes its stale voter
- * entry (same node id, old directory id), which needs a majority of the other voters.
+ * itself as a voter when it joins. A node already formatted for this cluster as the same node id
+ * keeps its whole data folder on join and rejoin (see `join`); any other node's folder is wiped
+ * and formatted anew. A node whose identity was lost comes back with a new directory id and first
+ * removes its stale voter entry (same node id, old directory id), which needs a majority of the
+ * other voters.
  *
  * log.dirs: the master generates every member's configuration, but each member has its own data
  * root, so the generated files name the data and log folders by tokens (`@KAFKA_DATA_FOLDER@`,
@@ -30,7 +31,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -57,12 +58,14 @@ import {
   runningPid,
   startProcess,
   stopProcess,
+  waitInSync,
   wipeFolder,
   withOperations,
   writeFiles,
   type AdapterDeps,
   type ClusterView,
   type DataResult,
+  type InSyncReport,
   type MiddlewareAdapter,
   type MiddlewareOperation,
   type OperationOptions,
@@ -127,6 +130,8 @@ export const kafkaOperationDefaults: Partial<Record<MiddlewareOperation, Operati
   importData: { timeoutMs: 1_800_000 },
   backupData: { timeoutMs: 1_800_000 },
   restoreData: { timeoutMs: 1_800_000 },
+  // One wait of a membership runbook's in-sync step; the step asks again and shows what lags.
+  checkInSync: { timeoutMs: 30_000 },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1130,19 +1135,52 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
     });
   }
 
-  // --- membership operations --------------------------------------------------------------
-
-  /** Removes every partition and offset checkpoint from the data folder; keeps the KRaft state. */
-  async function wipeMessages(): Promise<number> {
-    const keep = new Set(['meta.properties', 'bootstrap.checkpoint', '__cluster_metadata-0']);
-    let removed = 0;
-    for (const entry of await readdir(dataFolder)) {
-      if (keep.has(entry)) continue;
-      await rm(path.join(dataFolder, entry), { recursive: true, force: true });
-      removed++;
-    }
-    return removed;
+  /**
+   * Every partition of every topic (internal ones included) as the cluster reports it now: in
+   * sync when each has a leader and all its replicas in its in-sync set, and no reassignment
+   * runs. A membership change is not done before this holds.
+   */
+  async function inSyncNow(): Promise<InSyncReport> {
+    const m = await readManifest();
+    return withAdmin(brokersOf(m.nodes, m), async (admin) => {
+      const topics = await allTopics(admin);
+      const moving = (await admin.listPartitionReassignments({ timeout: 10_000 })).topics.flatMap(
+        (t) => t.partitions.map((p) => `${t.topic}-${p.partitionIndex}`),
+      );
+      const leaderless: string[] = [];
+      const lagging: string[] = [];
+      let partitions = 0;
+      for (const t of topics)
+        for (const p of t.partitions) {
+          partitions++;
+          const name = `${t.name}-${p.partitionId}`;
+          if (p.leader < 0) leaderless.push(name);
+          else if (p.isr.length < p.replicas.length)
+            lagging.push(`${name} (in sync [${p.isr.join(',')}] of [${p.replicas.join(',')}])`);
+        }
+      const some = (list: string[]) =>
+        `${list.slice(0, 4).join(', ')}${list.length > 4 ? `, … ${list.length - 4} more` : ''}`;
+      if (leaderless.length + lagging.length + moving.length === 0)
+        return {
+          inSync: true,
+          detail: `kafka: all ${partitions} partitions of ${topics.length} topics have a leader and every replica in sync`,
+        };
+      return {
+        inSync: false,
+        detail:
+          `kafka: ${partitions} partitions, ` +
+          [
+            leaderless.length ? `${leaderless.length} without a leader (${some(leaderless)})` : '',
+            lagging.length ? `${lagging.length} with replicas out of sync (${some(lagging)})` : '',
+            moving.length ? `${moving.length} being reassigned (${some(moving)})` : '',
+          ]
+            .filter(Boolean)
+            .join(', '),
+      };
+    });
   }
+
+  // --- membership operations --------------------------------------------------------------
 
   async function join(op: 'joinCluster' | 'rejoinCluster'): Promise<void> {
     const deadline = deadlineFor(op);
@@ -1158,17 +1196,24 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
     await stop();
     await replaceFolder(source, confFolder);
     const m = await readManifest();
-    // Seed 001 §3: joining and rejoining members start without messages and copy them back from
-    // the others. A node that already belongs to this cluster keeps its KRaft identity, though
-    // (meta.properties with its directory id, and the metadata log): a wiped voter comes back
-    // with a new directory id and can never vote again, so members rejoining at once (the
-    // bootstrap runbook rejoins all of them in parallel) would leave the quorum without a
-    // majority for good. Its metadata log is only behind, which Raft repairs.
+    // A node that is still formatted for this cluster as the same node id keeps everything: its
+    // partition logs, its KRaft identity (meta.properties, directory id) and its metadata log.
+    // Its replicas may still be in a partition's in-sync set (after a whole-cluster stop the last
+    // broker to stop stays its only member), and the controller would elect an emptied one
+    // leader, from offset 0, and have every other replica truncate to match: acknowledged
+    // messages gone. Kept logs are safe: a replica behind catches up from the leader, one that
+    // diverged is truncated by the leader-epoch protocol. (The old guard service emptied the
+    // messages here; see docs/design.md, "Data safety".) Only a node formatted for another
+    // cluster or node id starts empty, and a new node id holds no replica that could lead.
     const meta = await readMeta();
     if (meta?.['cluster.id'] === m.clusterId && meta['node.id'] === String(m.nodeId)) {
-      const removed = await wipeMessages();
-      logger.info('kafka messages wiped, KRaft identity kept', { address, removed });
+      logger.info('kafka data kept: this node is formatted for this cluster as the same node', {
+        address,
+        nodeId: m.nodeId,
+      });
     } else {
+      if (meta)
+        logger.info('kafka data wiped: formatted for another cluster or node id', { address });
       await wipeFolder(dataFolder);
     }
     await start(op, 'observer');
@@ -1679,6 +1724,12 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
     startServer: () => start('startServer'),
     stopServer: (o) => stop(o?.force),
     checkServer: () => status(),
+    checkInSync: () =>
+      waitInSync(inSyncNow, {
+        timeoutMs: opts('checkInSync').timeoutMs,
+        signal: deps.signal,
+        onProgress: progress,
+      }),
 
     async createCluster(cluster) {
       if (cluster.nodes[0] !== address)

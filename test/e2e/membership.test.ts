@@ -106,6 +106,18 @@ async function brokers(nodes: readonly string[]): Promise<string[]> {
   }
 }
 
+/** How many messages `topic` holds: the sum of its partitions' high watermarks. */
+async function highWatermarks(nodes: readonly string[], topic: string): Promise<number> {
+  const admin = kafkaOf(nodes).admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    return offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Every message value of `topic`, read from the beginning by a fresh consumer group. */
 async function consumeAll(nodes: readonly string[], topic: string, expected: number) {
   const consumer = kafkaOf(nodes).consumer({ groupId: `e2e-${Date.now()}-${Math.random()}` });
@@ -585,6 +597,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
     async () => {
       const members = [n1, n4, n5, n2];
       const znodes = await zkData(n1);
+      const messages = await consumeAll(members, 'ledger', await highWatermarks(members, 'ledger'));
       const handle = await startMembershipRunbook(stack.client, 'bootstrapCluster', {
         clusterId,
         nodes: members,
@@ -592,12 +605,24 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       const result = await handle.result();
       assert.deepEqual(result.nodes, members);
       assert.deepEqual(
-        result.plan.wipes.map((w) => w.what.some((t) => /KRaft identity kept/.test(t))),
+        result.plan.wipes.map((w) =>
+          w.what.some((t) => /formatted for this cluster as the same node/.test(t)),
+        ),
         [true, true, true],
         'the former members rejoin',
       );
       await assertSameState(stack, members);
-      assert.deepEqual(await zkData(n2), znodes, 'ZooKeeper data kept by the master, resynced');
+      assert.deepEqual(await zkData(n2), znodes, 'ZooKeeper data kept');
+      assert.ok(messages.length >= 100, `${messages.length} messages before`);
+      assert.deepEqual(
+        new Set(await consumeAll(members, 'ledger', messages.length)),
+        new Set(messages),
+        'every Kafka message kept',
+      );
+      assert.ok(
+        result.inSync?.some((l) => /^kafka: all \d+ partitions/.test(l)),
+        result.inSync?.join('; '),
+      );
       assert.deepEqual(await brokers([n1]), [...members].sort());
       await recordHistory(stack, handle.workflowId, 'bootstrap-cluster-again');
     },

@@ -454,7 +454,9 @@ describe(`cockroach cluster on 127.0.0.11–.14, against ${against}`, () => {
     path.join(cockroachPaths(n.layout).data, 'clusterguard-test-marker');
 
   before(async () => {
-    for (const address of [a11, a12, a13, a14]) nodes.set(address, await makeNode(address));
+    // A short in-sync wait, so that a report of ranges out of sync comes within seconds.
+    for (const address of [a11, a12, a13, a14])
+      nodes.set(address, await makeNode(address, { checkInSync: { timeoutMs: 4000 } }));
   });
 
   after(async () => {
@@ -524,6 +526,24 @@ describe(`cockroach cluster on 127.0.0.11–.14, against ${against}`, () => {
       "CREATE TABLE IF NOT EXISTS app.kv (k STRING PRIMARY KEY, v STRING); UPSERT INTO app.kv (k, v) VALUES ('greeting', 'hello')",
     );
     assert.match(await sqlOn(node(a13), "SELECT v FROM app.kv WHERE k = 'greeting'"), /^hello$/m);
+  });
+
+  test('ranges are out of sync while a member is down and in sync once it is back', async () => {
+    const master = node(a11);
+    const inSync = await master.adapter.checkInSync!();
+    assert.equal(inSync.inSync, true, inSync.detail);
+    assert.match(inSync.detail, /3 live nodes, no range under-replicated or unavailable/);
+    await node(a12).adapter.stopServer();
+    const down = await master.adapter.checkInSync!();
+    assert.equal(down.inSync, false, down.detail);
+    assert.match(
+      down.detail,
+      /[1-9]\d* ranges under-replicated, 0 unavailable; not live: n\d+ \(127\.0\.0\.12\)/,
+    );
+    await node(a12).adapter.startServer(view(three));
+    // Just back, its replicas still catch up for a moment: the check waits for that.
+    const caughtUp = await master.adapter.checkInSync!();
+    assert.equal(caughtUp.inSync, true, caughtUp.detail);
   });
 
   test('a member rejoins with its data and keeps its node id', async () => {

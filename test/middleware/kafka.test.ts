@@ -307,6 +307,7 @@ const bounded = {
   importData: { timeoutMs: 60_000 },
   backupData: { timeoutMs: 60_000 },
   restoreData: { timeoutMs: 60_000 },
+  checkInSync: { timeoutMs: 60_000 },
 };
 
 describe('kafka: a three-node KRaft cluster', () => {
@@ -403,7 +404,7 @@ describe('kafka: a three-node KRaft cluster', () => {
   );
 
   test(
-    'rejoining members lose their messages; a lost disk is replaced in the quorum',
+    'rejoining members keep their messages; a lost disk is replaced in the quorum',
     { timeout: 120_000 },
     async () => {
       const before = await node(a1).adapter.describeQuorum();
@@ -419,20 +420,45 @@ describe('kafka: a three-node KRaft cluster', () => {
           await node(a3).adapter.rejoinCluster(view);
         })(),
       ]);
-      assert.notEqual((await stat(partitionDir)).ino, inodeBefore, 'its partition data was wiped');
+      // Emptying a replica that keeps its identity would let it be elected leader from offset 0.
+      assert.equal((await stat(partitionDir)).ino, inodeBefore, 'its partition data was kept');
       const after = await node(a1).adapter.describeQuorum();
       const dir = (q: typeof before, id: number) => q.voters.find((v) => v.id === id)?.directoryId;
       assert.deepEqual(after.voters.map((v) => v.id).sort(), [1, 2, 3]);
       assert.equal(dir(after, 2), dir(before, 2), 'node 2 is still the same voter');
       assert.notEqual(dir(after, 3), dir(before, 3), 'node 3 votes with its new disk');
-      await waitFor('orders back in sync', () =>
-        withAdmin(all, async (admin) => {
-          const meta = await admin.fetchTopicMetadata({ topics: ['orders'] });
-          return meta.topics[0]!.partitions.every((p) => p.isr.length === 3);
-        }),
-      );
+      // The adapter's in-sync wait is what the membership runbooks end with.
+      const report = await node(a1).adapter.checkInSync!();
+      assert.equal(report.inSync, true, report.detail);
+      assert.match(report.detail, /^kafka: all \d+ partitions of \d+ topics have a leader/);
+      await withAdmin(all, async (admin) => {
+        const meta = await admin.fetchTopicMetadata({ topics: ['orders'] });
+        for (const p of meta.topics[0]!.partitions) assert.equal(p.isr.length, 3);
+      });
       assert.deepEqual(await consumeAll([brokerOf(a2)], 'orders', 60), orders);
       await samplePeak();
+    },
+  );
+
+  test(
+    'the in-sync check names the partitions a stopped broker leaves out of sync',
+    { timeout: 120_000 },
+    async () => {
+      // The master's adapter as an agent would build it, with a short wait.
+      const impatient = createKafkaAdapter({
+        ...node(a1).deps,
+        operationOptions: { checkInSync: { timeoutMs: 2000 } },
+      });
+      await node(a3).adapter.stopServer();
+      try {
+        const report = await impatient.checkInSync!();
+        assert.equal(report.inSync, false, report.detail);
+        assert.match(report.detail, /with replicas out of sync \(.*orders-\d+ \(in sync \[/);
+      } finally {
+        await node(a3).adapter.startServer();
+      }
+      const back = await node(a1).adapter.checkInSync!();
+      assert.equal(back.inSync, true, back.detail);
     },
   );
 

@@ -255,7 +255,7 @@ describe('ZooKeeper ensemble on 127.0.0.11–.13', () => {
     assert.equal((await ensembleConfig('127.0.0.12')).members.length, 2);
   });
 
-  test('a rejoined member is wiped and catches up with what was written while it was out', async (t) => {
+  test('a rejoined member keeps its data and catches up with what was written while it was out', async (t) => {
     const returning = node('127.0.0.13');
     await withZooKeeperClient(zk('127.0.0.11'), 10_000, (c) =>
       put(c, '/cg/while-out', Buffer.from('missed by .13')),
@@ -269,7 +269,8 @@ describe('ZooKeeper ensemble on 127.0.0.11–.13', () => {
     );
     await returning.adapter.rejoinCluster!(cluster);
 
-    await assert.rejects(access(stale), 'rejoin wipes the data folder');
+    // Several members rejoining at once with emptied folders could elect an empty leader.
+    await access(stale);
     assert.equal((await eventually('127.0.0.13', '/cg/while-out')).toString(), 'missed by .13');
     const config = await ensembleConfig('127.0.0.11');
     assert.deepEqual(config.members.map((m) => `${m.id}=${m.host}:${m.role}`).sort(), [

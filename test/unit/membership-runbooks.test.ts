@@ -474,16 +474,16 @@ describe('workflow id and wipes', () => {
     ]);
   });
 
-  test('a rejoin keeps the CockroachDB store and the Kafka identity', () => {
+  test("a rejoin keeps a member's own data of every middleware", () => {
     assert.deepEqual(joinWipes(true, ['cockroach', 'zookeeper', 'kafka']), [
       'cockroach: nothing (rejoin keeps the store)',
-      'zookeeper: data (taken from the leader)',
-      'kafka: messages (KRaft identity kept; copied back from the others)',
+      "zookeeper: nothing while its data is this ensemble's (synced from the leader); another ensemble's data",
+      'kafka: nothing while it is formatted for this cluster as the same node (it catches up); else its data',
     ]);
   });
 
   test('only the given middleware are listed, in the given order', () => {
-    assert.deepEqual(joinWipes(true, ['zookeeper']), ['zookeeper: data (taken from the leader)']);
+    assert.deepEqual(joinWipes(false, ['zookeeper']), ['zookeeper: data (taken from the leader)']);
     assert.deepEqual(joinWipes(false, []), []);
   });
 });

@@ -287,6 +287,58 @@ export async function checkHealthyStep(
   });
 }
 
+/** Runs recorded before membership runbooks waited for in-sync replicas replay without it. */
+export const inSyncPatch = 'membership-waits-for-in-sync';
+
+/** How long the in-sync step waits before it parks (rounds of the adapters' own wait). */
+const inSyncRounds = 10;
+
+/**
+ * Waits on `node` until every replica of every middleware is in sync (Kafka partitions led and
+ * fully in sync, CockroachDB ranges fully replicated, every ZooKeeper voter serving), showing
+ * what lags in `progress`; a membership runbook does not report done before. Parks after about
+ * five minutes; it cannot be skipped (a cluster out of sync is not done), only retried or
+ * aborted. Returns one line per middleware for the result.
+ */
+export async function inSyncStep(
+  ctx: MembershipContext,
+  step: string,
+  node: string,
+): Promise<string[]> {
+  const title = 'wait until every replica is in sync';
+  const lines = await ctx.rb.step(
+    step,
+    {
+      title,
+      node,
+      canSkip: () =>
+        'a membership change is not done while replicas are out of sync: bring the lagging servers back, then retryStep, or abort',
+    },
+    async () => {
+      const calls = nodeCalls(ctx, node, 'checkInSync', true);
+      for (let round = 1; ; round++) {
+        const reports = [];
+        for (const component of ctx.middleware) {
+          const r = await calls.middlewareOperation({ component, operation: 'checkInSync' });
+          reports.push(r.inSync ?? { inSync: false, detail: `${component}: no answer` });
+        }
+        const lagging = reports.filter((r) => !r.inSync).map((r) => r.detail);
+        if (lagging.length === 0) return reports.map((r) => r.detail);
+        ctx.rb.tracker.update(step, { status: 'waiting', lastError: lagging.join('; ') });
+        if (round >= inSyncRounds) {
+          throw ApplicationFailure.retryable(
+            `replicas are still out of sync, asked through ${node}: ${lagging.join('; ')}. ` +
+              'The membership change itself is done and recorded. Next: check that every member ' +
+              'runs its servers (their logs under node-data/<mw>/log), then retryStep',
+            'MiddlewareFailure',
+          );
+        }
+      }
+    },
+  );
+  return lines ?? [];
+}
+
 /** planMembership, with its refusal as a permanent workflow failure (nothing has changed yet). */
 export function planOrRefuse(current: string[], desired: string[]): MembershipPlan {
   try {

@@ -1,4 +1,5 @@
 import {
+  waitInSync,
   withOperations,
   type AdapterDeps,
   type ClusterView,
@@ -33,8 +34,16 @@ export interface CockroachAdapter extends ClusteredAdapter {
 export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): CockroachAdapter {
   const node = createCockroachServer(deps);
   const membership = createCockroachMembership(node);
-  const { address, nodeStatus, readMembership, writeMembership, launch, stopServer, checkServer } =
-    node;
+  const {
+    address,
+    opts,
+    nodeStatus,
+    readMembership,
+    writeMembership,
+    launch,
+    stopServer,
+    checkServer,
+  } = node;
   const {
     createCluster,
     generateClusterConfig,
@@ -42,6 +51,7 @@ export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): Coc
     joinCluster,
     rejoinCluster,
     provision,
+    rangesInSync,
   } = membership;
   const { decommissionCluster } = createCockroachDecommission(node);
   const { backupInto, restoreFrom } = createCockroachData(node, membership);
@@ -69,6 +79,12 @@ export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): Coc
     joinCluster,
     rejoinCluster,
     decommissionCluster,
+    checkInSync: () =>
+      waitInSync(rangesInSync, {
+        timeoutMs: opts('checkInSync').timeoutMs,
+        signal: deps.signal,
+        onProgress: (detail) => deps.onProgress?.(detail),
+      }),
     backupData: () => backupInto('backup'),
     restoreData: () => restoreFrom('restore'),
     exportData: () => backupInto('export'),

@@ -1,8 +1,14 @@
 import { chmod, copyFile, mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ClusterGuardError } from '../../contracts/errors.js';
-import { isEmptyFolder, replaceFolder, wipeFolder, type ClusterView } from '../kit/index.js';
-import { parseCsv, provisioningSql } from './parse.js';
+import {
+  isEmptyFolder,
+  replaceFolder,
+  wipeFolder,
+  type ClusterView,
+  type InSyncReport,
+} from '../kit/index.js';
+import { parseCsv, provisioningSql, type CockroachNodeStatus } from './parse.js';
 import { SETTLE_MS, type CockroachServer, type Readiness } from './server.js';
 
 /** Certificates for the members, and the server joined to (or creating) the cluster. */
@@ -15,6 +21,7 @@ export function createCockroachMembership(node: CockroachServer) {
     paths,
     connection,
     checked,
+    nodeStatus,
     isLive,
     writeMembership,
     launch,
@@ -223,7 +230,31 @@ export function createCockroachMembership(node: CockroachServer) {
     await provisionIfLive('rejoinCluster');
   }
 
+  /** Every active member live, no range under-replicated or unavailable (`node status --ranges`). */
+  async function rangesInSync(): Promise<InSyncReport> {
+    const rows = (await nodeStatus({ decommission: true, ranges: true })).filter(
+      (r) => (r.membership ?? 'active') === 'active',
+    );
+    const down = rows.filter((r) => !r.isLive).map((r) => `n${r.id} (${r.host ?? '?'})`);
+    const sum = (f: (r: CockroachNodeStatus) => number | undefined) =>
+      rows.reduce((n, r) => n + (r.isLive ? (f(r) ?? 0) : 0), 0);
+    const under = sum((r) => r.rangesUnderReplicated);
+    const unavailable = sum((r) => r.rangesUnavailable);
+    if (down.length + under + unavailable === 0)
+      return {
+        inSync: true,
+        detail: `cockroach: ${rows.length} live nodes, no range under-replicated or unavailable`,
+      };
+    return {
+      inSync: false,
+      detail:
+        `cockroach: ${under} ranges under-replicated, ${unavailable} unavailable` +
+        (down.length ? `; not live: ${down.join(', ')}` : ''),
+    };
+  }
+
   return {
+    rangesInSync,
     requireMember,
     ensureCa,
     generateClusterConfig,

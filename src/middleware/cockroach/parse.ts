@@ -70,6 +70,9 @@ export interface CockroachNodeStatus {
   locality?: string;
   isAvailable?: boolean;
   isLive: boolean;
+  /** With --ranges: ranges this node leases that lack replicas / have no quorum. */
+  rangesUnderReplicated?: number;
+  rangesUnavailable?: number;
   /** With --decommission: replicas the node still holds, per gossip. */
   replicas?: number;
   isDecommissioning?: boolean;
@@ -95,6 +98,8 @@ const statusRowSchema = z.object({
   is_available: boolString.optional(),
   is_live: boolString.optional(),
   gossiped_replicas: countString.optional(),
+  ranges_underreplicated: countString.optional(),
+  ranges_unavailable: countString.optional(),
   is_decommissioning: boolString.optional(),
   membership: z.string().optional(),
   is_draining: boolString.optional(),
@@ -147,6 +152,8 @@ export function parseNodeStatus(stdout: string): CockroachNodeStatus[] {
       locality: r.locality,
       isAvailable: r.is_available,
       replicas: r.gossiped_replicas,
+      rangesUnderReplicated: r.ranges_underreplicated,
+      rangesUnavailable: r.ranges_unavailable,
       isDecommissioning: r.is_decommissioning,
       membership: r.membership,
       isDraining: r.is_draining,

@@ -61,6 +61,8 @@ const defaultOperationOptions: Partial<Record<MiddlewareOperation, OperationOpti
   importData: { timeoutMs: 3_600_000 },
   backupData: { timeoutMs: 3_600_000 },
   restoreData: { timeoutMs: 3_600_000 },
+  /** One wait of a membership runbook's in-sync step. */
+  checkInSync: { timeoutMs: 30_000 },
 };
 
 /**
@@ -179,8 +181,11 @@ export function createCockroachServer(deps: AdapterDeps<CockroachOptions>) {
 
   async function nodeStatus({
     decommission = false,
+    ranges = false,
     timeoutMs = opts('checkServer').timeoutMs,
-  }: { decommission?: boolean; timeoutMs?: number } = {}): Promise<CockroachNodeStatus[]> {
+  }: { decommission?: boolean; ranges?: boolean; timeoutMs?: number } = {}): Promise<
+    CockroachNodeStatus[]
+  > {
     const stdout = await checked(
       'cockroach node status',
       [
@@ -188,6 +193,7 @@ export function createCockroachServer(deps: AdapterDeps<CockroachOptions>) {
         'status',
         '--format=json',
         ...(decommission ? ['--decommission'] : []),
+        ...(ranges ? ['--ranges'] : []),
         ...connection(),
       ],
       { timeoutMs },

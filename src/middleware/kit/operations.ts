@@ -51,6 +51,12 @@ export function withOperations<A extends AdapterMethods>(adapter: A): A & Middle
     importData: data(adapter.importData),
     backupData: data(adapter.backupData),
     restoreData: data(adapter.restoreData),
+    // The application's own data is not replicated by a middleware of ours.
+    checkInSync: async () => ({
+      inSync: adapter.checkInSync
+        ? await adapter.checkInSync()
+        : { inSync: true, detail: `${adapter.name}: nothing replicated` },
+    }),
   };
   return { ...adapter, operations };
 }

@@ -48,6 +48,17 @@ export interface ServerStatus {
   detail: string;
 }
 
+/**
+ * Whether every replica of a middleware's data is in sync, as one member sees it: every Kafka
+ * partition has a leader and all its replicas in sync, every CockroachDB range has all its
+ * replicas and is available, every ZooKeeper voter serves under one leader.
+ */
+export interface InSyncReport {
+  inSync: boolean;
+  /** One line for an operator: what was counted, or what is still out of sync. */
+  detail: string;
+}
+
 /** Files written into a data operation's working folder, relative to it, with their sizes. */
 export interface DataResult {
   folder: string;
@@ -81,6 +92,11 @@ export interface AdapterMethods {
   joinCluster?: (cluster: ClusterView) => Promise<void>;
   /** On a returning member: as join, but keep data where the middleware allows (seed 001 §3). */
   rejoinCluster?: (cluster: ClusterView) => Promise<void>;
+  /**
+   * Waits (up to its `checkInSync` operation timeout) until every replica is in sync and reports,
+   * asked through this node; a report that is not in sync says what lags.
+   */
+  checkInSync?: () => Promise<InSyncReport>;
   /** Remove `leaving` from the running cluster; refuses (non-retryable) when that would lose quorum or data. */
   decommissionCluster?: (cluster: ClusterView, leaving: string[]) => Promise<void>;
   exportData?: () => Promise<DataResult>;
@@ -103,6 +119,7 @@ export interface OperationOutcome {
   status?: ServerStatus;
   data?: DataResult;
   inspection?: MiddlewareInspection;
+  inSync?: InSyncReport;
 }
 
 export type OperationName = MiddlewareOperation | 'inspect';

@@ -1,5 +1,6 @@
 import { readFolderFiles } from './config.js';
 import {
+  waitInSync,
   withOperations,
   writeFiles,
   type AdapterDeps,
@@ -7,14 +8,23 @@ import {
 } from '../kit/index.js';
 import { applyZooKeeperConfig, generateZooKeeperConfig, type ZooKeeperOptions } from './config.js';
 import { readDump, writeDump } from './data.js';
-import { decommissionCluster, joinEnsemble } from './ensemble.js';
+import { decommissionCluster, inSyncNow, joinEnsemble } from './ensemble.js';
 import { createZooKeeperServer } from './server.js';
 
 /** The ZooKeeper adapter of one node: its server, its part in the ensemble, its data. */
 export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): MiddlewareAdapter {
   const zk = createZooKeeperServer(deps);
-  const { address, layout, options, hasConfig, configuredVoters, launch, checkServer, stopServer } =
-    zk;
+  const {
+    address,
+    layout,
+    options,
+    opts,
+    hasConfig,
+    configuredVoters,
+    launch,
+    checkServer,
+    stopServer,
+  } = zk;
 
   return withOperations({
     name: 'zookeeper',
@@ -27,6 +37,7 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
       if (cluster && !(await hasConfig())) {
         await applyZooKeeperConfig(layout, generateZooKeeperConfig(cluster, address, options), {
           wipeData: false,
+          clusterUuid: cluster.clusterUuid,
         });
       }
       await launch('startServer', true);
@@ -35,6 +46,12 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
 
     stopServer,
     checkServer,
+    checkInSync: () =>
+      waitInSync(() => inSyncNow(zk), {
+        timeoutMs: opts('checkInSync').timeoutMs,
+        signal: deps.signal,
+        onProgress: (detail) => deps.onProgress?.(detail),
+      }),
 
     async prepareClusterConfig(cluster) {
       for (const node of cluster.nodes) {
@@ -57,7 +74,7 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
       await applyZooKeeperConfig(
         layout,
         await readFolderFiles(layout.clusterConfigFor(address, 'zookeeper')),
-        { wipeData: false },
+        { wipeData: false, clusterUuid: cluster.clusterUuid },
       );
       // The master of a new ensemble cannot have a quorum before a majority has joined: it is
       // started when it answers; a single member must also lead.

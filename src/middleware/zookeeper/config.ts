@@ -62,6 +62,8 @@ export const defaultOperationOptions: Partial<Record<MiddlewareOperation, Operat
   stopServer: { timeoutMs: 15_000 },
   /** Per four-letter-word probe. */
   checkServer: { timeoutMs: 2_000 },
+  /** One wait of a membership runbook's in-sync step. */
+  checkInSync: { timeoutMs: 30_000 },
   decommissionCluster: { timeoutMs: 60_000 },
   exportData: { timeoutMs: 120_000 },
   importData: { timeoutMs: 120_000 },
@@ -165,14 +167,45 @@ export function generateZooKeeperConfig(
 }
 
 /**
+ * Which ensemble the data folder belongs to: written beside `myid` whenever a configuration is
+ * applied for a known cluster, so that a later join can tell a member's own data from a
+ * stranger's (ZooKeeper itself has no cluster id).
+ */
+export const ensembleMarkerFile = 'clusterguard-ensemble.json';
+
+/**
+ * Whether a (re)joining server may keep its data folder: only when the folder holds this
+ * ensemble's data as the same server id. A folder from before the marker existed counts as the
+ * ensemble's own on a rejoin (the runbook's word that the node was a member) when its myid
+ * matches. Anything else is wiped, so that a foreign history never enters the ensemble.
+ */
+export async function keepsZooKeeperData(
+  layout: NodeLayout,
+  myid: string,
+  clusterUuid: string | undefined,
+  rejoin: boolean,
+): Promise<boolean> {
+  const dataFolder = layout.nodeDataFolder('zookeeper');
+  const current = (await readFile(path.join(dataFolder, 'myid'), 'utf8').catch(() => '')).trim();
+  if (current !== myid.trim()) return false;
+  const marker = await readFile(path.join(dataFolder, ensembleMarkerFile), 'utf8').then(
+    (t) => JSON.parse(t) as { clusterUuid?: string },
+    () => undefined,
+  );
+  if (marker) return clusterUuid !== undefined && marker.clusterUuid === clusterUuid;
+  return rejoin;
+}
+
+/**
  * Installs generated (or downloaded) files as this node's configuration: `dataDir` becomes the
- * node's own data folder, `myid` is copied into it. `wipeData` empties the data folder first
- * (join and rejoin, seed 001 §3).
+ * node's own data folder, `myid` is copied into it and, with `clusterUuid`, the ensemble marker.
+ * `wipeData` empties the data folder first (a server that joins with another ensemble's data or
+ * none, see `keepsZooKeeperData`).
  */
 export async function applyZooKeeperConfig(
   layout: NodeLayout,
   files: Record<string, string>,
-  { wipeData }: { wipeData: boolean },
+  { wipeData, clusterUuid }: { wipeData: boolean; clusterUuid?: string },
 ): Promise<void> {
   const cfg = files['zoo.cfg'];
   const myid = files.myid?.trim();
@@ -188,6 +221,11 @@ export async function applyZooKeeperConfig(
   if (wipeData) await wipeFolder(dataFolder);
   else await layout.ensure(dataFolder);
   await writeFile(path.join(dataFolder, 'myid'), `${myid}\n`);
+  if (clusterUuid)
+    await writeFile(
+      path.join(dataFolder, ensembleMarkerFile),
+      `${JSON.stringify({ clusterUuid, myid: Number(myid) })}\n`,
+    );
 }
 
 export async function readFolderFiles(folder: string): Promise<Record<string, string>> {

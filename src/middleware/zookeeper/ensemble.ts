@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClusterGuardError } from '../../contracts/errors.js';
-import type { ClusterView } from '../kit/index.js';
-import { applyZooKeeperConfig, readFolderFiles, serverLine } from './config.js';
+import type { ClusterView, InSyncReport } from '../kit/index.js';
+import { applyZooKeeperConfig, keepsZooKeeperData, readFolderFiles, serverLine } from './config.js';
 import type { ZooKeeperServer } from './server.js';
 import {
   describeMembers,
@@ -157,12 +157,37 @@ export async function ensureVoter(
   }
 }
 
+/** Every voter of the running ensemble serves, under exactly one leader. */
+export async function inSyncNow(zk: ZooKeeperServer): Promise<InSyncReport> {
+  const { address, opts, srvrOf } = zk;
+  const { config } = await liveConfig(zk, [address], opts('checkServer').timeoutMs * 5);
+  const voters = config.members.filter((m) => m.role === 'participant');
+  const modes = await Promise.all(
+    voters.map(async (v) => ({ host: v.host, mode: (await srvrOf(v.host))?.mode })),
+  );
+  const leaders = modes.filter((m) => m.mode === 'leader').map((m) => m.host);
+  const out = modes.filter((m) => m.mode !== 'leader' && m.mode !== 'follower');
+  if (leaders.length === 1 && out.length === 0)
+    return {
+      inSync: true,
+      detail: `zookeeper: ${voters.length} voters serve, leader ${leaders[0] ?? '?'}`,
+    };
+  return {
+    inSync: false,
+    detail:
+      `zookeeper: ${voters.length} voters, ${leaders.length} leading` +
+      (out.length
+        ? `; not serving: ${out.map((m) => `${m.host} (${m.mode ?? 'no answer'})`).join(', ')}`
+        : ''),
+  };
+}
+
 export async function joinEnsemble(
   zk: ZooKeeperServer,
   op: 'joinCluster' | 'rejoinCluster',
   cluster: ClusterView,
 ) {
-  const { address, layout, who, opts, stopServer, launch } = zk;
+  const { address, layout, logger, who, opts, stopServer, launch } = zk;
   const deadline = Date.now() + opts(op).timeoutMs;
   const source = layout.clusterConfigFor(address, 'zookeeper');
   let files: Record<string, string>;
@@ -178,9 +203,23 @@ export async function joinEnsemble(
     );
   }
   await stopServer();
-  // Seed 001 §3: ZooKeeper wipes its data on join and on rejoin, and takes the ensemble's state
-  // from the leader, so a returning member never brings back a diverged history.
-  await applyZooKeeperConfig(layout, files, { wipeData: true });
+  // A member that comes back with its own data keeps it: when several come back at once (a
+  // bootstrap of a formed cluster), emptied members could form a majority and elect a leader
+  // with no data, and the member that kept everything would then be truncated to match.
+  // ZooKeeper syncs a kept folder from the leader (DIFF, TRUNC or SNAP), as after any restart.
+  // Only another ensemble's data or another server id's is wiped (the old guard service wiped
+  // always; see docs/design.md, "Data safety").
+  const keep = await keepsZooKeeperData(
+    layout,
+    files.myid ?? '',
+    cluster.clusterUuid,
+    op === 'rejoinCluster',
+  );
+  logger.info(`${who}: ${keep ? 'data kept' : 'data wiped'} for ${op}`, { address });
+  await applyZooKeeperConfig(layout, files, {
+    wipeData: !keep,
+    clusterUuid: cluster.clusterUuid,
+  });
   await launch(op, true);
   // The identity the server runs with is its myid, whatever the view says.
   await ensureVoter(zk, cluster, Number(files.myid?.trim()), deadline);

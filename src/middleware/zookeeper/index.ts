@@ -2,6 +2,8 @@
 export { createZooKeeperAdapter } from './adapter.js';
 export {
   applyZooKeeperConfig,
+  ensembleMarkerFile,
+  keepsZooKeeperData,
   generateZooKeeperConfig,
   NODE_DATA_PLACEHOLDER,
   zooKeeperDefaults,
