@@ -2,7 +2,7 @@ import { cp, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RestoreTestResult } from '../src/contracts/data-runbooks.js';
 import { ClusterGuardError } from '../src/contracts/errors.js';
-import { readKafkaDump } from '../src/middleware/kafka.js';
+import { readKafkaDump } from '../src/middleware/kafka/index.js';
 import { readZooKeeperDump } from '../src/middleware/zookeeper/index.js';
 import { isErrno } from './archive-files.js';
 import type {

@@ -4,7 +4,7 @@ import type { MiddlewareName, NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
 import { createCockroachAdapter } from './cockroach/index.js';
 import { createControllerAdapter } from './controller/index.js';
-import { createKafkaAdapter } from './kafka.js';
+import { createKafkaAdapter } from './kafka/index.js';
 import type { AdapterDeps, MiddlewareAdapter } from './kit/index.js';
 import { createZooKeeperAdapter } from './zookeeper/index.js';
 

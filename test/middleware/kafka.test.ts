@@ -17,7 +17,7 @@ import {
   planReplicaMoves,
   type KafkaAdapter,
   type KafkaOptions,
-} from '../../src/middleware/kafka.js';
+} from '../../src/middleware/kafka/index.js';
 import { repoRoot } from '../../src/process.js';
 import { middlewareContract, type ContractNode } from './contract.js';
 

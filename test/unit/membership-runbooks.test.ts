@@ -22,7 +22,7 @@ import {
 } from '../../src/contracts/membership-runbooks.js';
 import { renderProgressMarkdown, type Progress } from '../../src/contracts/progress.js';
 import { describeZodError } from '../../src/contracts/validation.js';
-import { isKafkaClusterId } from '../../src/middleware/kafka.js';
+import { isKafkaClusterId } from '../../src/middleware/kafka/index.js';
 import * as middlewareTypes from '../../src/middleware/kit/index.js';
 
 const a = '172.18.135.11';
