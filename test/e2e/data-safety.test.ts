@@ -29,6 +29,18 @@ function start(stack: Stack, runbook: string, input: Record<string, unknown>): P
   });
 }
 
+/** The result says what the runbook waited for before it reported done. */
+function assertInSyncResult(result: MembershipRunbookResult): void {
+  const lines = result.inSync ?? [];
+  assert.ok(
+    lines.some((l) => /^zookeeper: \d+ voters serve, leader /.test(l)) &&
+      lines.some((l) =>
+        /^kafka: all \d+ partitions of \d+ topics have a leader and every replica in sync$/.test(l),
+      ),
+    `inSync: ${lines.join('; ')}`,
+  );
+}
+
 function describeReport(r: TrafficReport): string {
   return (
     `${r.zkAcknowledged} znodes and ${r.kafkaAcknowledged} messages acknowledged; ` +
@@ -99,6 +111,7 @@ describe('acknowledged writes survive membership runbooks and SIGKILLs (real Zoo
       await stack.startAgent(b);
       const result = await handle.result();
       assert.deepEqual(result.nodes, [a, b, c]);
+      assertInSyncResult(result);
       await sleep(3000);
       assert.ok(traffic.kafkaAcked.length > before, 'the client wrote again after the bootstrap');
       await assertNothingLost('the bootstrap of the formed cluster', [a, b, c]);
@@ -107,11 +120,11 @@ describe('acknowledged writes survive membership runbooks and SIGKILLs (real Zoo
 
   test('join a fourth node, decommission it, join it again', { timeout: 900_000 }, async () => {
     let handle = await start(stack, 'joinNode', { node: d, master: a });
-    await handle.result();
+    assertInSyncResult(await handle.result());
     await assertNothingLost(`the join of ${d}`, [a, b, c, d]);
 
     handle = await start(stack, 'decommissionNodes', { nodes: [d] });
-    await handle.result();
+    assertInSyncResult(await handle.result());
     await assertNothingLost(`the decommission of ${d}`, [a, b, c]);
 
     handle = await start(stack, 'joinNode', { node: d, master: a });
@@ -138,6 +151,14 @@ describe('acknowledged writes survive membership runbooks and SIGKILLs (real Zoo
       await stack.startTemporal();
       const result = await handle.result();
       assert.deepEqual(result.nodes, [a, b, c]);
+      assertInSyncResult(result);
+      // The rolling restart waited after each member before the next one.
+      const progress = await handle.query<{ steps: { id: string; status: string }[] }>('progress');
+      for (const n of [a, b, c])
+        assert.equal(
+          progress.steps.find((st) => st.id === `in-sync:restart:${n}`)?.status,
+          'completed',
+        );
       await assertNothingLost(`the decommission of ${d} through SIGKILLs`, [a, b, c]);
       await traffic.stop();
       const report = await traffic.verify();

@@ -17,6 +17,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { NodeLayout } from '../../src/config/layout.js';
@@ -534,6 +535,9 @@ describe(`cockroach cluster on 127.0.0.11–.14, against ${against}`, () => {
     assert.equal(inSync.inSync, true, inSync.detail);
     assert.match(inSync.detail, /3 live nodes, no range under-replicated or unavailable/);
     await node(a12).adapter.stopServer();
+    // The others notice a member is gone once its liveness lapses.
+    for (let i = 0; i < 40 && rowOf(await master.adapter.nodeStatus(), a12)?.isLive; i++)
+      await sleep(250);
     const down = await master.adapter.checkInSync!();
     assert.equal(down.inSync, false, down.detail);
     assert.match(
