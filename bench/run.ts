@@ -37,8 +37,7 @@ import {
   type ChildProcess,
 } from '../src/dev/processes.js';
 import { repoRoot } from '../src/process.js';
-import { startRolloutBundle } from '../src/temporal/bundles.js';
-import { guardianState, startGuardian } from '../src/temporal/guardian.js';
+import { guardianState, startRunbook } from '../src/client/index.js';
 import { freePort } from '../src/temporal/dev-server.js';
 import { workflowsPath } from '../worker/orchestrator.js';
 import { createBenchActivities } from './activities.js';
@@ -610,8 +609,9 @@ async function rollout(env: Env, sim: SimCluster, size: number): Promise<Rollout
   await seedJar(sim, jar);
   const nodes = sim.nodes.slice(0, size);
   const started = Date.now();
-  const handle = await startRolloutBundle(
+  const handle = await startRunbook(
     env.client,
+    'rolloutBundle',
     { clusterId: 'bench', sha256, nodes, batchSize: 10, healthCheck: 'noop' },
     { symbolicName, taskQueue: env.orchestratorQueue },
   );
@@ -760,8 +760,9 @@ async function startGuardianHistory(env: Env): Promise<GuardianRun> {
   const pid = orchestrator.process.pid;
   const rssReady = await rssMiB(pid);
   const clusterId = 'bench-guardian';
-  const handle = await startGuardian(
+  const handle = await startRunbook(
     env.client,
+    'clusterGuardian',
     { clusterId, master, desired: [master], intervalSeconds: 0.1 },
     { taskQueue },
   );

@@ -22,11 +22,7 @@ import {
   membershipWorkflowId,
   type MembershipRunbookResult,
 } from '../src/contracts/membership-runbooks.js';
-import {
-  membershipTiming,
-  startMembershipRunbook,
-  workflowUiUrl,
-} from '../src/temporal/runbooks.js';
+import { membershipTiming, startRunbook, workflowUiUrl } from '../src/client/index.js';
 import {
   agentReadyLine,
   orchestratorReadyLine,
@@ -181,7 +177,7 @@ async function main(): Promise<number> {
           running.workflowId,
           running.runId,
         )
-      : await startMembershipRunbook(client, 'bootstrapCluster', { clusterId: 'dev', nodes });
+      : await startRunbook(client, 'bootstrapCluster', { clusterId: 'dev', nodes });
     if (running)
       say(`following ${running.type} ${running.workflowId}, still running from an earlier start`);
     say(`started bootstrapCluster ${handle.workflowId}`);

@@ -20,8 +20,8 @@ import { createLogger, type Logger } from '../src/logger.js';
 import { probeMiddlewareVersions } from '../src/middleware/versions.js';
 import { clusterguardVersion, isMain, onShutdownSignal } from '../src/process.js';
 import { connectClient, connectWorker, dataConverterFor } from '../src/temporal/connection.js';
-import { startDataRunbook } from '../src/temporal/data-runbooks.js';
-import { askGuardianIfNotReady } from '../src/temporal/guardian.js';
+import { askGuardianIfNotReady } from '../src/agent/guardian-hook.js';
+import { startRunbook } from '../src/client/index.js';
 
 export interface RunningNodeAgent {
   address: string;
@@ -139,11 +139,10 @@ export async function startNodeAgent(
       dataRoutes({
         clusterId: config.clusterId,
         start: async (runbook, input) => {
-          const handle = await startDataRunbook(await clientFor(), runbook, input as never, {
+          const handle = await startRunbook(await clientFor(), runbook, input as never, {
             taskQueue: config.temporal.taskQueue,
           });
-          const { firstExecutionRunId } = handle as { firstExecutionRunId?: string };
-          return { workflowId: handle.workflowId, runId: firstExecutionRunId ?? '' };
+          return { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
         },
         ...(config.temporal.webUiUrl
           ? { webUi: { url: config.temporal.webUiUrl, namespace: config.temporal.namespace } }

@@ -1,6 +1,5 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import {
-  backupClusterInputSchema,
   backupIdOf,
   planBackup,
   replicatedComponents,
@@ -11,18 +10,15 @@ import {
   type PrunedArchive,
 } from '../src/contracts/data-runbooks.js';
 import type { PlannedStep } from '../src/contracts/membership-runbooks.js';
-import { parseInput } from '../src/contracts/validation.js';
 import {
   archivePlannedSteps,
   archiveSteps,
-  assertDataWorkflowId,
   dataCalls,
   manifestOf,
   readMembers,
-  type DataContext,
 } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
-import { startRunbook } from './lib/runbook.js';
+import { openRunbook } from './lib/open.js';
 
 function plannedSteps(
   plan: ArchivePlan,
@@ -48,10 +44,8 @@ function plannedSteps(
  * cluster serves: each middleware is consistent in itself, not at one instant with the others.
  */
 export async function backupCluster(rawInput: BackupClusterInput): Promise<BackupClusterResult> {
-  const input = parseInput(backupClusterInputSchema, rawInput, 'backupCluster');
+  const { input, ...ctx } = openRunbook('backupCluster', rawInput);
   const { clusterId } = input;
-  assertDataWorkflowId('backupCluster', clusterId, input.dryRun);
-  const ctx: DataContext = startRunbook('backupCluster', clusterId, input);
   const { rb } = ctx;
   // The workflow's clock: the same id on every node, on every retry and on replay.
   const startedAt = new Date();

@@ -2,7 +2,6 @@ import { executeChild, patched, uuid4 } from '@temporalio/workflow';
 import {
   analyzeQuorum,
   assignMemberIds,
-  bootstrapClusterInputSchema,
   joinWipes,
   kafkaClusterIdFromUuid,
   type BootstrapClusterInput,
@@ -12,7 +11,6 @@ import {
   type RunbookPlan,
 } from '../src/contracts/membership-runbooks.js';
 import { quorumSize } from '../src/contracts/membership.js';
-import { parseInput } from '../src/contracts/validation.js';
 import { childJoinId, joinNode } from './join-node.js';
 import {
   inSyncPatch,
@@ -27,12 +25,10 @@ import {
   resetNodeStep,
   resolveMiddleware,
   stopAllStep,
-  tagRunbook,
-  assertMembershipWorkflowId,
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
-import { startRunbook } from './lib/runbook.js';
+import { openRunbook } from './lib/open.js';
 
 /**
  * Forms a cluster (seed 001 §3): every node stops its middleware; the master (`nodes[0]`)
@@ -44,13 +40,10 @@ import { startRunbook } from './lib/runbook.js';
 export async function bootstrapCluster(
   rawInput: BootstrapClusterInput,
 ): Promise<MembershipRunbookResult> {
-  const input = parseInput(bootstrapClusterInputSchema, rawInput, 'bootstrapCluster');
+  const { input, ...base } = openRunbook('bootstrapCluster', rawInput);
   const { clusterId, nodes } = input;
   const [master = ''] = nodes;
   const others = nodes.slice(1);
-  assertMembershipWorkflowId('bootstrapCluster', clusterId, input.dryRun);
-  tagRunbook('bootstrapCluster', clusterId, nodes);
-  const base = startRunbook('bootstrapCluster', clusterId, input);
   const { rb } = base;
   const middleware = await resolveMiddleware(base, master, input.middleware);
   const ctx: MembershipContext = { ...base, middleware };

@@ -1,57 +1,33 @@
 import {
-  ActivityFailure,
-  ApplicationFailure,
-  ChildWorkflowFailure,
-  ParentClosePolicy,
-  TimeoutFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
   log,
-  proxyActivities,
-  setCurrentDetails,
   setHandler,
-  startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import { TimeoutType, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { EventActivities } from '../activities/event-activities.js';
-import type {
-  GuardianActivities,
-  WebappActivities,
-  WebappResult,
-} from '../activities/guardian-activities.js';
 import type { MembershipActivities } from '../activities/membership-activities.js';
 import type { MiddlewareActivities } from '../activities/middleware-activities.js';
-import { nodeAddressSchema, nodeTaskQueue } from '../src/contracts/addresses.js';
+import { nodeAddressSchema } from '../src/contracts/addresses.js';
 import { standaloneAddress } from '../src/contracts/cluster-file.js';
-import { nonRetryableErrorTypes } from '../src/contracts/errors.js';
 import {
-  clusterGuardianInputSchema,
-  decideReconciliation,
   desiredNodes,
-  followMaster,
-  guardianHistoryLimit,
-  guardianWorkflowId,
-  reconciliationKey,
-  renderGuardianMarkdown,
   setMembershipSchema,
-  unsafeGuide,
-  type ChildRecord,
-  type ChildRunbook,
   type ClusterGuardianInput,
   type GuardianCarried,
-  type GuardianOutcome,
   type GuardianState,
 } from '../src/contracts/guardian.js';
 import {
+  decideReconciliation,
+  followMaster,
+  reconciliationKey,
+} from '../src/contracts/guardian-decision.js';
+import {
   membershipMiddleware,
-  membershipWorkflowId,
   type MembershipMiddleware,
-  type MembershipRunbookResult,
 } from '../src/contracts/membership-runbooks.js';
 import type { Progress, ProgressStep } from '../src/contracts/progress.js';
-import { describeZodError, parseInput } from '../src/contracts/validation.js';
+import { describeZodError } from '../src/contracts/validation.js';
 import {
   guardianStateQuery,
   pauseSignal,
@@ -59,30 +35,10 @@ import {
   reconcileSignal,
   resumeSignal,
   setMembershipUpdate,
-} from './definitions.js';
-import { tagRunbook } from './lib/membership.js';
+} from '../src/contracts/messages.js';
+import { GuardianCore, now } from './guardian/core.js';
 import { causeMessage } from './lib/runbook.js';
-
-type ChildOutcome =
-  | { kind: 'completed'; result: MembershipRunbookResult }
-  | { kind: 'busy' | 'refused' | 'failed'; message: string };
-
-const now = () => new Date().toISOString();
-
-function failureType(err: unknown): string | undefined {
-  let e: unknown = err;
-  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause)
-    e = e.cause;
-  return e instanceof ApplicationFailure ? (e.type ?? undefined) : undefined;
-}
-
-function isUnclaimed(err: unknown): boolean {
-  return (
-    err instanceof ActivityFailure &&
-    err.cause instanceof TimeoutFailure &&
-    err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
-  );
-}
+import { runbookInput } from './lib/open.js';
 
 const sameList = (a: readonly string[] | undefined, b: readonly string[] | undefined) =>
   !!a && !!b && a.length === b.length && a.every((n, i) => n === b[i]);
@@ -96,87 +52,81 @@ const sameList = (a: readonly string[] | undefined, b: readonly string[] | undef
  * `guardian.unsafe-membership` and shows the recovery guide in the details.
  */
 export async function clusterGuardian(rawInput: ClusterGuardianInput): Promise<never> {
-  const input = parseInput(clusterGuardianInputSchema, rawInput, 'clusterGuardian');
-  const { clusterId } = input;
-  const info = workflowInfo();
-  if (info.workflowId !== guardianWorkflowId(clusterId)) {
-    throw ApplicationFailure.nonRetryable(
-      `clusterGuardian of cluster ${clusterId} runs as workflow id ${info.workflowId}, but it must ` +
-        `run as ${guardianWorkflowId(clusterId)} so that a cluster has one guardian. Nothing was ` +
-        'changed: start it again with that id (startGuardian does)',
-      'InvalidInput',
-    );
-  }
-  const carried: Partial<GuardianCarried> = input.carried ?? {};
-  const state: GuardianState = {
-    clusterId,
-    intervalSeconds: input.intervalSeconds,
-    dryRun: input.dryRun,
-    ...(input.source ? { source: { controllerUrl: input.source.controllerUrl } } : {}),
-    ticks: 0,
-    master: carried.master ?? input.master,
-    desired:
-      carried.desired ??
-      (input.desired ? { nodes: input.desired, from: 'input', at: now() } : undefined),
-    actual: carried.actual,
-    lastCheck: carried.lastCheck,
-    lastChild: carried.lastChild,
-    unsafe: carried.unsafe,
-    settled: carried.settled,
-    paused: carried.paused,
-    pendingRejoins: carried.pendingRejoins ?? [],
-    totalTicks: carried.totalTicks ?? 0,
-    run: (carried.run ?? 0) + 1,
-    history: carried.history ?? [],
-    events: carried.events ?? 0,
-  };
-  let wake = false;
-  let forced = false;
+  return new ClusterGuardian(runbookInput('clusterGuardian', rawInput)).run();
+}
 
-  const publish = () => setCurrentDetails(renderGuardianMarkdown(state));
-  const note = (what: string) => {
-    state.history.push({ at: now(), what });
-    if (state.history.length > guardianHistoryLimit)
-      state.history.splice(0, state.history.length - guardianHistoryLimit);
-    log.info(what);
-  };
-  const done = (outcome: GuardianOutcome, message: string) => {
-    state.lastCheck = { at: now(), outcome, message };
-    publish();
-  };
-  const tag = () =>
-    tagRunbook('clusterGuardian', clusterId, state.desired?.nodes ?? [state.master]);
-
-  const events = proxyActivities<EventActivities>({
-    taskQueue: info.taskQueue,
-    startToCloseTimeout: '15s',
-    retry: { maximumAttempts: 3, initialInterval: '1s' },
-  });
-  const controller = proxyActivities<GuardianActivities>({
-    taskQueue: info.taskQueue,
-    // Its own timeout: a controller that hangs delays one check, never the guardian.
-    startToCloseTimeout: `${(input.source?.timeoutSeconds ?? 10) + 5}s`,
-    retry: { maximumAttempts: 2, initialInterval: '1s', nonRetryableErrorTypes },
-  });
-  const onNode = <T>(node: string, long = false) =>
-    proxyActivities<T>({
-      taskQueue: nodeTaskQueue(node),
-      startToCloseTimeout: long ? '30m' : '1m',
-      ...(long ? { heartbeatTimeout: '30s' } : {}),
-      scheduleToStartTimeout: `${input.agentTimeoutSeconds}s`,
-      retry: {
-        initialInterval: '1s',
-        maximumInterval: '10s',
-        maximumAttempts: long ? input.stepAttempts : 2,
-        nonRetryableErrorTypes,
-      },
+/**
+ * The guardian as an object: its state and helpers (GuardianCore), the handlers of its
+ * messages, which only change state and wake the loop, and the loop: check, sleep, and
+ * continue-as-new once the run is long, after its handlers have finished.
+ */
+class ClusterGuardian extends GuardianCore {
+  constructor(input: ConstructorParameters<typeof GuardianCore>[0]) {
+    super(input);
+    setHandler(guardianStateQuery, () => JSON.parse(JSON.stringify(this.state)) as GuardianState);
+    setHandler(progressQuery, () => this.progress());
+    setHandler(pauseSignal, (reason?: string) => this.pause(reason));
+    setHandler(resumeSignal, () => this.resume());
+    setHandler(reconcileSignal, (arg) => this.requestReconcile(arg));
+    setHandler(setMembershipUpdate, (arg) => this.setMembership(arg), {
+      validator: (arg) => this.validateSetMembership(arg),
     });
+  }
 
-  setHandler(
-    guardianStateQuery,
-    (): GuardianState => JSON.parse(JSON.stringify(state)) as GuardianState,
-  );
-  setHandler(progressQuery, (): Progress => {
+  async run(): Promise<never> {
+    const { state, input } = this;
+    this.tag();
+    this.publish();
+    const intervalMs = Math.round(input.intervalSeconds * 1000);
+    for (;;) {
+      state.ticks += 1;
+      state.totalTicks += 1;
+      if (state.paused)
+        this.done(state.lastCheck?.outcome ?? 'no-desired', `paused: ${state.paused.reason}`);
+      else await this.check();
+      if (state.ticks >= input.maxTicksPerRun || workflowInfo().continueAsNewSuggested) break;
+      await condition(() => this.wake, intervalMs);
+      this.wake = false;
+    }
+    await condition(allHandlersFinished);
+    return this.continueAsNew();
+  }
+
+  private continueAsNew(): Promise<never> {
+    const { state, input } = this;
+    const next: GuardianCarried = {
+      master: state.master,
+      desired: state.desired,
+      actual: state.actual,
+      lastCheck: state.lastCheck,
+      lastChild: state.lastChild,
+      unsafe: state.unsafe,
+      settled: state.settled,
+      paused: state.paused,
+      pendingRejoins: state.pendingRejoins,
+      totalTicks: state.totalTicks,
+      run: state.run,
+      history: state.history,
+      events: state.events,
+    };
+    return continueAsNew<typeof clusterGuardian>({
+      clusterId: this.clusterId,
+      master: state.master,
+      ...(input.source ? { source: input.source } : {}),
+      intervalSeconds: input.intervalSeconds,
+      dryRun: input.dryRun,
+      ...(input.middleware ? { middleware: input.middleware } : {}),
+      stepAttempts: input.stepAttempts,
+      agentTimeoutSeconds: input.agentTimeoutSeconds,
+      maxTicksPerRun: input.maxTicksPerRun,
+      carried: JSON.parse(JSON.stringify(next)) as GuardianCarried,
+    });
+  }
+
+  // --- message handlers ------------------------------------------------------------------------
+
+  private progress(): Progress {
+    const { state } = this;
     const steps: ProgressStep[] = state.history.map((h, i) => ({
       id: `history-${i + 1}`,
       title: h.what,
@@ -195,353 +145,132 @@ export async function clusterGuardian(rawInput: ClusterGuardianInput): Promise<n
     }
     return {
       runbook: 'clusterGuardian',
-      clusterId,
+      clusterId: this.clusterId,
       status: 'running',
       ...(state.paused ? { paused: state.paused } : {}),
       steps,
       updatedAt: state.lastCheck?.at ?? now(),
     };
-  });
-  setHandler(pauseSignal, (reason?: string) => {
-    if (state.paused) return;
-    state.paused = { reason: reason ?? 'paused by an operator', since: now() };
-    note(`paused: ${state.paused.reason}`);
-    publish();
-  });
-  setHandler(resumeSignal, () => {
-    if (!state.paused) return;
-    state.paused = undefined;
-    note('resumed');
-    wake = true;
-    publish();
-  });
-  setHandler(reconcileSignal, (arg) => {
-    forced = true;
-    wake = true;
+  }
+
+  private pause(reason?: string): void {
+    if (this.state.paused) return;
+    this.state.paused = { reason: reason ?? 'paused by an operator', since: now() };
+    this.note(`paused: ${this.state.paused.reason}`);
+    this.publish();
+  }
+
+  private resume(): void {
+    if (!this.state.paused) return;
+    this.state.paused = undefined;
+    this.note('resumed');
+    this.wake = true;
+    this.publish();
+  }
+
+  private requestReconcile(arg: { node?: string; reason?: string } | undefined): void {
+    this.forced = true;
+    this.wake = true;
     const node = arg?.node === undefined ? undefined : nodeAddressSchema.safeParse(arg.node);
-    if (node?.success && !state.pendingRejoins.includes(node.data)) {
-      state.pendingRejoins.push(node.data);
-      note(`${node.data} asks to be rejoined${arg?.reason ? `: ${arg.reason}` : ''}`);
+    if (node?.success && !this.state.pendingRejoins.includes(node.data)) {
+      this.state.pendingRejoins.push(node.data);
+      this.note(`${node.data} asks to be rejoined${arg?.reason ? `: ${arg.reason}` : ''}`);
     } else {
-      note(`reconcile requested${arg?.reason ? `: ${arg.reason}` : ''}`);
+      this.note(`reconcile requested${arg?.reason ? `: ${arg.reason}` : ''}`);
     }
-  });
-  setHandler(
-    setMembershipUpdate,
-    (arg) => {
-      const parsed = setMembershipSchema.parse(arg);
-      const nodes = desiredNodes(parsed);
-      state.desired = {
-        nodes,
-        from: 'update',
-        at: now(),
-        ...(parsed.reason ? { reason: parsed.reason } : {}),
-      };
-      note(
-        `desired membership set to [${nodes.join(', ')}]${parsed.reason ? `: ${parsed.reason}` : ''}`,
+  }
+
+  private validateSetMembership(arg: unknown): void {
+    const { input, clusterId } = this;
+    if (input.source) {
+      throw new Error(
+        `the desired membership of ${clusterId} comes from the controller at ${input.source.controllerUrl}; ` +
+          'change it there (or start the guardian without `source` to push it with setMembership)',
       );
-      tag();
-      wake = true;
-      publish();
-      const actual = state.actual?.nodes;
-      let preview = 'it is compared with cluster.json at the next check';
-      if (actual) {
-        try {
-          const d = decideReconciliation(
-            actual,
-            nodes,
-            input.middleware ?? [...membershipMiddleware],
-            {
-              clusterId,
-            },
-          );
-          preview =
-            d.action === 'start'
-              ? `next: ${d.message}`
-              : d.action === 'none'
-                ? d.message
-                : `unsafe, nothing will be done: ${d.reason}`;
-        } catch {
-          // the check itself reports it
-        }
-      }
-      return `desired membership of ${clusterId} is [${nodes.join(', ')}]; ${preview}`;
-    },
-    {
-      validator: (arg) => {
-        if (input.source) {
-          throw new Error(
-            `the desired membership of ${clusterId} comes from the controller at ${input.source.controllerUrl}; ` +
-              'change it there (or start the guardian without `source` to push it with setMembership)',
-          );
-        }
-        const parsed = setMembershipSchema.safeParse(arg);
-        if (!parsed.success)
-          throw new Error(`invalid setMembership: ${describeZodError(parsed.error)}`);
-      },
-    },
-  );
-
-  async function emitUnsafe(data: Record<string, unknown>): Promise<void> {
-    state.events += 1;
-    try {
-      await events.publishEvent({
-        id: `${workflowInfo().runId}/${state.events}`,
-        type: 'io.clusterguard.guardian.unsafe-membership',
-        clusterId,
-        runbook: 'clusterGuardian',
-        workflowId: info.workflowId,
-        time: now(),
-        data,
-        nodes: state.actual?.nodes.filter((n) => nodeAddressSchema.safeParse(n).success) ?? [],
-      });
-    } catch (err) {
-      log.warn('event not published', { error: causeMessage(err) });
     }
+    const parsed = setMembershipSchema.safeParse(arg);
+    if (!parsed.success)
+      throw new Error(`invalid setMembership: ${describeZodError(parsed.error)}`);
   }
 
-  async function refuseUnsafe(
-    key: string,
-    actual: string[],
-    desired: string[],
-    reason: string,
-    guide: string,
-  ) {
-    state.unsafe = { reason, guide, since: now(), actual, desired };
-    state.settled = { key, outcome: 'unsafe' };
-    note(`unsafe membership change refused: ${reason}`);
-    done('unsafe', reason);
-    await emitUnsafe({ actual, desired, reason, guide });
-  }
-
-  async function runChild(child: ChildRunbook, dryRun: boolean): Promise<ChildOutcome> {
-    const workflowId = membershipWorkflowId(clusterId);
-    const record: ChildRecord = {
-      runbook: child.runbook,
-      workflowId,
-      dryRun,
-      input: { ...child.input, dryRun },
-      startedAt: now(),
-      outcome: 'running',
+  private setMembership(arg: unknown): string {
+    const { state, clusterId } = this;
+    const parsed = setMembershipSchema.parse(arg);
+    const nodes = desiredNodes(parsed);
+    state.desired = {
+      nodes,
+      from: 'update',
+      at: now(),
+      ...(parsed.reason ? { reason: parsed.reason } : {}),
     };
-    let handle;
-    try {
-      handle = await startChild(child.runbook, {
-        workflowId,
-        args: [record.input],
-        // A membership change half done must finish even if the guardian is terminated.
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-      });
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        return {
-          kind: 'busy',
-          message:
-            `another membership runbook runs as ${workflowId}; the guardian waits for it and ` +
-            'checks again at the next tick',
-        };
-      }
-      throw err;
-    }
-    record.runId = handle.firstExecutionRunId;
-    state.runningChild = record;
-    note(`started ${child.runbook}${dryRun ? ' (dry run)' : ''} as ${workflowId}`);
-    publish();
-    let outcome: ChildOutcome;
-    try {
-      const result = (await handle.result()) as MembershipRunbookResult;
-      outcome = result.refusal
-        ? { kind: 'refused', message: result.refusal }
-        : { kind: 'completed', result };
-    } catch (err) {
-      const message = causeMessage(err);
-      outcome =
-        failureType(err) === 'UnsafeMembershipChange'
-          ? { kind: 'refused', message }
-          : { kind: 'failed', message };
-    }
-    record.finishedAt = now();
-    record.outcome = outcome.kind === 'busy' ? 'failed' : outcome.kind;
-    record.message =
-      outcome.kind === 'completed'
-        ? `${outcome.result.plan.membership.kind}${dryRun ? ' planned' : ' done'}; members [${outcome.result.nodes.join(', ')}]`
-        : outcome.message;
-    state.runningChild = undefined;
-    state.lastChild = record;
-    note(`${child.runbook}${dryRun ? ' (dry run)' : ''} ${record.outcome}: ${record.message}`);
-    publish();
-    return outcome;
-  }
-
-  async function webapps(
-    action: 'stop' | 'start',
-    nodes: string[],
-  ): Promise<{ ok: string[]; failed: string[] }> {
-    const results = await Promise.all(
-      nodes.map(async (node): Promise<{ node: string; ok: boolean; text: string }> => {
-        try {
-          const r: WebappResult = await onNode<WebappActivities>(node, true).controlWebapps({
-            action,
-          });
-          return { node, ok: true, text: `${r.outcome}: ${r.detail}` };
-        } catch (err) {
-          // A node whose agent does not answer runs no webapp the guardian could stop.
-          if (isUnclaimed(err)) return { node, ok: true, text: 'agent not answering: skipped' };
-          return { node, ok: false, text: causeMessage(err) };
-        }
-      }),
+    this.note(
+      `desired membership set to [${nodes.join(', ')}]${parsed.reason ? `: ${parsed.reason}` : ''}`,
     );
-    for (const r of results)
-      note(`webapps ${action} on ${r.node}: ${r.ok ? r.text : `failed: ${r.text}`}`);
-    return {
-      ok: results.filter((r) => r.ok).map((r) => r.node),
-      failed: results.filter((r) => !r.ok).map((r) => r.node),
-    };
-  }
-
-  /** Plans every child (dry run), then, unless the guardian is a dry run, runs them for real. */
-  async function reconcile(
-    key: string,
-    actual: string[],
-    desired: string[],
-    children: ChildRunbook[],
-    webappNodes: string[],
-    leaving: string[],
-    masterAfter: string,
-  ): Promise<boolean> {
-    for (const child of children) {
-      const planned = await runChild(child, true);
-      if (planned.kind === 'busy') {
-        done('membership-busy', planned.message);
-        return false;
-      }
-      if (planned.kind === 'refused') {
-        await refuseUnsafe(key, actual, desired, planned.message, unsafeGuide(actual, desired));
-        return false;
-      }
-      if (planned.kind === 'failed') {
-        state.settled = { key, outcome: 'failed' };
-        done(
-          'failed',
-          `${child.runbook} refused the plan: ${planned.message}. Signal reconcile to try again`,
+    this.tag();
+    this.wake = true;
+    this.publish();
+    const actual = state.actual?.nodes;
+    let preview = 'it is compared with cluster.json at the next check';
+    if (actual) {
+      try {
+        const d = decideReconciliation(
+          actual,
+          nodes,
+          this.input.middleware ?? [...membershipMiddleware],
+          { clusterId },
         );
-        return false;
+        preview =
+          d.action === 'start'
+            ? `next: ${d.message}`
+            : d.action === 'none'
+              ? d.message
+              : `unsafe, nothing will be done: ${d.reason}`;
+      } catch {
+        // the check itself reports it
       }
     }
-    if (input.dryRun) {
-      state.settled = { key, outcome: 'planned' };
-      done(
-        'planned',
-        `dry run: ${children.map((c) => c.runbook).join(', ')} planned, nothing changed`,
-      );
-      return false;
-    }
-    if (state.paused) {
-      // Paused while the plan ran: nothing is stopped or changed; planned again after resume.
-      done('planned', `paused before the change: ${state.paused.reason}`);
-      return false;
-    }
-    done('reconciling', `${children.map((c) => c.runbook).join(', ')} for [${desired.join(', ')}]`);
-    const stopped = await webapps('stop', webappNodes);
-    let failure: string | undefined;
-    let busy = false;
-    if (stopped.failed.length > 0) {
-      failure = `the webapps of ${stopped.failed.join(', ')} did not stop; the membership was not changed`;
-    } else {
-      for (const child of children) {
-        const r = await runChild(child, false);
-        if (r.kind === 'completed') continue;
-        busy = r.kind === 'busy';
-        failure = `${child.runbook} ${r.kind === 'refused' ? 'refused' : r.kind === 'busy' ? 'could not start' : 'failed'}: ${r.message}`;
-        break;
-      }
-    }
-    const restart = failure ? stopped.ok : webappNodes.filter((n) => !leaving.includes(n));
-    await webapps('start', restart);
-    if (busy) {
-      done('membership-busy', failure ?? '');
-      return false;
-    }
-    if (failure) {
-      state.settled = { key, outcome: 'failed' };
-      done('failed', `${failure}. Signal reconcile to try again`);
-      return false;
-    }
-    if (masterAfter !== state.master) note(`the master is now ${masterAfter}`);
-    state.master = masterAfter;
-    state.settled = undefined;
-    done('reconciled', `[${desired.join(', ')}] reached`);
-    return true;
+    return `desired membership of ${clusterId} is [${nodes.join(', ')}]; ${preview}`;
   }
 
-  async function rejoinPending(actual: string[]): Promise<boolean> {
-    const node = state.pendingRejoins.shift();
-    if (node === undefined) return false;
-    const master = actual[0] ?? state.master;
-    if (!actual.includes(node)) {
-      note(
-        `${node} asked to be rejoined but is not a member of [${actual.join(', ')}]: nothing done`,
-      );
-      return false;
-    }
-    if (node === master) {
-      note(
-        `the master ${node} restarted with a cluster.json that is not ready: the guardian does not ` +
-          'rebuild a master by itself; run bootstrapCluster again with the same nodes',
-      );
-      return false;
-    }
-    const child: ChildRunbook = {
-      runbook: 'rejoinNode',
-      input: {
-        clusterId,
-        node,
-        master,
-        stepAttempts: input.stepAttempts,
-        agentTimeoutSeconds: input.agentTimeoutSeconds,
-        ...(input.middleware ? { middleware: input.middleware } : {}),
-      },
-    };
-    await reconcile(`rejoin:${node}`, actual, actual, [child], [node], [], state.master);
-    return true;
-  }
+  // --- the check -------------------------------------------------------------------------------
 
-  async function check(): Promise<void> {
+  private async check(): Promise<void> {
+    const { state, input, clusterId } = this;
     if (input.source) {
       try {
-        const answer = await controller.fetchControllerCluster({
+        const answer = await this.controller.fetchControllerCluster({
           url: input.source.controllerUrl,
           timeoutSeconds: input.source.timeoutSeconds,
         });
         if (!sameList(state.desired?.nodes, answer.nodes)) {
-          note(`the controller wants [${answer.nodes.join(', ')}]`);
+          this.note(`the controller wants [${answer.nodes.join(', ')}]`);
           state.desired = {
             nodes: answer.nodes,
             from: 'controller',
             at: now(),
             offline: answer.offline,
           };
-          tag();
+          this.tag();
         } else if (state.desired) {
           state.desired.offline = answer.offline;
         }
       } catch (err) {
-        done('error', `${causeMessage(err)}`);
+        this.done('error', `${causeMessage(err)}`);
         return;
       }
     }
     const desired = state.desired?.nodes;
     if (!desired) {
       // Nothing to compare: nothing is read either, so an idle guardian costs one timer a tick.
-      done('no-desired', 'no desired membership yet: push one with the update setMembership');
+      this.done('no-desired', 'no desired membership yet: push one with the update setMembership');
       return;
     }
     const master = state.master;
     let file;
     try {
-      file = await onNode<MembershipActivities>(master).readClusterState();
+      file = await this.onNode<MembershipActivities>(master).readClusterState();
     } catch (err) {
-      done(
+      this.done(
         'error',
         `cannot read cluster.json on the master ${master}: ${causeMessage(err)}. Nothing is changed; ` +
           'checked again at the next tick',
@@ -553,7 +282,7 @@ export async function clusterGuardian(rawInput: ClusterGuardianInput): Promise<n
     if (actual.length === 1 && actual[0] === standaloneAddress && before && before.length > 1) {
       // The master was wiped or replaced behind the guardian's back: bootstrapping from here
       // would make it create a new cluster and the others wipe their data to join it.
-      done(
+      this.done(
         'error',
         `cluster.json of ${master} now says standalone, but it was a member of [${before.join(', ')}]: ` +
           'the guardian does not bootstrap over it. Find the real master and restart the guardian ' +
@@ -569,26 +298,26 @@ export async function clusterGuardian(rawInput: ClusterGuardianInput): Promise<n
     };
     const followed = followMaster(master, actual);
     if (followed !== master) {
-      note(`cluster.json of ${master} names ${followed} as the master: following it`);
+      this.note(`cluster.json of ${master} names ${followed} as the master: following it`);
       state.master = followed;
-      wake = true;
-      done('error', `${master} is not the master; reading ${followed}'s cluster.json next`);
+      this.wake = true;
+      this.done('error', `${master} is not the master; reading ${followed}'s cluster.json next`);
       return;
     }
     const key = reconciliationKey(actual, desired);
-    if (state.settled?.key === key && !forced) {
-      done(state.settled.outcome, state.lastCheck?.message ?? '');
+    if (state.settled?.key === key && !this.forced) {
+      this.done(state.settled.outcome, state.lastCheck?.message ?? '');
       return;
     }
-    forced = false;
+    this.forced = false;
     const setsDiffer = actual.length !== desired.length || actual.some((n) => !desired.includes(n));
     let middleware: MembershipMiddleware[] = input.middleware ?? [...membershipMiddleware];
     if (setsDiffer && !input.middleware) {
       try {
-        const enabled = await onNode<MiddlewareActivities>(master).enabledMiddleware();
+        const enabled = await this.onNode<MiddlewareActivities>(master).enabledMiddleware();
         middleware = membershipMiddleware.filter((m) => enabled.includes(m));
       } catch (err) {
-        done('error', `cannot ask ${master} which middleware it runs: ${causeMessage(err)}`);
+        this.done('error', `cannot ask ${master} which middleware it runs: ${causeMessage(err)}`);
         return;
       }
     }
@@ -601,33 +330,33 @@ export async function clusterGuardian(rawInput: ClusterGuardianInput): Promise<n
         ...(input.middleware ? { middleware: input.middleware } : {}),
       });
     } catch (err) {
-      done(
+      this.done(
         'error',
         `cannot plan [${actual.join(', ')}] → [${desired.join(', ')}]: ${(err as Error).message}`,
       );
       return;
     }
     if (decision.action === 'none') {
-      if (state.unsafe) note('the unsafe change is gone: the members are as desired');
+      if (state.unsafe) this.note('the unsafe change is gone: the members are as desired');
       state.unsafe = undefined;
       state.settled = undefined;
-      if (await rejoinPending(actual)) return;
-      done(
+      if (await this.rejoinPending(actual)) return;
+      this.done(
         decision.kind === 'unchanged' ? 'in-sync' : 'reordered',
         [decision.message, ...decision.warnings].join(' '),
       );
       return;
     }
     if (decision.action === 'unsafe') {
-      await refuseUnsafe(key, actual, desired, decision.reason, decision.guide);
+      await this.refuseUnsafe(key, actual, desired, decision.reason, decision.guide);
       return;
     }
     state.unsafe = undefined;
-    note(
+    this.note(
       `${decision.message}${decision.warnings.length ? ` (${decision.warnings.join(' ')})` : ''}`,
     );
     for (const warning of decision.warnings) log.warn(warning);
-    await reconcile(
+    await this.reconcile(
       key,
       actual,
       desired,
@@ -637,46 +366,4 @@ export async function clusterGuardian(rawInput: ClusterGuardianInput): Promise<n
       decision.plan.masterAfter,
     );
   }
-
-  tag();
-  publish();
-  const intervalMs = Math.round(input.intervalSeconds * 1000);
-  for (;;) {
-    state.ticks += 1;
-    state.totalTicks += 1;
-    if (state.paused)
-      done(state.lastCheck?.outcome ?? 'no-desired', `paused: ${state.paused.reason}`);
-    else await check();
-    if (state.ticks >= input.maxTicksPerRun || workflowInfo().continueAsNewSuggested) break;
-    await condition(() => wake, intervalMs);
-    wake = false;
-  }
-  await condition(allHandlersFinished);
-  const next: GuardianCarried = {
-    master: state.master,
-    desired: state.desired,
-    actual: state.actual,
-    lastCheck: state.lastCheck,
-    lastChild: state.lastChild,
-    unsafe: state.unsafe,
-    settled: state.settled,
-    paused: state.paused,
-    pendingRejoins: state.pendingRejoins,
-    totalTicks: state.totalTicks,
-    run: state.run,
-    history: state.history,
-    events: state.events,
-  };
-  return continueAsNew<typeof clusterGuardian>({
-    clusterId,
-    master: state.master,
-    ...(input.source ? { source: input.source } : {}),
-    intervalSeconds: input.intervalSeconds,
-    dryRun: input.dryRun,
-    ...(input.middleware ? { middleware: input.middleware } : {}),
-    stepAttempts: input.stepAttempts,
-    agentTimeoutSeconds: input.agentTimeoutSeconds,
-    maxTicksPerRun: input.maxTicksPerRun,
-    carried: JSON.parse(JSON.stringify(next)) as GuardianCarried,
-  });
 }

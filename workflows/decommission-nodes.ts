@@ -1,7 +1,6 @@
 import { ApplicationFailure, executeChild, patched } from '@temporalio/workflow';
 import {
   analyzeQuorum,
-  decommissionNodesInputSchema,
   quorumRefusal,
   type ClusterViewInput,
   type DecommissionNodesInput,
@@ -12,7 +11,6 @@ import {
   type RunbookPlan,
 } from '../src/contracts/membership-runbooks.js';
 import { standaloneAddress } from '../src/contracts/cluster-file.js';
-import { parseInput } from '../src/contracts/validation.js';
 import { childJoinId, joinNode } from './join-node.js';
 import {
   checkHealthyStep,
@@ -27,12 +25,10 @@ import {
   resetNodeStep,
   resolveMiddleware,
   stopAllStep,
-  tagRunbook,
-  assertMembershipWorkflowId,
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
-import { startRunbook } from './lib/runbook.js';
+import { openRunbook } from './lib/open.js';
 
 const refuse = (message: string, type = 'InvalidInput') =>
   ApplicationFailure.nonRetryable(message, type);
@@ -51,11 +47,8 @@ function pick(ids: Record<string, number>, nodes: string[]): Record<string, numb
 export async function decommissionNodes(
   rawInput: DecommissionNodesInput,
 ): Promise<MembershipRunbookResult> {
-  const input = parseInput(decommissionNodesInputSchema, rawInput, 'decommissionNodes');
+  const { input, ...base } = openRunbook('decommissionNodes', rawInput);
   const { clusterId } = input;
-  assertMembershipWorkflowId('decommissionNodes', clusterId, input.dryRun);
-  tagRunbook('decommissionNodes', clusterId, [...input.nodes, ...input.add]);
-  const base = startRunbook('decommissionNodes', clusterId, input);
   const { rb } = base;
 
   const [firstLeaving = ''] = input.nodes;

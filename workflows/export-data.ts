@@ -1,24 +1,20 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import {
   backupIdOf,
-  exportDataInputSchema,
   planBackup,
   replicatedComponents,
   type ExportDataInput,
   type ExportDataResult,
 } from '../src/contracts/data-runbooks.js';
-import { parseInput } from '../src/contracts/validation.js';
 import {
   archivePlannedSteps,
   archiveSteps,
-  assertDataWorkflowId,
   dataCalls,
   manifestOf,
   readMembers,
-  type DataContext,
 } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
-import { startRunbook } from './lib/runbook.js';
+import { openRunbook } from './lib/open.js';
 
 /**
  * Exports the cluster's data for another cluster (seed 001 §2 exportData): the replicated
@@ -28,10 +24,8 @@ import { startRunbook } from './lib/runbook.js';
  * agent of the other cluster for importData.
  */
 export async function exportData(rawInput: ExportDataInput): Promise<ExportDataResult> {
-  const input = parseInput(exportDataInputSchema, rawInput, 'exportData');
+  const { input, ...ctx } = openRunbook('exportData', rawInput);
   const { clusterId } = input;
-  assertDataWorkflowId('exportData', clusterId, input.dryRun);
-  const ctx: DataContext = startRunbook('exportData', clusterId, input);
   const { rb } = ctx;
   const startedAt = new Date();
   const exportId = backupIdOf(startedAt, input.label);

@@ -1,15 +1,12 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import {
   dataComponents,
-  importDataInputSchema,
   isReplicated,
   type DataComponentName,
   type ImportDataInput,
   type ImportDataResult,
 } from '../src/contracts/data-runbooks.js';
-import { parseInput } from '../src/contracts/validation.js';
 import {
-  assertDataWorkflowId,
   checkArchiveStep,
   dataCalls,
   keepAsidePlan,
@@ -17,11 +14,10 @@ import {
   loadSteps,
   manifestOf,
   readMembers,
-  type DataContext,
   type LoadRun,
 } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
-import { startRunbook } from './lib/runbook.js';
+import { openRunbook } from './lib/open.js';
 
 /**
  * Imports an export (seed 001 §2 importData) into the running cluster, through the member whose
@@ -33,10 +29,8 @@ import { startRunbook } from './lib/runbook.js';
  * middleware is checked healthy on every member.
  */
 export async function importData(rawInput: ImportDataInput): Promise<ImportDataResult> {
-  const input = parseInput(importDataInputSchema, rawInput, 'importData');
+  const { input, ...ctx } = openRunbook('importData', rawInput);
   const { clusterId, archive } = input;
-  assertDataWorkflowId('importData', clusterId, input.dryRun);
-  const ctx: DataContext = startRunbook('importData', clusterId, input);
   const { rb } = ctx;
   const startedAt = new Date();
   const { master, members, file } = await readMembers(ctx, input.master);

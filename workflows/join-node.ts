@@ -2,7 +2,6 @@ import { ApplicationFailure, patched, sleep, workflowInfo } from '@temporalio/wo
 import {
   analyzeQuorum,
   assignMemberIds,
-  joinNodeInputSchema,
   joinWipes,
   type ClusterViewInput,
   type JoinNodeInput,
@@ -12,7 +11,6 @@ import {
   type RunbookPlan,
 } from '../src/contracts/membership-runbooks.js';
 import { standaloneAddress } from '../src/contracts/cluster-file.js';
-import { parseInput } from '../src/contracts/validation.js';
 import {
   inSyncPatch,
   inSyncStep,
@@ -24,12 +22,10 @@ import {
   readState,
   resolveMiddleware,
   stopAllStep,
-  tagRunbook,
-  assertMembershipWorkflowId,
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
-import { startRunbook } from './lib/runbook.js';
+import { openRunbook, type RunbookBase } from './lib/open.js';
 
 function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, type);
@@ -42,18 +38,18 @@ function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
  * master first generates the configuration for the grown membership and every member records it.
  */
 export async function joinNode(rawInput: JoinNodeInput): Promise<MembershipRunbookResult> {
-  const input = parseInput(joinNodeInputSchema, rawInput, 'joinNode');
-  return runJoin(input, input.rejoin ? 'rejoinNode' : 'joinNode');
+  const { input, ...base } = openRunbook('joinNode', rawInput, (i) =>
+    i.rejoin ? 'rejoinNode' : 'joinNode',
+  );
+  return runJoin(input, base);
 }
 
 export async function runJoin(
   input: JoinNodeParams,
-  name: 'joinNode' | 'rejoinNode',
+  base: RunbookBase,
 ): Promise<MembershipRunbookResult> {
+  const name = base.rb.name;
   const { node, rejoin, clusterId } = input;
-  assertMembershipWorkflowId(name, clusterId, input.dryRun);
-  tagRunbook(name, clusterId, [node]);
-  const base = startRunbook(name, clusterId, input);
   const { rb } = base;
   // A child of bootstrapCluster gets the membership its parent created; an operator's run
   // learns it from the master.

@@ -12,15 +12,14 @@ import type { NodeActivities } from '../activities/node-activities.js';
 import { nodeTaskQueue } from '../src/contracts/addresses.js';
 import { nonRetryableErrorTypes } from '../src/contracts/errors.js';
 import {
-  pingClusterInputSchema,
   type NodePing,
   type PingClusterInput,
   type PingClusterResult,
 } from '../src/contracts/ping.js';
 import { clusterIdKey, nodesKey, runbookKey } from '../src/contracts/search-attributes.js';
-import { parseInput } from '../src/contracts/validation.js';
-import { progressQuery } from './definitions.js';
+import { progressQuery } from '../src/contracts/messages.js';
 import { ProgressTracker } from './lib/progress-tracker.js';
+import { runbookInput } from './lib/open.js';
 
 /** The failure a step gets when no agent claimed its task in time: the node is not answering. */
 function isUnclaimed(err: unknown): boolean {
@@ -42,7 +41,7 @@ function causeMessage(err: unknown): string {
  * its step shows "waiting" with the reason until the agent comes back.
  */
 export async function pingCluster(rawInput: PingClusterInput): Promise<PingClusterResult> {
-  const input = parseInput(pingClusterInputSchema, rawInput, 'pingCluster');
+  const input = runbookInput('pingCluster', rawInput);
   upsertSearchAttributes([
     { key: clusterIdKey, value: input.clusterId },
     { key: runbookKey, value: 'pingCluster' },

@@ -1,16 +1,15 @@
 import {
-  rejoinNodeInputSchema,
   type MembershipRunbookResult,
   type RejoinNodeInput,
 } from '../src/contracts/membership-runbooks.js';
-import { parseInput } from '../src/contracts/validation.js';
 import { runJoin } from './join-node.js';
+import { openRunbook } from './lib/open.js';
 
 /**
  * A former member comes back (seed 001 §3 rejoinCluster): as joinNode, but CockroachDB keeps its
  * store, and Kafka keeps its KRaft identity while its messages are copied back from the others.
  */
 export async function rejoinNode(rawInput: RejoinNodeInput): Promise<MembershipRunbookResult> {
-  const input = parseInput(rejoinNodeInputSchema, rawInput, 'rejoinNode');
-  return runJoin({ ...input, rejoin: true }, 'rejoinNode');
+  const { input, ...base } = openRunbook('rejoinNode', rawInput);
+  return runJoin({ ...input, rejoin: true }, base);
 }

@@ -3,26 +3,22 @@ import {
   dataComponents,
   evaluateBackup,
   membersDifference,
-  restoreClusterInputSchema,
   type ArchivePlan,
   type DataArchive,
   type RestoreClusterInput,
   type RestoreClusterResult,
 } from '../src/contracts/data-runbooks.js';
-import { parseInput } from '../src/contracts/validation.js';
 import {
-  assertDataWorkflowId,
   checkArchiveStep,
   keepAsidePlan,
   loadPlannedSteps,
   loadSteps,
   manifestOf,
   readMembers,
-  type DataContext,
   type LoadRun,
 } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
-import { startRunbook } from './lib/runbook.js';
+import { openRunbook } from './lib/open.js';
 
 /**
  * Restores a backup taken by backupCluster. Everything is checked before anything changes:
@@ -39,10 +35,8 @@ import { startRunbook } from './lib/runbook.js';
  * appliance, which clusterguard does not supervise, runs.
  */
 export async function restoreCluster(rawInput: RestoreClusterInput): Promise<RestoreClusterResult> {
-  const input = parseInput(restoreClusterInputSchema, rawInput, 'restoreCluster');
+  const { input, ...ctx } = openRunbook('restoreCluster', rawInput);
   const { clusterId, backupId } = input;
-  assertDataWorkflowId('restoreCluster', clusterId, input.dryRun);
-  const ctx: DataContext = startRunbook('restoreCluster', clusterId, input);
   const { rb } = ctx;
   const startedAt = new Date();
   const { master, members, file } = await readMembers(ctx, input.master);

@@ -14,7 +14,6 @@ import {
   exceedsFailures,
   planRollback,
   planRollout,
-  rolloutBundleInputSchema,
   type BundleMeta,
   type BundlesView,
   type InspectBundleResult,
@@ -25,11 +24,12 @@ import {
   type RolloutPlan,
 } from '../src/contracts/bundles.js';
 import { nonRetryableErrorTypes } from '../src/contracts/errors.js';
-import { describeZodError, parseInput } from '../src/contracts/validation.js';
-import { approveUpdate, bundlesQuery } from './definitions.js';
+import { describeZodError } from '../src/contracts/validation.js';
+import { approveUpdate, bundlesQuery } from '../src/contracts/messages.js';
 import { readMembers, type DataContext } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
-import { causeMessage, isUnclaimed, startRunbook } from './lib/runbook.js';
+import { openRunbook } from './lib/open.js';
+import { causeMessage, isUnclaimed } from './lib/runbook.js';
 
 type Version = { version: string; sha256: string };
 
@@ -66,9 +66,8 @@ function refuse(message: string): ApplicationFailure {
  * a rollback of every node it changed to the version each had before.
  */
 export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<RolloutBundleResult> {
-  const input = parseInput(rolloutBundleInputSchema, rawInput, 'rolloutBundle');
+  const { input, ...ctx } = openRunbook('rolloutBundle', rawInput);
   const { clusterId, sha256 } = input;
-  const ctx: DataContext = startRunbook('rolloutBundle', clusterId, input);
   const { rb } = ctx;
   const info = workflowInfo();
   const datetime = new Date().toISOString();

@@ -7,17 +7,16 @@ import {
 } from '@temporalio/workflow';
 import { dataWorkflowId } from '../src/contracts/data-runbooks.js';
 import {
-  scheduledBackupInputSchema,
   type ScheduledBackupInput,
   type ScheduledBackupResult,
 } from '../src/contracts/schedules.js';
 import { clusterIdKey, runbookKey } from '../src/contracts/search-attributes.js';
-import { parseInput } from '../src/contracts/validation.js';
 import type { backupCluster } from './backup-cluster.js';
-import { progressQuery } from './definitions.js';
+import { progressQuery } from '../src/contracts/messages.js';
 import { tagRunbook } from './lib/membership.js';
 import { ProgressTracker } from './lib/progress-tracker.js';
 import { causeMessage } from './lib/runbook.js';
+import { runbookInput } from './lib/open.js';
 
 /**
  * What a backup schedule starts. Temporal gives a scheduled run the schedule's workflow id with
@@ -29,7 +28,7 @@ import { causeMessage } from './lib/runbook.js';
 export async function scheduledBackup(
   rawInput: ScheduledBackupInput,
 ): Promise<ScheduledBackupResult> {
-  const input = parseInput(scheduledBackupInputSchema, rawInput, 'scheduledBackup');
+  const input = runbookInput('scheduledBackup', rawInput);
   const { clusterId } = input;
   const workflowId = dataWorkflowId(clusterId);
   const tracker = new ProgressTracker('scheduledBackup', clusterId, [

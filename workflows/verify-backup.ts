@@ -1,20 +1,12 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import {
   evaluateBackup,
-  verifyBackupInputSchema,
   type VerifyBackupInput,
   type VerifyBackupResult,
 } from '../src/contracts/data-runbooks.js';
-import { parseInput } from '../src/contracts/validation.js';
-import {
-  assertDataWorkflowId,
-  checkArchiveStep,
-  dataCalls,
-  readMembers,
-  type DataContext,
-} from './lib/data.js';
+import { checkArchiveStep, dataCalls, readMembers } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
-import { startRunbook } from './lib/runbook.js';
+import { openRunbook } from './lib/open.js';
 
 /**
  * Re-reads every member's archive of a backup and checks it against its manifest: each file's
@@ -23,10 +15,8 @@ import { startRunbook } from './lib/runbook.js';
  * every problem named; a whole one returns which nodes hold which part.
  */
 export async function verifyBackup(rawInput: VerifyBackupInput): Promise<VerifyBackupResult> {
-  const input = parseInput(verifyBackupInputSchema, rawInput, 'verifyBackup');
+  const { input, ...ctx } = openRunbook('verifyBackup', rawInput);
   const { clusterId, backupId } = input;
-  assertDataWorkflowId('verifyBackup', clusterId, false);
-  const ctx: DataContext = startRunbook('verifyBackup', clusterId, input);
   const { rb } = ctx;
   const { master, members } = await readMembers(ctx, input.master);
   tagRunbook('verifyBackup', clusterId, members);

@@ -56,7 +56,18 @@ export function bundleRoutes(options: BundleRoutesOptions): AgentRoutes {
             400,
           );
         }
-        const body = await c.req.parseBody();
+        let body: Awaited<ReturnType<typeof c.req.parseBody>>;
+        try {
+          body = await c.req.parseBody();
+        } catch (err) {
+          return c.json(
+            {
+              error: `the multipart body could not be read: ${(err as Error).message}`,
+              hint: `send the jar as the form field "${uploadField}" (curl -F ${uploadField}=@bundle.jar)`,
+            },
+            400,
+          );
+        }
         const file = body[uploadField];
         if (!(file instanceof File)) {
           return c.json(

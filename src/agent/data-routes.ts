@@ -13,7 +13,7 @@ import {
   type ArchiveKind,
 } from '../contracts/data-runbooks.js';
 import { ClusterGuardError, type ErrorType } from '../contracts/errors.js';
-import type { DataRunbookName } from '../temporal/data-runbooks.js';
+import type { DataRunbookName } from '../contracts/catalog.js';
 import type { AgentRoutes, AgentServerDeps } from './server.js';
 
 /** The seed's action names (001 §9) and the runbooks they start. */
@@ -191,7 +191,12 @@ export function dataRoutes(options: DataRoutesOptions): AgentRoutes {
         });
       }
       if (action === 'import' && type === 'multipart/form-data') {
-        const form = await c.req.parseBody();
+        let form: Awaited<ReturnType<typeof c.req.parseBody>>;
+        try {
+          form = await c.req.parseBody();
+        } catch (err) {
+          return refused(c, 400, `the multipart body could not be read: ${(err as Error).message}`);
+        }
         const file = form.archive;
         if (!(file instanceof File)) {
           return refused(c, 400, 'the form has no file field "archive"');

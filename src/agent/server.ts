@@ -9,10 +9,11 @@ import { serve, type ServerType } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
 import { isNodeAddress } from '../contracts/addresses.js';
 import type { NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
-import { bearerToken, tokenMatches } from './auth.js';
+import { bearerToken, tokenMatches } from '../auth.js';
 import type { ServerTls } from './tls.js';
 
 export interface AgentServerDeps {
@@ -66,6 +67,16 @@ export function createAgentApp(deps: AgentServerDeps): Hono {
   const app = new Hono();
 
   app.onError((err, c) => {
+    // Hono's own refusals (a body over the limit, a body that does not parse) are the client's
+    // doing: they keep their 4xx status and say why.
+    if (err instanceof HTTPException && err.status < 500) {
+      deps.logger.warn('request refused', {
+        path: c.req.path,
+        status: err.status,
+        error: err.message,
+      });
+      return c.json({ error: err.message || 'bad request' }, err.status);
+    }
     deps.logger.error('request failed', { path: c.req.path, error: err.message });
     return c.json({ error: 'internal error; see the agent log' }, 500);
   });
@@ -79,7 +90,19 @@ export function createAgentApp(deps: AgentServerDeps): Hono {
     }),
   );
 
-  app.use('/v1/*', bodyLimit({ maxSize: deps.maxBodyBytes }), async (c, next) => {
+  // A declared Content-Length over the limit is refused from the headers, before any body is read.
+  const tooLarge = bodyLimit({
+    maxSize: deps.maxBodyBytes,
+    onError: (c) =>
+      c.json(
+        {
+          error: `the request body is larger than this agent accepts (${deps.maxBodyBytes} bytes)`,
+          hint: 'raise agent.maxBodyBytes in the agent config',
+        },
+        413,
+      ),
+  });
+  app.use('/v1/*', tooLarge, async (c, next) => {
     if (!tokenMatches(bearerToken(c.req.header('authorization')), deps.token)) {
       const from = plainAddress(getConnInfo(c).remote.address);
       deps.logger.warn('refused request without a valid cluster token', {

@@ -1,8 +1,12 @@
 import cliProgress from 'cli-progress';
 import Table from 'cli-table3';
-import type { RunbookListEntry, RunbookOutcome } from '../client.js';
-import type { Progress, ProgressStep } from '../contracts/progress.js';
-import type { BackupScheduleInfo } from '../temporal/schedules.js';
+import type {
+  BackupScheduleInfo,
+  Progress,
+  ProgressStep,
+  RunbookListEntry,
+  RunbookOutcome,
+} from '../client/index.js';
 
 function short(text: string | undefined, max: number): string {
   const t = (text ?? '').replace(/\s+/g, ' ').trim();

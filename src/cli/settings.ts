@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
-import type { ConnectOptions } from '../client.js';
+import type { ConnectOptions } from '../client/index.js';
 import { orchestratorTaskQueue } from '../contracts/addresses.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 import { describeZodError } from '../contracts/validation.js';

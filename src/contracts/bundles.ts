@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { nodeAddressSchema, nodeListSchema } from './addresses.js';
 import { clusterIdSchema } from './ping.js';
+import { lazySchema } from './validation.js';
 
 /**
  * Bundle rollout (issue 6, seeds 000/002/003/004): identities, inputs and results of
@@ -61,61 +62,65 @@ export function bundleWorkflowId(clusterId: string, symbolicName: string): strin
   return `cg/${clusterId}/bundle/${symbolicName}`;
 }
 
-export const rolloutBundleInputSchema = z
-  .object({
-    clusterId: clusterIdSchema,
-    /** The artifact, as `POST /v1/bundles` answered; its symbolic name and version come from it. */
-    sha256: sha256Schema,
-    /**
-     * The nodes to install on, in rollout order. Default: every member of the cluster that the
-     * cluster.json of `master` describes.
-     */
-    nodes: nodeListSchema.optional(),
-    /** A member whose cluster.json names the members; needed when `nodes` is left out. */
-    master: nodeAddressSchema.optional(),
-    /**
-     * The agent the bundle was uploaded to, when it is not one of the nodes. Every node that
-     * already holds the artifact in its store serves it too.
-     */
-    source: nodeAddressSchema.optional(),
-    /** Nodes installed at once after the canary. */
-    batchSize: z.number().int().min(1).max(100).default(1),
-    /** Nodes of a first batch, after which the rollout waits for the `approve` update. */
-    canary: z.number().int().min(1).max(100).optional(),
-    /** Failed nodes tolerated; one more stops the rollout and rolls back what it changed. */
-    maxFailures: z.number().int().min(0).max(100).default(0),
-    /** A health check configured on the agents (`bundles.healthChecks.<name>`). */
-    healthCheck: healthCheckNameSchema.optional(),
-    /** Plans and reports what would be done; changes nothing and may run under any id. */
-    dryRun: z.boolean().default(false),
-    /** Attempts of a fetch-and-install before it counts as a failed node. */
-    stepAttempts: z.number().int().min(1).max(100).default(3),
-    /** How long an agent may leave a step unclaimed before `progress` shows its node unreachable. */
-    agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
-  })
-  .strict()
-  .superRefine((input, ctx) => {
-    if (!input.nodes && !input.master) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['nodes'],
-        message: 'name the nodes to install on, or a master whose cluster.json lists the members',
-      });
-    }
-  });
+export const rolloutBundleInputSchema = lazySchema(() =>
+  z
+    .object({
+      clusterId: clusterIdSchema,
+      /** The artifact, as `POST /v1/bundles` answered; its symbolic name and version come from it. */
+      sha256: sha256Schema,
+      /**
+       * The nodes to install on, in rollout order. Default: every member of the cluster that the
+       * cluster.json of `master` describes.
+       */
+      nodes: nodeListSchema.optional(),
+      /** A member whose cluster.json names the members; needed when `nodes` is left out. */
+      master: nodeAddressSchema.optional(),
+      /**
+       * The agent the bundle was uploaded to, when it is not one of the nodes. Every node that
+       * already holds the artifact in its store serves it too.
+       */
+      source: nodeAddressSchema.optional(),
+      /** Nodes installed at once after the canary. */
+      batchSize: z.number().int().min(1).max(100).default(1),
+      /** Nodes of a first batch, after which the rollout waits for the `approve` update. */
+      canary: z.number().int().min(1).max(100).optional(),
+      /** Failed nodes tolerated; one more stops the rollout and rolls back what it changed. */
+      maxFailures: z.number().int().min(0).max(100).default(0),
+      /** A health check configured on the agents (`bundles.healthChecks.<name>`). */
+      healthCheck: healthCheckNameSchema.optional(),
+      /** Plans and reports what would be done; changes nothing and may run under any id. */
+      dryRun: z.boolean().default(false),
+      /** Attempts of a fetch-and-install before it counts as a failed node. */
+      stepAttempts: z.number().int().min(1).max(100).default(3),
+      /** How long an agent may leave a step unclaimed before `progress` shows its node unreachable. */
+      agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+    })
+    .strict()
+    .superRefine((input, ctx) => {
+      if (!input.nodes && !input.master) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nodes'],
+          message: 'name the nodes to install on, or a master whose cluster.json lists the members',
+        });
+      }
+    }),
+);
 
 export type RolloutBundleInput = z.input<typeof rolloutBundleInputSchema>;
 export type RolloutBundleParams = z.output<typeof rolloutBundleInputSchema>;
 
 /** Argument of the `approve` update, sent while the rollout waits after its canary batch. */
-export const approveArgSchema = z
-  .object({
-    /** Who approved, for the result and the history. */
-    by: z.string().trim().min(1).max(200).optional(),
-    /** Set to refuse the canary instead: the rollout rolls back what it changed. */
-    reject: z.string().trim().min(1).max(1000).optional(),
-  })
-  .strict();
+export const approveArgSchema = lazySchema(() =>
+  z
+    .object({
+      /** Who approved, for the result and the history. */
+      by: z.string().trim().min(1).max(200).optional(),
+      /** Set to refuse the canary instead: the rollout rolls back what it changed. */
+      reject: z.string().trim().min(1).max(1000).optional(),
+    })
+    .strict(),
+);
 export type ApproveArg = z.input<typeof approveArgSchema>;
 
 // --- planning -----------------------------------------------------------------------------------

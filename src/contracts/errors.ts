@@ -61,3 +61,23 @@ export class ClusterGuardError extends Error {
     this.name = 'ClusterGuardError';
   }
 }
+
+function typedError<T extends ErrorType>(type: T) {
+  return class extends ClusterGuardError {
+    declare readonly type: T;
+    constructor(message: string, options?: { cause?: unknown }) {
+      super(type, message, options);
+      this.name = `${type}Error`;
+    }
+  };
+}
+
+/** An input, argument or option failed its schema; nothing was sent. */
+export class InvalidInputError extends typedError('InvalidInput') {}
+/** Connection options, a config file or a key ring are invalid; nothing was sent. */
+export class InvalidConfigError extends typedError('InvalidConfig') {}
+/**
+ * Another run holds the runbook's workflow id (a cluster's one membership or data runbook, its
+ * guardian, a bundle's rollout), so this one was not started; the message names it.
+ */
+export class ClusterBusyError extends typedError('ClusterBusy') {}

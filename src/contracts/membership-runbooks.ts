@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { nodeAddressSchema, nodeListSchema } from './addresses.js';
 import { planMembership, quorumSize, type MembershipPlan } from './membership.js';
 import { clusterIdSchema } from './ping.js';
+import { lazySchema } from './validation.js';
 
 /**
  * Inputs, plans and results of the membership runbooks (bootstrapCluster, joinNode, rejoinNode,
@@ -33,7 +34,8 @@ export const clusterViewSchema = z.object({
 });
 export type ClusterViewInput = z.infer<typeof clusterViewSchema>;
 
-const middlewareListSchema = z
+/** Some of the middleware, in the order the runbooks orchestrate them. */
+export const middlewareListSchema = z
   .array(z.enum(membershipMiddleware))
   .min(1, 'expected at least one middleware')
   .transform((list) => membershipMiddleware.filter((m) => list.includes(m)));
@@ -59,107 +61,115 @@ const runbookOptions = {
   agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
 };
 
-export const bootstrapClusterInputSchema = z
-  .object({
-    ...runbookOptions,
-    /** The members; `nodes[0]` is the master and creates the cluster. */
-    nodes: nodeListSchema,
-    /** Former members to decommission once the others have joined (seed 001 §1.3). */
-    decommissionNodes: z.array(nodeAddressSchema).default([]),
-  })
-  .strict()
-  .superRefine((input, ctx) => {
-    const dup = input.decommissionNodes.find((n, i) => input.decommissionNodes.indexOf(n) !== i);
-    if (dup) {
-      ctx.addIssue({ code: 'custom', path: ['decommissionNodes'], message: `duplicate ${dup}` });
-    }
-    const both = input.decommissionNodes.filter((n) => input.nodes.includes(n));
-    if (both.length > 0) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['decommissionNodes'],
-        message: `${both.join(', ')} cannot be both a member and decommissioned`,
-      });
-    }
-  });
+export const bootstrapClusterInputSchema = lazySchema(() =>
+  z
+    .object({
+      ...runbookOptions,
+      /** The members; `nodes[0]` is the master and creates the cluster. */
+      nodes: nodeListSchema,
+      /** Former members to decommission once the others have joined (seed 001 §1.3). */
+      decommissionNodes: z.array(nodeAddressSchema).default([]),
+    })
+    .strict()
+    .superRefine((input, ctx) => {
+      const dup = input.decommissionNodes.find((n, i) => input.decommissionNodes.indexOf(n) !== i);
+      if (dup) {
+        ctx.addIssue({ code: 'custom', path: ['decommissionNodes'], message: `duplicate ${dup}` });
+      }
+      const both = input.decommissionNodes.filter((n) => input.nodes.includes(n));
+      if (both.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['decommissionNodes'],
+          message: `${both.join(', ')} cannot be both a member and decommissioned`,
+        });
+      }
+    }),
+);
 export type BootstrapClusterInput = z.input<typeof bootstrapClusterInputSchema>;
 export type BootstrapClusterParams = z.output<typeof bootstrapClusterInputSchema>;
 
-export const joinNodeInputSchema = z
-  .object({
-    ...runbookOptions,
-    /** The node that joins. */
-    node: nodeAddressSchema,
-    /**
-     * The master to join. Default: the master in the node's own cluster.json (a node that was
-     * a member and comes back); a new node needs it.
-     */
-    master: nodeAddressSchema.optional(),
-    /** Keep data where the middleware allows it (seed 001 §3: CockroachDB keeps, others wipe). */
-    rejoin: z.boolean().default(false),
-    /**
-     * Set by bootstrapCluster for its children: the membership the master created and the
-     * archive it packed for this node. Operators leave it out.
-     */
-    cluster: clusterViewSchema.optional(),
-    expectedSha256: z
-      .string()
-      .regex(/^[0-9a-f]{64}$/)
-      .optional(),
-    /** Set by bootstrapCluster with `cluster`: the highest member id ever given. */
-    lastMemberId: z.number().int().nonnegative().optional(),
-  })
-  .strict();
+export const joinNodeInputSchema = lazySchema(() =>
+  z
+    .object({
+      ...runbookOptions,
+      /** The node that joins. */
+      node: nodeAddressSchema,
+      /**
+       * The master to join. Default: the master in the node's own cluster.json (a node that was
+       * a member and comes back); a new node needs it.
+       */
+      master: nodeAddressSchema.optional(),
+      /** Keep data where the middleware allows it (seed 001 §3: CockroachDB keeps, others wipe). */
+      rejoin: z.boolean().default(false),
+      /**
+       * Set by bootstrapCluster for its children: the membership the master created and the
+       * archive it packed for this node. Operators leave it out.
+       */
+      cluster: clusterViewSchema.optional(),
+      expectedSha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional(),
+      /** Set by bootstrapCluster with `cluster`: the highest member id ever given. */
+      lastMemberId: z.number().int().nonnegative().optional(),
+    })
+    .strict(),
+);
 export type JoinNodeInput = z.input<typeof joinNodeInputSchema>;
 export type JoinNodeParams = z.output<typeof joinNodeInputSchema>;
 
-export const rejoinNodeInputSchema = z
-  .object({
-    ...runbookOptions,
-    node: nodeAddressSchema,
-    master: nodeAddressSchema.optional(),
-  })
-  .strict();
+export const rejoinNodeInputSchema = lazySchema(() =>
+  z
+    .object({
+      ...runbookOptions,
+      node: nodeAddressSchema,
+      master: nodeAddressSchema.optional(),
+    })
+    .strict(),
+);
 export type RejoinNodeInput = z.input<typeof rejoinNodeInputSchema>;
 
-export const decommissionNodesInputSchema = z
-  .object({
-    ...runbookOptions,
-    /** Members that leave. The master may leave only when `add` or the others name a new one. */
-    nodes: z.array(nodeAddressSchema).min(1, 'expected at least one node to decommission'),
-    /** Replacements: join first, then the removals (seed 001 §1.5), so a majority stays up. */
-    add: z.array(nodeAddressSchema).default([]),
-    /** The current master; default: the master named by the first leaving node's cluster.json. */
-    master: nodeAddressSchema.optional(),
-    /** Required when the master leaves: the survivor (or added node) that becomes master. */
-    newMaster: nodeAddressSchema.optional(),
-  })
-  .strict()
-  .superRefine((input, ctx) => {
-    const dup = (list: string[]) => list.filter((n, i) => list.indexOf(n) !== i);
-    for (const [key, list] of [
-      ['nodes', input.nodes],
-      ['add', input.add],
-    ] as const) {
-      const d = dup(list);
-      if (d.length) ctx.addIssue({ code: 'custom', path: [key], message: `duplicate ${d[0]}` });
-    }
-    if (input.newMaster && input.nodes.includes(input.newMaster)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['newMaster'],
-        message: `${input.newMaster} is leaving; the new master must stay`,
-      });
-    }
-    const both = input.add.filter((n) => input.nodes.includes(n));
-    if (both.length) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['add'],
-        message: `${both.join(', ')} cannot be both added and decommissioned`,
-      });
-    }
-  });
+export const decommissionNodesInputSchema = lazySchema(() =>
+  z
+    .object({
+      ...runbookOptions,
+      /** Members that leave. The master may leave only when `add` or the others name a new one. */
+      nodes: z.array(nodeAddressSchema).min(1, 'expected at least one node to decommission'),
+      /** Replacements: join first, then the removals (seed 001 §1.5), so a majority stays up. */
+      add: z.array(nodeAddressSchema).default([]),
+      /** The current master; default: the master named by the first leaving node's cluster.json. */
+      master: nodeAddressSchema.optional(),
+      /** Required when the master leaves: the survivor (or added node) that becomes master. */
+      newMaster: nodeAddressSchema.optional(),
+    })
+    .strict()
+    .superRefine((input, ctx) => {
+      const dup = (list: string[]) => list.filter((n, i) => list.indexOf(n) !== i);
+      for (const [key, list] of [
+        ['nodes', input.nodes],
+        ['add', input.add],
+      ] as const) {
+        const d = dup(list);
+        if (d.length) ctx.addIssue({ code: 'custom', path: [key], message: `duplicate ${d[0]}` });
+      }
+      if (input.newMaster && input.nodes.includes(input.newMaster)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['newMaster'],
+          message: `${input.newMaster} is leaving; the new master must stay`,
+        });
+      }
+      const both = input.add.filter((n) => input.nodes.includes(n));
+      if (both.length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['add'],
+          message: `${both.join(', ')} cannot be both added and decommissioned`,
+        });
+      }
+    }),
+);
 export type DecommissionNodesInput = z.input<typeof decommissionNodesInputSchema>;
 export type DecommissionNodesParams = z.output<typeof decommissionNodesInputSchema>;
 

@@ -1,6 +1,12 @@
 import { ApplicationFailure } from '@temporalio/common';
+import * as zod from 'zod';
 import type { z } from 'zod';
-import type { ErrorType } from './errors.js';
+import {
+  ClusterGuardError,
+  InvalidConfigError,
+  InvalidInputError,
+  type ErrorType,
+} from './errors.js';
 
 /** `nodes.2: expected an IPv4 address …; clusterId: …` — one line per problem. */
 export function describeZodError(error: z.ZodError): string {
@@ -28,4 +34,36 @@ export function parseInput<S extends z.ZodType>(
     );
   }
   return parsed.data;
+}
+
+/**
+ * Outside workflows: `value` as `schema` parses it, else a ClusterGuardError of `type` (by
+ * default InvalidInput) saying `invalid <what>: ` and each problem, so a typo is reported
+ * before anything is sent.
+ */
+export function checked<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+  type: ErrorType = 'InvalidInput',
+): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const message = `invalid ${what}: ${describeZodError(parsed.error)}`;
+    throw type === 'InvalidInput'
+      ? new InvalidInputError(message)
+      : type === 'InvalidConfig'
+        ? new InvalidConfigError(message)
+        : new ClusterGuardError(type, message);
+  }
+  return parsed.data;
+}
+
+/**
+ * A schema built on its first use and kept: every workflow context loads every contract, and
+ * building the schemas of runbooks it never runs was a large share of a first workflow task.
+ * Types, parsing and error messages are those of the schema `build` returns.
+ */
+export function lazySchema<T extends z.ZodType>(build: () => T): z.ZodLazy<T> {
+  return zod.lazy(build);
 }

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { z } from 'zod';
-import { bearerToken, tokenMatches } from '../agent/auth.js';
+import { bearerToken, tokenMatches } from '../auth.js';
 import type { Logger } from '../logger.js';
 
 /**

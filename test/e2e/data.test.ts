@@ -24,7 +24,7 @@ import {
 } from '../../src/contracts/data-runbooks.js';
 import type { Progress } from '../../src/contracts/progress.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
-import { startMembershipRunbook } from '../../src/temporal/runbooks.js';
+import { startRunbook } from '../../src/client/index.js';
 import { recordHistory, startStack, type Stack } from '../helpers/stack.js';
 
 /**
@@ -214,10 +214,8 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       agentEnv: (a) => ({ CG_CLUSTER_ID: a === other ? otherClusterId : clusterId }),
     });
     await Promise.all([
-      startMembershipRunbook(stack.client, 'bootstrapCluster', { clusterId, nodes }).then((h) =>
-        h.result(),
-      ),
-      startMembershipRunbook(stack.client, 'bootstrapCluster', {
+      startRunbook(stack.client, 'bootstrapCluster', { clusterId, nodes }).then((h) => h.result()),
+      startRunbook(stack.client, 'bootstrapCluster', {
         clusterId: otherClusterId,
         nodes: [other],
       }).then((h) => h.result()),

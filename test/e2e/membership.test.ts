@@ -10,7 +10,7 @@ import {
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
-import { startMembershipRunbook } from '../../src/temporal/runbooks.js';
+import { startRunbook, type RunbookInput } from '../../src/client/index.js';
 import {
   recordHistory,
   startStack,
@@ -179,13 +179,13 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
     { timeout: 600_000 },
     async () => {
       const started = Date.now();
-      const handle = await startMembershipRunbook(stack.client, 'bootstrapCluster', {
+      const handle = await startRunbook(stack.client, 'bootstrapCluster', {
         clusterId,
         nodes: [n1, n2, n3],
       });
       // A second membership runbook of the same cluster is refused by Temporal itself.
       await assert.rejects(
-        startMembershipRunbook(stack.client, 'decommissionNodes', { clusterId, nodes: [n3] }),
+        startRunbook(stack.client, 'decommissionNodes', { clusterId, nodes: [n3] }),
         /bootstrapCluster \(run .*\) is still running as cg\/e2e\/membership/,
       );
 
@@ -241,15 +241,8 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
 
   test('refusals come before anything changed', { timeout: 300_000 }, async () => {
     const before = await Promise.all([n1, n2, n3].map((n) => stack.clusterFile(n)));
-    const refusal = async (
-      input: Parameters<typeof startMembershipRunbook>[2],
-      pattern: RegExp,
-    ) => {
-      const handle = await startMembershipRunbook(
-        stack.client,
-        'decommissionNodes',
-        input as never,
-      );
+    const refusal = async (input: RunbookInput<'decommissionNodes'>, pattern: RegExp) => {
+      const handle = await startRunbook(stack.client, 'decommissionNodes', input as never);
       assert.match(await failureOf(handle), pattern);
     };
     await refusal({ clusterId, nodes: [n5], master: n1 }, /127\.0\.0\.35 is not a member/);
@@ -272,7 +265,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
 
   test('a dry run returns the plan and changes nothing', { timeout: 300_000 }, async () => {
     const before = await Promise.all([n1, n2, n3].map((n) => stack.clusterFile(n)));
-    const handle = await startMembershipRunbook(stack.client, 'decommissionNodes', {
+    const handle = await startRunbook(stack.client, 'decommissionNodes', {
       clusterId,
       nodes: [n3],
       add: [n4],
@@ -302,7 +295,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
     'join a fourth node, paused and resumed, through SIGKILLs of all three',
     { timeout: 600_000 },
     async () => {
-      const handle = await startMembershipRunbook(stack.client, 'joinNode', {
+      const handle = await startRunbook(stack.client, 'joinNode', {
         clusterId,
         node: n4,
         master: n1,
@@ -374,7 +367,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       });
       await producer.disconnect();
 
-      const handle = await startMembershipRunbook(stack.client, 'decommissionNodes', {
+      const handle = await startRunbook(stack.client, 'decommissionNodes', {
         clusterId,
         nodes: [n4],
       });
@@ -420,7 +413,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       await zkWrite(n1, 'while-away');
       await stack.startAgent(n3);
 
-      const handle = await startMembershipRunbook(stack.client, 'rejoinNode', {
+      const handle = await startRunbook(stack.client, 'rejoinNode', {
         clusterId,
         node: n3,
       });
@@ -486,7 +479,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
 
       let result: MembershipRunbookResult;
       try {
-        const handle = await startMembershipRunbook(stack.client, 'decommissionNodes', {
+        const handle = await startRunbook(stack.client, 'decommissionNodes', {
           clusterId,
           nodes: [n2, n3],
           add: [n4, n5],
@@ -533,7 +526,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       // n2 is standalone again; its agent comes back without middleware binaries.
       await stack.killAgent(n2);
       await stack.startAgent(n2, { binDir: path.join(stack.dir, 'no-binaries') });
-      const handle = await startMembershipRunbook(stack.client, 'joinNode', {
+      const handle = await startRunbook(stack.client, 'joinNode', {
         clusterId,
         node: n2,
         master: n1,
@@ -570,7 +563,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       // An abort leaves the cluster as the failure says.
       await stack.killAgent(n3);
       await stack.startAgent(n3, { binDir: path.join(stack.dir, 'no-binaries') });
-      const doomed = await startMembershipRunbook(stack.client, 'joinNode', {
+      const doomed = await startRunbook(stack.client, 'joinNode', {
         clusterId,
         node: n3,
         master: n1,
@@ -598,7 +591,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       const members = [n1, n4, n5, n2];
       const znodes = await zkData(n1);
       const messages = await consumeAll(members, 'ledger', await highWatermarks(members, 'ledger'));
-      const handle = await startMembershipRunbook(stack.client, 'bootstrapCluster', {
+      const handle = await startRunbook(stack.client, 'bootstrapCluster', {
         clusterId,
         nodes: members,
       });

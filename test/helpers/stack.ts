@@ -50,6 +50,10 @@ export interface Stack {
 export interface StackOptions {
   /** Environment of one node's agent beside the shared config (e.g. CG_CLUSTER_ID). */
   agentEnv?: (address: string) => Record<string, string>;
+  /** The middleware every agent runs (default ZooKeeper and Kafka). */
+  enabled?: ('cockroach' | 'zookeeper' | 'kafka')[];
+  /** Where agents find their binaries (default `.tools`). */
+  binDir?: string;
 }
 
 export async function startStack(
@@ -63,8 +67,8 @@ export async function startStack(
   const configFile = path.join(dir, 'agent.yaml');
   const agentConfig = {
     middleware: {
-      binDir: path.join(repoRoot, '.tools'),
-      enabled: ['zookeeper', 'kafka'],
+      binDir: stackOptions.binDir ?? path.join(repoRoot, '.tools'),
+      enabled: stackOptions.enabled ?? ['zookeeper', 'kafka'],
       // Small heaps: up to five nodes of both share a 2-core machine.
       zookeeper: { heapMb: 64 },
       kafka: { heapMb: 256, operationOptions: { stopServer: { timeoutMs: 15_000 } } },
@@ -131,7 +135,7 @@ export async function startStack(
         tokenFile,
         port: agentPort,
         // The environment outranks the config file, so the override goes there.
-        binDir: options.binDir ?? path.join(repoRoot, '.tools'),
+        binDir: options.binDir ?? stackOptions.binDir ?? path.join(repoRoot, '.tools'),
         env: { CG_CONFIG: configFile, ...stackOptions.agentEnv?.(address) },
         onLine: sink(`agent ${address}`),
       });

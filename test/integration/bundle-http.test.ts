@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -96,6 +97,56 @@ describe('bundle upload and download on a real agent socket at 127.0.0.41', () =
     assert.match(await refusal(good.file, 'wrong-token-wrong-token'), /HTTP 401.*cluster token/);
     assert.deepEqual(await stored(), [], 'nothing stored, no temp file left');
     assert.equal(announced.length, 0);
+  });
+
+  /** Sends headers and at most `body`, then reads the answer (the server may answer early). */
+  function raw(
+    headers: Record<string, string>,
+    body: string,
+  ): Promise<{ status: number; json: { error?: string } }> {
+    const url = new URL('/v1/bundles', server.url);
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        url,
+        { method: 'POST', headers: { authorization: `Bearer ${token}`, ...headers } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as { error?: string } }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.write(body);
+      // A declared body that never comes: the answer must not wait for it.
+      if (!headers['content-length']) req.end();
+    });
+  }
+
+  test('a malformed multipart body and a declared 10 GiB upload get a 4xx that says why', async () => {
+    const boundary = 'cg-boundary';
+    const malformed = await raw(
+      { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jar"\r\n\r\nno closing boundary`,
+    );
+    assert.equal(malformed.status, 400, JSON.stringify(malformed.json));
+    assert.match(
+      malformed.json.error ?? '',
+      /multipart body could not be read|no file in the form field/,
+    );
+
+    const huge = await raw(
+      {
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': String(10 * 1024 ** 3),
+      },
+      `--${boundary}\r\n`,
+    );
+    assert.equal(huge.status, 413, JSON.stringify(huge.json));
+    assert.match(huge.json.error ?? '', /larger than this agent accepts \(1048576 bytes\)/);
+    assert.deepEqual(await stored(), [], 'nothing stored');
   });
 
   test('a bundle is stored by sha256, announced once, listed, and served to other agents', async () => {

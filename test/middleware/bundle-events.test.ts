@@ -17,7 +17,7 @@ import {
 } from '../../src/middleware/kafka/index.js';
 import { repoRoot } from '../../src/process.js';
 import { freePort, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
-import { startRolloutBundle } from '../../src/temporal/bundles.js';
+import { startRunbook } from '../../src/client/index.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { writeTestJar } from '../helpers/bundles.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
@@ -129,8 +129,9 @@ describe('bundle events reach a Kafka consumer', { timeout: 180_000 }, () => {
     );
 
     const clusterId = `bundle-events-${process.pid}`;
-    const handle = await startRolloutBundle(
+    const handle = await startRunbook(
       orchestrator.client,
+      'rolloutBundle',
       { clusterId, sha256: jar.sha256, nodes: [agent] },
       { symbolicName: 'com.example.events', taskQueue: orchestrator.taskQueue },
     );

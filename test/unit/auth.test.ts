@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bearerToken, tokenMatches } from '../../src/agent/auth.js';
+import { bearerToken, tokenMatches } from '../../src/auth.js';
 
 test('only the exact token matches', () => {
   const token = 'k2J9xv-0123456789abcdef';

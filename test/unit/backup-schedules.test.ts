@@ -6,7 +6,7 @@ import {
   scheduledBackupWorkflowId,
   scheduleNameSchema,
 } from '../../src/contracts/schedules.js';
-import { createBackupScheduleSchema } from '../../src/temporal/schedules.js';
+import { createBackupScheduleSchema } from '../../src/client/index.js';
 
 describe('backup schedule options', () => {
   const input = { clusterId: 'dev', master: '127.0.0.11' };

@@ -4,12 +4,12 @@ import { appConfigSchema } from '../../src/config/app-config.js';
 import { defaultClusterFile } from '../../src/contracts/cluster-file.js';
 import {
   clusterGuardianInputSchema,
-  decideReconciliation,
   desiredFromController,
   desiredNodes,
   setMembershipSchema,
 } from '../../src/contracts/guardian.js';
-import { restartedNotReady } from '../../src/temporal/guardian.js';
+import { decideReconciliation } from '../../src/contracts/guardian-decision.js';
+import { restartedNotReady } from '../../src/agent/guardian-hook.js';
 
 const [a, b, c, d, e] = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'] as const;
 const all = ['cockroach', 'zookeeper', 'kafka'] as const;

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { execa } from 'execa';
 import { repoRoot } from '../../src/process.js';
-import { createBackupSchedule } from '../../src/temporal/schedules.js';
+import { createBackupSchedule } from '../../src/client/index.js';
 import { recordHistory } from '../helpers/stack.js';
 import { writeTestJar } from '../helpers/bundles.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';

@@ -19,8 +19,10 @@ import {
   pauseGuardian,
   resumeGuardian,
   setGuardianMembership,
-  startGuardian,
-} from '../../src/temporal/guardian.js';
+  startRunbook,
+  type RunbookHandle,
+  type RunbookInput,
+} from '../../src/client/index.js';
 import { recordHistory } from '../helpers/stack.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, testServer, type TestOrchestrator } from '../helpers/temporal.js';
@@ -101,8 +103,10 @@ describe('clusterGuardian', () => {
     return { description, result: (await handle.result()) as MembershipRunbookResult };
   }
 
-  async function start(input: Parameters<typeof startGuardian>[1]) {
-    const handle = await startGuardian(client, input, { taskQueue: orchestrator.taskQueue });
+  async function start(input: RunbookInput<'clusterGuardian'>) {
+    const handle = await startRunbook(client, 'clusterGuardian', input, {
+      taskQueue: orchestrator.taskQueue,
+    });
     started.push(input.clusterId);
     return handle;
   }
@@ -387,7 +391,7 @@ describe('clusterGuardian', () => {
 interface Ticking {
   server: DevServer;
   orchestrator: TestOrchestrator;
-  handle: Awaited<ReturnType<typeof startGuardian>>;
+  handle: RunbookHandle<'clusterGuardian'>;
   ticks: number;
   begun: number;
   close(): Promise<void>;
@@ -407,8 +411,9 @@ async function startTicking(): Promise<Ticking> {
   const orchestrator = await startTestOrchestrator({ server });
   // 2,000 by default; CG_GUARDIAN_TEST_TICKS shortens it on a starved machine.
   const ticks = Number(process.env.CG_GUARDIAN_TEST_TICKS ?? 2000);
-  const handle = await startGuardian(
+  const handle = await startRunbook(
     orchestrator.client,
+    'clusterGuardian',
     {
       clusterId: `guard-ticks-${process.pid}`,
       master: n1,

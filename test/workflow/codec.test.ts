@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { repoRoot } from '../../src/process.js';
 import { dataConverterFor } from '../../src/temporal/connection.js';
 import { encryptedEncoding } from '../../src/temporal/codec.js';
-import { startPingCluster } from '../../src/temporal/runbooks.js';
+import { startRunbook } from '../../src/client/index.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, testServer, type TestOrchestrator } from '../helpers/temporal.js';
 
@@ -57,8 +57,9 @@ describe('payload encryption: a runbook whose history holds no clear payload', (
   });
 
   test('raw history is ciphertext; the ring reads it; another key is refused', async () => {
-    const handle = await startPingCluster(
+    const handle = await startRunbook(
       orchestrator.client,
+      'pingCluster',
       { clusterId: 'codec', nodes },
       { taskQueue: orchestrator.taskQueue },
     );

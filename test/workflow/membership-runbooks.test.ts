@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
 import type { Progress } from '../../src/contracts/progress.js';
-import { startMembershipRunbook } from '../../src/temporal/runbooks.js';
+import { startRunbook } from '../../src/client/index.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
 
@@ -89,7 +89,7 @@ describe('membership runbooks: refusals, plans and aborts before anything change
   test('a dry run of a bootstrap plans every step and changes nothing', async () => {
     const id = clusterId();
     const before = await Promise.all([n1, n2, n3].map(clusterFile));
-    const handle = await startMembershipRunbook(
+    const handle = await startRunbook(
       orchestrator.client,
       'bootstrapCluster',
       { clusterId: id, nodes: [n1, n2, n3], middleware: ['kafka', 'zookeeper'], dryRun: true },
@@ -112,7 +112,7 @@ describe('membership runbooks: refusals, plans and aborts before anything change
   test('joining a cluster that clusterguard did not create, and rejoining a non-member, are refused', async () => {
     const id = clusterId();
     // Every test node is standalone: 127.0.0.1 in its own cluster.json, no clusterUuid.
-    let handle = await startMembershipRunbook(
+    let handle = await startRunbook(
       orchestrator.client,
       'joinNode',
       { clusterId: id, node: n2, master: n1 },
@@ -124,7 +124,7 @@ describe('membership runbooks: refusals, plans and aborts before anything change
       /127\.0\.0\.11 is not the master of cluster .*: its cluster\.json names 127\.0\.0\.1/,
     );
 
-    handle = await startMembershipRunbook(
+    handle = await startRunbook(
       orchestrator.client,
       'rejoinNode',
       { clusterId: id, node: n2 },
@@ -138,7 +138,7 @@ describe('membership runbooks: refusals, plans and aborts before anything change
   test('a step waiting for a node that never answers can be aborted; retryStep is refused', async () => {
     const id = clusterId();
     // 127.0.0.14 has no agent: reading its cluster.json waits, and says why.
-    const handle = await startMembershipRunbook(
+    const handle = await startRunbook(
       orchestrator.client,
       'decommissionNodes',
       { clusterId: id, nodes: [n3], master: '127.0.0.14', agentTimeoutSeconds: 1 },
@@ -184,7 +184,7 @@ describe('membership runbooks: refusals, plans and aborts before anything change
 
   test('pause holds the runbook before its next step; abort while paused stops it there', async () => {
     const id = clusterId();
-    const handle = await startMembershipRunbook(
+    const handle = await startRunbook(
       orchestrator.client,
       'decommissionNodes',
       { clusterId: id, nodes: [n3], master: '127.0.0.14', agentTimeoutSeconds: 1 },

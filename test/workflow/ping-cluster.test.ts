@@ -6,7 +6,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ClusterGuardError } from '../../src/contracts/errors.js';
 import type { Progress } from '../../src/contracts/progress.js';
 import { clusterIdKey, nodesKey, runbookKey } from '../../src/contracts/search-attributes.js';
-import { startPingCluster } from '../../src/temporal/runbooks.js';
+import { startRunbook } from '../../src/client/index.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
 
@@ -41,8 +41,9 @@ describe('pingCluster against a real dev server and three agent processes', () =
 
   test('every node answers with its address, root and middleware, and progress shows all done', async () => {
     const id = clusterId();
-    const handle = await startPingCluster(
+    const handle = await startRunbook(
       orchestrator.client,
+      'pingCluster',
       { clusterId: id, nodes },
       { taskQueue: orchestrator.taskQueue },
     );
@@ -82,8 +83,9 @@ describe('pingCluster against a real dev server and three agent processes', () =
     const victim = '127.0.0.13';
     const log = cluster.lines.get(victim)!;
     const before = log.length;
-    const handle = await startPingCluster(
+    const handle = await startRunbook(
       orchestrator.client,
+      'pingCluster',
       { clusterId: clusterId(), nodes, holdSeconds: 4 },
       { taskQueue: orchestrator.taskQueue },
     );
@@ -111,8 +113,9 @@ describe('pingCluster against a real dev server and three agent processes', () =
   test('a node whose agent is down makes the runbook wait, reported in progress, until the agent returns', async () => {
     const down = '127.0.0.12';
     await cluster.agents.get(down)!.stop();
-    const handle = await startPingCluster(
+    const handle = await startRunbook(
       orchestrator.client,
+      'pingCluster',
       { clusterId: clusterId(), nodes, agentTimeoutSeconds: 2 },
       { taskQueue: orchestrator.taskQueue },
     );
@@ -142,7 +145,7 @@ describe('pingCluster against a real dev server and three agent processes', () =
 
   test('invalid input is refused by the client and, if sent anyway, fails the workflow at once', async () => {
     await assert.rejects(
-      startPingCluster(orchestrator.client, {
+      startRunbook(orchestrator.client, 'pingCluster', {
         clusterId: 'Bad Id',
         nodes: ['127.0.0.11', '127.0.0.11'],
       }),

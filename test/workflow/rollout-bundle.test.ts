@@ -11,7 +11,7 @@ import { bundleStatus, pushBundle } from '../../src/bundles/client.js';
 import { sha256OfFile } from '../../src/bundles/store.js';
 import type { BundlesView, RolloutBundleInput } from '../../src/contracts/bundles.js';
 import type { Progress } from '../../src/contracts/progress.js';
-import { startRolloutBundle } from '../../src/temporal/bundles.js';
+import { startRunbook } from '../../src/client/index.js';
 import { recordHistory } from '../helpers/stack.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { writeTestJar } from '../helpers/bundles.js';
@@ -113,8 +113,9 @@ describe('rolloutBundle against a real dev server and three agent processes', ()
     return (await sha256OfFile(file).catch(() => undefined))?.sha256;
   };
   const start = (input: Omit<RolloutBundleInput, 'clusterId'>, workflowId?: string) =>
-    startRolloutBundle(
+    startRunbook(
       orchestrator.client,
+      'rolloutBundle',
       { clusterId, agentTimeoutSeconds: 20, ...input },
       { symbolicName, taskQueue: orchestrator.taskQueue, ...(workflowId ? { workflowId } : {}) },
     );

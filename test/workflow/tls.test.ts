@@ -13,7 +13,7 @@ import {
   type ChildProcess,
 } from '../../src/dev/processes.js';
 import { repoRoot } from '../../src/process.js';
-import { connect } from '../../src/client.js';
+import { connect } from '../../src/client/index.js';
 import { resolveConnection } from '../../src/cli/settings.js';
 import { loadAppConfig } from '../../src/config/app-config.js';
 import { connectClient } from '../../src/temporal/connection.js';

@@ -79,7 +79,7 @@ export function assertMembershipWorkflowId(name: string, clusterId: string, dryR
   throw ApplicationFailure.nonRetryable(
     `${name} of cluster ${clusterId} runs as workflow id ${info.workflowId}, but membership runbooks ` +
       `must run as ${expected} so that a cluster never runs two at once. Nothing was changed: ` +
-      `start it again with --workflow-id ${expected} (the clusterguard CLI and startMembershipRunbook do)`,
+      `start it again with --workflow-id ${expected} (the clusterguard CLI and the client's startRunbook do)`,
     'InvalidInput',
   );
 }

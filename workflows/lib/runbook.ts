@@ -26,7 +26,7 @@ import {
   resumeSignal,
   retryStepUpdate,
   skipNodeUpdate,
-} from '../definitions.js';
+} from '../../src/contracts/messages.js';
 import { ProgressTracker } from './progress-tracker.js';
 
 /** The failure a step gets when no agent claimed its task in time: the node is not answering. */

@@ -6,7 +6,6 @@ import {
 } from '@temporalio/client';
 import { z } from 'zod';
 import { orchestratorTaskQueue } from '../contracts/addresses.js';
-import { ClusterGuardError } from '../contracts/errors.js';
 import { clusterIdSchema } from '../contracts/ping.js';
 import {
   backupScheduleId,
@@ -18,7 +17,8 @@ import {
   type ScheduledBackupInput,
 } from '../contracts/schedules.js';
 import { clusterIdKey, runbookKey } from '../contracts/search-attributes.js';
-import { describeZodError } from '../contracts/validation.js';
+import { InvalidInputError } from './errors.js';
+import { checked } from '../contracts/validation.js';
 
 /**
  * Backup schedules: Temporal Schedules that start `scheduledBackup` (which runs `backupCluster`
@@ -69,17 +69,6 @@ interface ScheduleMemo {
   every?: string;
 }
 
-function checked<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    throw new ClusterGuardError(
-      'InvalidInput',
-      `invalid ${what}: ${describeZodError(parsed.error)}`,
-    );
-  }
-  return parsed.data;
-}
-
 function scheduleId(clusterId: string, name: string): string {
   checked(clusterIdSchema, clusterId, 'cluster id');
   checked(scheduleNameSchema, name, 'schedule name');
@@ -117,8 +106,7 @@ export async function createBackupSchedule(
     });
   } catch (err) {
     if (err instanceof ScheduleAlreadyRunning) {
-      throw new ClusterGuardError(
-        'InvalidInput',
+      throw new InvalidInputError(
         `backup schedule ${o.name} of cluster ${clusterId} exists already (${id}): delete it ` +
           'first or give another --name',
         { cause: err },

@@ -1,7 +1,12 @@
+/**
+ * The typed signal, query and update definitions of every runbook, shared by the workflows
+ * (which set their handlers) and the client (which sends them). Names are wire names recorded
+ * in histories: never rename one.
+ */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ApproveArg, BundlesView } from '../src/contracts/bundles.js';
-import type { GuardianState, SetMembershipArg } from '../src/contracts/guardian.js';
-import type { Progress } from '../src/contracts/progress.js';
+import type { ApproveArg, BundlesView } from './bundles.js';
+import type { GuardianState, SetMembershipArg } from './guardian.js';
+import type { Progress } from './progress.js';
 
 /** Every runbook answers `progress`: steps with node, status, attempts and last error. */
 export const progressQuery = defineQuery<Progress>('progress');

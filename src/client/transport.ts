@@ -1,0 +1,81 @@
+import { readFile } from 'node:fs/promises';
+import type { TLSConfig } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
+import { ClusterGuardError } from '../contracts/errors.js';
+import { EncryptionCodec, keyRingFrom, loadKeyRing, parseKeyList } from '../temporal/codec.js';
+
+/** TLS as the config file and connection profiles give it: PEM files or inline PEM text. */
+export interface TlsOptions {
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+  certData?: string;
+  keyData?: string;
+  caData?: string;
+  serverName?: string;
+}
+
+/** The key ring of payload encryption (`codec` of the config file; docs/operations.md). */
+export interface CodecOptions {
+  /** A YAML/JSON file `{ current, keys: { <id>: <base64> } }`. */
+  keyFile?: string;
+  /** `<id>=<base64>,…`, with `current`. */
+  keys?: string;
+  current?: string;
+}
+
+async function readPem(file: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw new ClusterGuardError(
+      'InvalidConfig',
+      `cannot read the TLS ${what} ${file}: ${(err as Error).message}`,
+    );
+  }
+}
+
+/**
+ * `temporal.tls` as the SDK wants it; an API key without a TLS setting means TLS. PEM material
+ * comes from files or inline (`certData`, … — what a connection profile's `*_data` becomes).
+ */
+export async function tlsFor(options: {
+  tls?: boolean | TlsOptions;
+  apiKey?: string;
+}): Promise<TLSConfig | boolean> {
+  const t = options.tls;
+  if (t === undefined) return options.apiKey !== undefined;
+  if (typeof t === 'boolean') return t;
+  const pem = async (data: string | undefined, file: string | undefined, what: string) =>
+    data !== undefined ? Buffer.from(data) : file ? await readPem(file, what) : undefined;
+  const ca = await pem(t.caData, t.caFile, 'CA certificate');
+  const crt = await pem(t.certData, t.certFile, 'client certificate');
+  const key = await pem(t.keyData, t.keyFile, 'client key');
+  return {
+    ...(t.serverName ? { serverNameOverride: t.serverName } : {}),
+    ...(ca ? { serverRootCACertificate: ca } : {}),
+    ...(crt && key ? { clientCertPair: { crt, key } } : {}),
+  };
+}
+
+/** The gRPC headers of `temporal.grpcMeta` (a connection profile's `grpc_meta`). */
+export function metadataFor(options: { grpcMeta?: Record<string, string> }) {
+  return options.grpcMeta && Object.keys(options.grpcMeta).length > 0
+    ? { metadata: options.grpcMeta }
+    : {};
+}
+
+/**
+ * The data converter every process of a deployment shares: payloads encrypted with the key
+ * ring of `codec`, or undefined (the SDK's default) when no ring is configured. A service that
+ * talks to an orchestrator with encryption on passes it to `connect`.
+ */
+export async function dataConverterFor(
+  codec: CodecOptions | undefined,
+): Promise<DataConverter | undefined> {
+  if (!codec?.keyFile && !codec?.keys) return undefined;
+  const ring = codec.keyFile
+    ? await loadKeyRing(codec.keyFile)
+    : keyRingFrom({ current: codec.current, keys: parseKeyList(codec.keys ?? '') }, 'codec.keys');
+  return { payloadCodecs: [new EncryptionCodec(ring)] };
+}
