@@ -3,18 +3,16 @@ import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promis
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createWriteStream } from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
-import { agentBaseUrl, agentRequest, describeTlsError, type ClientTls } from '../src/agent/tls.js';
+import { agentBaseUrl, agentRequest, describeTlsError } from '../src/agent/tls.js';
 import { isNodeAddress } from '../src/contracts/addresses.js';
 import {
   bundleVersionPattern,
   healthCheckNamePattern,
   sha256Pattern,
   symbolicNamePattern,
-  type HealthResult,
   type InspectBundleInput,
   type InspectBundleResult,
   type InstallBundleInput,
@@ -23,36 +21,14 @@ import {
   type RollbackBundleResult,
 } from '../src/contracts/bundles.js';
 import { ClusterGuardError } from '../src/contracts/errors.js';
-import type { AppConfig } from '../src/config/app-config.js';
-import {
-  removeOlderThan,
-  sha256OfFile,
-  type BundleStore,
-  type InstalledStateFile,
-} from '../src/bundles/store.js';
-import type { Logger } from '../src/logger.js';
-import { toApplicationFailure } from './failures.js';
+import type { BundleActivityDeps } from '../src/bundles/agent.js';
+import { removeOlderThan, sha256OfFile } from '../src/bundles/store.js';
+import { runHealthCheck } from './bundle-health.js';
+import { describeActivity, keepHeartbeating } from './interceptor.js';
 
-export type HealthCheckConfig = AppConfig['bundles']['healthChecks'][string];
+export type { BundleActivityDeps };
 
-export interface BundleActivityDeps {
-  /** This node. */
-  address: string;
-  store: BundleStore;
-  state: InstalledStateFile;
-  /** The folder the OSGi runtime watches; `<symbolicName>.jar` per bundle. */
-  deployFolder: string;
-  installCommand?: string[];
-  healthChecks: Record<string, HealthCheckConfig>;
-  /** The cluster token, for other agents' `GET /v1/bundles/<sha256>`. */
-  token: string;
-  /** Every agent of a cluster listens on the same port. */
-  agentPort: number;
-  /** Set when the agents serve HTTPS (`agent.tls`): trust and client certificate. */
-  agentTls?: ClientTls;
-  logger: Logger;
-}
-
+/** Every second, so that a killed agent is noticed within the (short) heartbeat timeout. */
 const heartbeatEveryMs = 1000;
 /** One fetch of an artifact from one agent, connect to last byte. */
 const fetchTimeoutMs = 120_000;
@@ -81,17 +57,6 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/** Beats every second while `work` runs, so a killed agent is noticed within the timeout. */
-async function beating<T>(details: () => unknown, work: () => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  const beat = setInterval(() => ctx.heartbeat(details()), heartbeatEveryMs);
-  try {
-    return await work();
-  } finally {
-    clearInterval(beat);
-  }
 }
 
 /** Creates the bundle activities of one node agent. */
@@ -228,71 +193,22 @@ export function createBundleActivities(deps: BundleActivityDeps) {
     return { version: meta.version, sha256: meta.sha256 };
   }
 
-  async function runHealthCheck(
-    name: string,
-    env: Record<string, string>,
-    signal: AbortSignal,
-    progress: (text: string) => void,
-  ): Promise<HealthResult> {
-    const cfg = deps.healthChecks[name];
-    if (!cfg) throw new ClusterGuardError('InvalidInput', `no health check "${name}" on ${self}`);
-    let detail = '';
-    for (let attempt = 1; attempt <= cfg.attempts; attempt++) {
-      progress(`health check ${name}, attempt ${attempt}`);
-      deps.logger.info('running health check', { name, attempt, ...env });
-      if (cfg.command) {
-        const [cmd = '', ...args] = cfg.command;
-        const r = await execa(cmd, args, {
-          env,
-          reject: false,
-          all: true,
-          timeout: cfg.timeoutMs,
-          cancelSignal: signal,
-        });
-        if (signal.aborted) throw signal.reason;
-        if (r.exitCode === 0) return { name, ok: true, detail: 'exit 0', attempts: attempt };
-        detail = r.timedOut
-          ? `timed out after ${cfg.timeoutMs} ms`
-          : `exit ${r.exitCode ?? r.signal}: ${String(r.all ?? '')
-              .trim()
-              .slice(-300)}`;
-      } else if (cfg.url) {
-        try {
-          const res = await fetch(cfg.url, {
-            signal: AbortSignal.any([signal, AbortSignal.timeout(cfg.timeoutMs)]),
-          });
-          await res.body?.cancel();
-          if (res.ok) return { name, ok: true, detail: `HTTP ${res.status}`, attempts: attempt };
-          detail = `HTTP ${res.status} from ${cfg.url}`;
-        } catch (err) {
-          if (signal.aborted) throw err;
-          detail = `${cfg.url}: ${(err as Error).message}`;
-        }
-      }
-      if (attempt < cfg.attempts) await sleep(cfg.intervalMs, undefined, { signal });
-    }
-    return { name, ok: false, detail, attempts: cfg.attempts };
-  }
-
   return {
     /** Read-only: whether this node holds the artifact, what it runs, and the health check. */
     async inspectBundle(input: InspectBundleInput): Promise<InspectBundleResult> {
-      try {
-        check(sha256Pattern.test(input.sha256), `"${input.sha256}" is not a sha256 in hex`);
-        const stored = await deps.store.get(input.sha256);
-        const state = await deps.state.read();
-        return {
-          node: self,
-          ...(stored ? { stored } : {}),
-          installed: Object.values(state.bundles),
-          healthCheckKnown:
-            input.healthCheck === undefined ||
-            (healthCheckNamePattern.test(input.healthCheck) &&
-              Object.hasOwn(deps.healthChecks, input.healthCheck)),
-        };
-      } catch (err) {
-        throw toApplicationFailure(err, `inspectBundle on node ${self}`);
-      }
+      describeActivity(`inspectBundle on node ${self}`);
+      check(sha256Pattern.test(input.sha256), `"${input.sha256}" is not a sha256 in hex`);
+      const stored = await deps.store.get(input.sha256);
+      const state = await deps.state.read();
+      return {
+        node: self,
+        ...(stored ? { stored } : {}),
+        installed: Object.values(state.bundles),
+        healthCheckKnown:
+          input.healthCheck === undefined ||
+          (healthCheckNamePattern.test(input.healthCheck) &&
+            Object.hasOwn(deps.healthChecks, input.healthCheck)),
+      };
     },
 
     /**
@@ -301,93 +217,82 @@ export function createBundleActivities(deps: BundleActivityDeps) {
      * (the agent died after the rename) checks health again and reports what it recorded.
      */
     async installBundle(input: InstallBundleInput): Promise<NodeInstall> {
-      const ctx = Context.current();
-      const signal = ctx.cancellationSignal;
+      describeActivity(`installBundle on node ${self}`);
       let phase = 'starting';
-      try {
-        return await beating(
-          () => ({ phase }),
-          async () => {
-            const { sha256, symbolicName, version } = input;
-            checkIdentity(sha256, symbolicName, version);
-            if (
-              input.healthCheck !== undefined &&
-              !Object.hasOwn(deps.healthChecks, input.healthCheck)
-            ) {
-              throw new ClusterGuardError(
-                'InvalidInput',
-                `no health check "${input.healthCheck}" is configured on ${self} (bundles.healthChecks)`,
-              );
-            }
-            await removeLeftovers();
-            const entry = (await deps.state.read()).bundles[symbolicName];
-            const onDisk = await deployedSha(symbolicName);
-            const matches =
-              entry?.sha256 === sha256 &&
-              entry.version === version &&
-              (deps.installCommand !== undefined || onDisk === sha256);
-            if (matches && entry.runId !== input.runId) {
-              deps.logger.info('bundle already current', { symbolicName, version, sha256 });
-              return { node: self, outcome: 'current', previous: entry.previous };
-            }
-            let previous: Version | null;
-            if (matches) {
-              previous = entry.previous;
-            } else {
-              phase = 'fetching';
-              const meta = await ensureStored(sha256, input.sources, signal);
-              if (meta.symbolicName !== symbolicName || meta.version !== version) {
-                throw new ClusterGuardError(
-                  'InvalidInput',
-                  `bundle ${sha256} is ${meta.symbolicName} ${meta.version}, not ${symbolicName} ${version}`,
-                );
-              }
-              // What runs now: recorded, or a jar put there by hand, which is kept in the store.
-              if (onDisk === undefined && !deps.installCommand) previous = null;
-              else if (entry && (onDisk === entry.sha256 || deps.installCommand)) {
-                previous = { version: entry.version, sha256: entry.sha256 };
-              } else if (onDisk === sha256) previous = null;
-              else previous = await preserveDeployed(symbolicName);
-              // The jar may already be in place when an earlier attempt died before recording.
-              if (onDisk !== sha256) {
-                phase = 'installing';
-                await deploy(meta);
-              }
-              await deps.state.update(symbolicName, () => ({
-                symbolicName,
-                version,
-                sha256,
-                installedAt: input.datetime,
-                workflowId: input.workflowId,
-                runId: input.runId,
-                previous,
-              }));
-              deps.logger.info('bundle installed', { symbolicName, version, sha256, previous });
-            }
-            if (input.healthCheck === undefined) {
-              return { node: self, outcome: 'installed', previous };
-            }
-            phase = 'health check';
-            const health = await runHealthCheck(
-              input.healthCheck,
-              {
-                BUNDLE_FILE: deps.installCommand
-                  ? deps.store.jarPath(sha256)
-                  : deployFileOf(symbolicName),
-                BUNDLE_SYMBOLIC_NAME: symbolicName,
-                BUNDLE_VERSION: version,
-                BUNDLE_SHA256: sha256,
-              },
-              signal,
-              (text) => (phase = text),
-            );
-            if (!health.ok) deps.logger.warn('health check failed', { symbolicName, ...health });
-            return { node: self, outcome: 'installed', previous, health };
-          },
+      const signal = keepHeartbeating(() => ({ phase }), heartbeatEveryMs);
+      const { sha256, symbolicName, version } = input;
+      checkIdentity(sha256, symbolicName, version);
+      if (input.healthCheck !== undefined && !Object.hasOwn(deps.healthChecks, input.healthCheck)) {
+        throw new ClusterGuardError(
+          'InvalidInput',
+          `no health check "${input.healthCheck}" is configured on ${self} (bundles.healthChecks)`,
         );
-      } catch (err) {
-        throw toApplicationFailure(err, `installBundle on node ${self}`);
       }
+      await removeLeftovers();
+      const entry = (await deps.state.read()).bundles[symbolicName];
+      const onDisk = await deployedSha(symbolicName);
+      const matches =
+        entry?.sha256 === sha256 &&
+        entry.version === version &&
+        (deps.installCommand !== undefined || onDisk === sha256);
+      if (matches && entry.runId !== input.runId) {
+        deps.logger.info('bundle already current', { symbolicName, version, sha256 });
+        return { node: self, outcome: 'current', previous: entry.previous };
+      }
+      let previous: Version | null;
+      if (matches) {
+        previous = entry.previous;
+      } else {
+        phase = 'fetching';
+        const meta = await ensureStored(sha256, input.sources, signal);
+        if (meta.symbolicName !== symbolicName || meta.version !== version) {
+          throw new ClusterGuardError(
+            'InvalidInput',
+            `bundle ${sha256} is ${meta.symbolicName} ${meta.version}, not ${symbolicName} ${version}`,
+          );
+        }
+        // What runs now: recorded, or a jar put there by hand, which is kept in the store.
+        if (onDisk === undefined && !deps.installCommand) previous = null;
+        else if (entry && (onDisk === entry.sha256 || deps.installCommand)) {
+          previous = { version: entry.version, sha256: entry.sha256 };
+        } else if (onDisk === sha256) previous = null;
+        else previous = await preserveDeployed(symbolicName);
+        // The jar may already be in place when an earlier attempt died before recording.
+        if (onDisk !== sha256) {
+          phase = 'installing';
+          await deploy(meta);
+        }
+        await deps.state.update(symbolicName, () => ({
+          symbolicName,
+          version,
+          sha256,
+          installedAt: input.datetime,
+          workflowId: input.workflowId,
+          runId: input.runId,
+          previous,
+        }));
+        deps.logger.info('bundle installed', { symbolicName, version, sha256, previous });
+      }
+      if (input.healthCheck === undefined) {
+        return { node: self, outcome: 'installed', previous };
+      }
+      phase = 'health check';
+      const health = await runHealthCheck(
+        deps,
+        input.healthCheck,
+        {
+          BUNDLE_FILE: deps.installCommand
+            ? deps.store.jarPath(sha256)
+            : deployFileOf(symbolicName),
+          BUNDLE_SYMBOLIC_NAME: symbolicName,
+          BUNDLE_VERSION: version,
+          BUNDLE_SHA256: sha256,
+        },
+        signal,
+        (text) => (phase = text),
+      );
+      if (!health.ok) deps.logger.warn('health check failed', { symbolicName, ...health });
+      return { node: self, outcome: 'installed', previous, health };
     },
 
     /**
@@ -395,50 +300,45 @@ export function createBundleActivities(deps: BundleActivityDeps) {
      * Leaves a node alone that no longer runs the version being rolled back.
      */
     async rollbackBundle(input: RollbackBundleInput): Promise<RollbackBundleResult> {
-      const signal = Context.current().cancellationSignal;
-      try {
-        return await beating(
-          () => ({ rollingBack: input.symbolicName }),
-          async () => {
-            const { symbolicName, from, to } = input;
-            checkIdentity(from.sha256, symbolicName, from.version);
-            if (to) checkIdentity(to.sha256, symbolicName, to.version);
-            await removeLeftovers();
-            const entry = (await deps.state.read()).bundles[symbolicName];
-            const onDisk = await deployedSha(symbolicName);
-            const current = deps.installCommand ? entry?.sha256 : onDisk;
-            const done = to === null ? current === undefined : current === to.sha256;
-            if (!done && current !== from.sha256) {
-              deps.logger.warn('rollback skipped: the node runs another version', {
-                symbolicName,
-                expected: from.sha256,
-                found: current,
-              });
-              return { node: self, restored: null, changed: false };
-            }
-            if (to === null) {
-              await undeploy(symbolicName);
-              await deps.state.update(symbolicName, () => null);
-            } else {
-              const meta = await ensureStored(to.sha256, input.sources, signal);
-              if (!done) await deploy(meta);
-              await deps.state.update(symbolicName, () => ({
-                symbolicName,
-                version: to.version,
-                sha256: to.sha256,
-                installedAt: input.datetime,
-                workflowId: input.workflowId,
-                runId: input.runId,
-                previous: null,
-              }));
-            }
-            deps.logger.info('bundle rolled back', { symbolicName, from, to });
-            return { node: self, restored: to, changed: !done };
-          },
-        );
-      } catch (err) {
-        throw toApplicationFailure(err, `rollbackBundle on node ${self}`);
+      describeActivity(`rollbackBundle on node ${self}`);
+      const signal = keepHeartbeating(
+        () => ({ rollingBack: input.symbolicName }),
+        heartbeatEveryMs,
+      );
+      const { symbolicName, from, to } = input;
+      checkIdentity(from.sha256, symbolicName, from.version);
+      if (to) checkIdentity(to.sha256, symbolicName, to.version);
+      await removeLeftovers();
+      const entry = (await deps.state.read()).bundles[symbolicName];
+      const onDisk = await deployedSha(symbolicName);
+      const current = deps.installCommand ? entry?.sha256 : onDisk;
+      const done = to === null ? current === undefined : current === to.sha256;
+      if (!done && current !== from.sha256) {
+        deps.logger.warn('rollback skipped: the node runs another version', {
+          symbolicName,
+          expected: from.sha256,
+          found: current,
+        });
+        return { node: self, restored: null, changed: false };
       }
+      if (to === null) {
+        await undeploy(symbolicName);
+        await deps.state.update(symbolicName, () => null);
+      } else {
+        const meta = await ensureStored(to.sha256, input.sources, signal);
+        if (!done) await deploy(meta);
+        await deps.state.update(symbolicName, () => ({
+          symbolicName,
+          version: to.version,
+          sha256: to.sha256,
+          installedAt: input.datetime,
+          workflowId: input.workflowId,
+          runId: input.runId,
+          previous: null,
+        }));
+      }
+      deps.logger.info('bundle rolled back', { symbolicName, from, to });
+      return { node: self, restored: to, changed: !done };
     },
   };
 }

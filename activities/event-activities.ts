@@ -4,7 +4,7 @@ import type { ErrorType } from '../src/contracts/errors.js';
 import { runbookEventSchema, type RunbookEvent } from '../src/contracts/events.js';
 import { describeZodError } from '../src/contracts/validation.js';
 import type { EventPublisher } from '../src/events/publisher.js';
-import { toApplicationFailure } from './failures.js';
+import { describeActivity } from './interceptor.js';
 
 export type PublishEventInput = RunbookEvent & {
   /** The cluster's members as the workflow knows them: where its Kafka brokers are. */
@@ -58,11 +58,8 @@ export function createEventActivities(deps: EventActivityDeps) {
         throw ApplicationFailure.nonRetryable(`invalid event: ${problems.join('; ')}`, type);
       }
       if (members?.data) known.remember(event.data.clusterId, members.data);
-      try {
-        await deps.publisher.enqueue(event.data);
-      } catch (err) {
-        throw toApplicationFailure(err, `spooling event ${event.data.id}`);
-      }
+      describeActivity(`spooling event ${event.data.id}`);
+      await deps.publisher.enqueue(event.data);
     },
   };
 }

@@ -5,7 +5,7 @@ import type { ErrorType } from '../src/contracts/errors.js';
 import { ClusterGuardError } from '../src/contracts/errors.js';
 import { desiredFromController, type ControllerMembership } from '../src/contracts/guardian.js';
 import type { Logger } from '../src/logger.js';
-import { toApplicationFailure } from './failures.js';
+import { describeActivity, keepHeartbeating } from './interceptor.js';
 
 /** A ControllerCluster is a few hundred bytes; anything far larger is not one. */
 const maxControllerBodyBytes = 1024 * 1024;
@@ -50,6 +50,7 @@ export function createGuardianActivities(deps: { logger: Logger; fetch?: typeof 
     /** One poll of the controller's cluster endpoint, turned into the desired membership. */
     async fetchControllerCluster(input: FetchControllerInput): Promise<ControllerAnswer> {
       const where = `polling the controller at ${input.url}`;
+      describeActivity(where);
       const signal = AbortSignal.any([
         AbortSignal.timeout(input.timeoutSeconds * 1000),
         Context.current().cancellationSignal,
@@ -71,7 +72,7 @@ export function createGuardianActivities(deps: { logger: Logger; fetch?: typeof 
         body = await readBounded(response, maxControllerBodyBytes);
       } catch (err) {
         if (err instanceof ApplicationFailure) throw err;
-        if (err instanceof ClusterGuardError) throw toApplicationFailure(err, where);
+        if (err instanceof ClusterGuardError) throw err;
         const e = err as Error;
         const reason =
           e.name === 'TimeoutError'
@@ -92,13 +93,9 @@ export function createGuardianActivities(deps: { logger: Logger; fetch?: typeof 
           'InvalidInput',
         );
       }
-      try {
-        const membership = desiredFromController(json);
-        deps.logger.debug('controller polled', { url: input.url, nodes: membership.nodes });
-        return { ...membership, fetchedAt: new Date().toISOString() };
-      } catch (err) {
-        throw toApplicationFailure(err, where);
-      }
+      const membership = desiredFromController(json);
+      deps.logger.debug('controller polled', { url: input.url, nodes: membership.nodes });
+      return { ...membership, fetchedAt: new Date().toISOString() };
     },
   };
 }
@@ -152,37 +149,32 @@ export function createWebappActivities(deps: {
         };
       }
       const [file = '', ...args] = command;
-      const ctx = Context.current();
-      const beat = setInterval(() => ctx.heartbeat({ action }), 2000);
-      try {
-        const result = await execa(file, args, {
-          timeout: deps.webapps.timeoutSeconds * 1000,
-          cancelSignal: ctx.cancellationSignal,
-          reject: false,
-          all: true,
-          stdin: 'ignore',
-        });
-        const output = (result.all ?? '').trim().split('\n').slice(-5).join('\n');
-        if (result.failed) {
-          if ((result as { code?: string }).code === 'ENOENT') {
-            throw ApplicationFailure.nonRetryable(
-              `${key} on ${node}: ${file} does not exist. Fix ${key} in the agent's configuration`,
-              'MissingBinary',
-            );
-          }
-          if (result.isCanceled)
-            throw ApplicationFailure.retryable(`${key} on ${node} was cancelled`);
-          throw ApplicationFailure.retryable(
-            `${key} on ${node} failed (${result.timedOut ? `no exit within ${deps.webapps.timeoutSeconds} s` : `exit code ${result.exitCode ?? '?'}`}): ${output || 'no output'}. ` +
-              'Check the webapps on that node; the guardian tries again',
-            'WebappCommandFailed',
+      const cancelSignal = keepHeartbeating(() => ({ action }));
+      const result = await execa(file, args, {
+        timeout: deps.webapps.timeoutSeconds * 1000,
+        cancelSignal,
+        reject: false,
+        all: true,
+        stdin: 'ignore',
+      });
+      const output = (result.all ?? '').trim().split('\n').slice(-5).join('\n');
+      if (result.failed) {
+        if ((result as { code?: string }).code === 'ENOENT') {
+          throw ApplicationFailure.nonRetryable(
+            `${key} on ${node}: ${file} does not exist. Fix ${key} in the agent's configuration`,
+            'MissingBinary',
           );
         }
-        deps.logger.info(`webapps ${action === 'stop' ? 'stopped' : 'started'}`, { command: file });
-        return { node, action, outcome: 'done', detail: output || `${file} exited 0` };
-      } finally {
-        clearInterval(beat);
+        if (result.isCanceled)
+          throw ApplicationFailure.retryable(`${key} on ${node} was cancelled`);
+        throw ApplicationFailure.retryable(
+          `${key} on ${node} failed (${result.timedOut ? `no exit within ${deps.webapps.timeoutSeconds} s` : `exit code ${result.exitCode ?? '?'}`}): ${output || 'no output'}. ` +
+            'Check the webapps on that node; the guardian tries again',
+          'WebappCommandFailed',
+        );
       }
+      deps.logger.info(`webapps ${action === 'stop' ? 'stopped' : 'started'}`, { command: file });
+      return { node, action, outcome: 'done', detail: output || `${file} exited 0` };
     },
   };
 }

@@ -12,6 +12,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createAgentApp, startAgentServer } from '../src/agent/server.js';
+import { createBundleActivities } from '../activities/bundle-activities.js';
+import { activityInterceptors } from '../activities/interceptor.js';
 import { setupAgentBundles } from '../src/bundles/agent.js';
 import { appConfigSchema } from '../src/config/app-config.js';
 import { ClusterStore } from '../src/config/cluster-store.js';
@@ -59,7 +61,8 @@ async function main(): Promise<void> {
         connection,
         namespace: cfg.namespace,
         taskQueue: nodeTaskQueue(address),
-        activities: bundles.activities,
+        activities: createBundleActivities(bundles.activityDeps),
+        interceptors: { activity: activityInterceptors(address) },
         maxConcurrentActivityTaskExecutions: 8,
         maxConcurrentActivityTaskPolls: cfg.pollers,
       });

@@ -4,6 +4,7 @@ import { createDataActivities } from '../activities/data-activities.js';
 import { createWebappActivities } from '../activities/guardian-activities.js';
 import { createMembershipActivities } from '../activities/membership-activities.js';
 import { createMiddlewareActivities } from '../activities/middleware-activities.js';
+import { activityInterceptors } from '../activities/interceptor.js';
 import { createNodeActivities } from '../activities/node-activities.js';
 import { loadAppConfig, resolveAgentToken, type AppConfig } from '../src/config/app-config.js';
 import { ClusterStore } from '../src/config/cluster-store.js';
@@ -11,6 +12,7 @@ import { NodeLayout } from '../src/config/layout.js';
 import { nodeTaskQueue } from '../src/contracts/addresses.js';
 import type { Client } from '@temporalio/client';
 import { dataRoutes } from '../src/agent/data-routes.js';
+import { createBundleActivities } from '../activities/bundle-activities.js';
 import { setupAgentBundles } from '../src/bundles/agent.js';
 import { createAgentApp, startAgentServer, type RunningAgentServer } from '../src/agent/server.js';
 import { loadAgentTls } from '../src/agent/tls.js';
@@ -72,6 +74,8 @@ export async function startNodeAgent(
     ...(dataConverter ? { dataConverter } : {}),
     namespace: config.temporal.namespace,
     taskQueue,
+    // Failure conversion and heartbeats of long activities, in one place (activities/interceptor.ts).
+    interceptors: { activity: activityInterceptors(address) },
     activities: {
       ...createMiddlewareActivities({ address, layout, config, logger }),
       ...createNodeActivities({
@@ -101,7 +105,7 @@ export async function startNodeAgent(
         },
         probeVersions: (signal) => probeMiddlewareVersions(binDir, signal),
       }),
-      ...bundles.activities,
+      ...createBundleActivities(bundles.activityDeps),
       ...createWebappActivities({ address, webapps: config.webapps, logger }),
     },
     // Node work is mostly waiting on processes and disks; a few at a time is plenty and keeps

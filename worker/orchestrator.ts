@@ -17,6 +17,7 @@ import {
   type EventActivities,
   type PublishEventInput,
 } from '../activities/event-activities.js';
+import { activityInterceptors } from '../activities/interceptor.js';
 import {
   createGuardianActivities,
   type GuardianActivities,
@@ -74,7 +75,9 @@ export async function createOrchestratorWorker(options: OrchestratorOptions): Pr
     taskQueue: options.taskQueue,
     workflowBundle: options.workflowBundle,
     ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
-    ...(options.activities ? { activities: options.activities } : {}),
+    ...(options.activities
+      ? { activities: options.activities, interceptors: { activity: activityInterceptors() } }
+      : {}),
   });
 }
 

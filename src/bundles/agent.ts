@@ -1,8 +1,4 @@
 import path from 'node:path';
-import {
-  createBundleActivities,
-  type BundleActivities,
-} from '../../activities/bundle-activities.js';
 import { bundleRoutes } from '../agent/bundle-routes.js';
 import type { AgentRoutes } from '../agent/server.js';
 import type { ClientTls } from '../agent/tls.js';
@@ -10,12 +6,34 @@ import type { AppConfig } from '../config/app-config.js';
 import type { ClusterStore } from '../config/cluster-store.js';
 import type { NodeLayout } from '../config/layout.js';
 import type { BundleMeta } from '../contracts/bundles.js';
-import { createEventPublisher, type EventPublisher } from '../events/publisher.js';
 import type { Logger } from '../logger.js';
+import { createEventPublisher, type EventPublisher } from '../events/publisher.js';
 import { BundleStore, InstalledStateFile } from './store.js';
 
+export type HealthCheckConfig = AppConfig['bundles']['healthChecks'][string];
+
+/** What the bundle activities of one node work with (built here from the agent's config). */
+export interface BundleActivityDeps {
+  /** This node. */
+  address: string;
+  store: BundleStore;
+  state: InstalledStateFile;
+  /** The folder the OSGi runtime watches; `<symbolicName>.jar` per bundle. */
+  deployFolder: string;
+  installCommand?: string[];
+  healthChecks: Record<string, HealthCheckConfig>;
+  /** The cluster token, for other agents' `GET /v1/bundles/<sha256>`. */
+  token: string;
+  /** Every agent of a cluster listens on the same port. */
+  agentPort: number;
+  /** Set when the agents serve HTTPS (`agent.tls`): trust and client certificate. */
+  agentTls?: ClientTls;
+  logger: Logger;
+}
+
 export interface AgentBundles {
-  activities: BundleActivities;
+  /** For `createBundleActivities` (activities/bundle-activities.ts), which the worker registers. */
+  activityDeps: BundleActivityDeps;
   routes: AgentRoutes;
   /** Publishes what it can of pending announcements; the rest stays spooled. */
   close(): Promise<void>;
@@ -23,7 +41,7 @@ export interface AgentBundles {
 
 /**
  * Everything a node agent needs for bundles: the store and installed state under the node's
- * root, the activities, the HTTP routes, and the `bundle.available` announcement, which the
+ * root, what the activities need, the HTTP routes, and the `bundle.available` announcement, which the
  * agent publishes itself (from its own spool) because an upload involves no workflow.
  */
 export function setupAgentBundles(deps: {
@@ -73,7 +91,7 @@ export function setupAgentBundles(deps: {
   };
 
   return {
-    activities: createBundleActivities({
+    activityDeps: {
       address,
       store,
       state,
@@ -84,7 +102,7 @@ export function setupAgentBundles(deps: {
       agentPort: config.agent.port,
       ...(deps.agentTls ? { agentTls: deps.agentTls } : {}),
       logger,
-    }),
+    },
     routes: bundleRoutes({
       store,
       state,

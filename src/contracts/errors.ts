@@ -47,8 +47,9 @@ export const nonRetryableErrorTypes: ErrorType[] = [
 ];
 
 /**
- * A plain error with a type from the union, for code outside workflows and activities (config
- * loading, planning, the CLI). Activities convert it with `toApplicationFailure`.
+ * A plain error with a type from the union, for code outside workflows (config loading,
+ * planning, adapters, the CLI). Activities throw it as it is: the activity interceptor
+ * (activities/interceptor.ts) turns it into an ApplicationFailure of the same type.
  */
 export class ClusterGuardError extends Error {
   constructor(

@@ -25,7 +25,7 @@ export function membershipWorkflowId(clusterId: string): string {
   return `cg/${clusterId}/membership`;
 }
 
-/** The same as ClusterView in src/middleware/types.ts, as a schema for workflow inputs. */
+/** The same as ClusterView in src/middleware/kit/types.ts, as a schema for workflow inputs. */
 export const clusterViewSchema = z.object({
   nodes: nodeListSchema,
   decommissionNodes: z.array(nodeAddressSchema),

@@ -2,11 +2,11 @@ import path from 'node:path';
 import type { AppConfig } from '../config/app-config.js';
 import type { MiddlewareName, NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
-import { createCockroachAdapter } from './cockroach.js';
-import { createControllerAdapter } from './controller.js';
-import { createKafkaAdapter } from './kafka.js';
-import type { MiddlewareAdapter } from './types.js';
-import { createZooKeeperAdapter } from './zookeeper.js';
+import { createCockroachAdapter } from './cockroach/index.js';
+import { createControllerAdapter } from './controller/index.js';
+import { createKafkaAdapter } from './kafka/index.js';
+import type { AdapterDeps, MiddlewareAdapter } from './kit/index.js';
+import { createZooKeeperAdapter } from './zookeeper/index.js';
 
 export type ComponentName = MiddlewareName | 'controller';
 
@@ -18,6 +18,26 @@ export interface AdapterContext {
   signal?: AbortSignal;
 }
 
+type Base = Omit<AdapterDeps<unknown>, 'options' | 'operationOptions'>;
+type Middleware = AppConfig['middleware'];
+
+/** Each component's adapter, from its section of the agent's `middleware` configuration. */
+const factories: Record<ComponentName, (mw: Middleware, base: Base) => MiddlewareAdapter> = {
+  zookeeper: (mw, base) => {
+    const { operationOptions, ...options } = mw.zookeeper;
+    return createZooKeeperAdapter({ ...base, options, operationOptions });
+  },
+  kafka: (mw, base) => {
+    const { operationOptions, ...options } = mw.kafka;
+    return createKafkaAdapter({ ...base, options, operationOptions });
+  },
+  cockroach: (mw, base) => {
+    const { operationOptions, ...options } = mw.cockroach;
+    return createCockroachAdapter({ ...base, options, operationOptions });
+  },
+  controller: (mw, base) => createControllerAdapter({ ...base, options: mw.controller }),
+};
+
 /**
  * The adapter of one middleware on this node, built from the agent's own configuration: binaries,
  * ports and commands come from there, never from a runbook's input (DESIGN: trust boundaries).
@@ -28,7 +48,7 @@ export function createMiddlewareAdapter(
   context: AdapterContext,
 ): MiddlewareAdapter {
   const mw = config.middleware;
-  const base = {
+  return factories[name](mw, {
     address: context.address,
     layout: context.layout,
     binDir: path.resolve(mw.binDir),
@@ -36,21 +56,5 @@ export function createMiddlewareAdapter(
     logger: context.logger,
     onProgress: context.onProgress,
     signal: context.signal,
-  };
-  switch (name) {
-    case 'zookeeper': {
-      const { operationOptions, ...options } = mw.zookeeper;
-      return createZooKeeperAdapter({ ...base, options, operationOptions });
-    }
-    case 'kafka': {
-      const { operationOptions, ...options } = mw.kafka;
-      return createKafkaAdapter({ ...base, options, operationOptions });
-    }
-    case 'cockroach': {
-      const { operationOptions, ...options } = mw.cockroach;
-      return createCockroachAdapter({ ...base, options, operationOptions });
-    }
-    case 'controller':
-      return createControllerAdapter({ ...base, options: mw.controller });
-  }
+  });
 }

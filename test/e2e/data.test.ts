@@ -23,7 +23,7 @@ import {
   type VerifyBackupResult,
 } from '../../src/contracts/data-runbooks.js';
 import type { Progress } from '../../src/contracts/progress.js';
-import { withZooKeeperClient } from '../../src/middleware/zookeeper.js';
+import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
 import { startRunbook } from '../../src/client/index.js';
 import { recordHistory, startStack, type Stack } from '../helpers/stack.js';
 

@@ -9,7 +9,7 @@ import {
 } from '@temporalio/client';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
-import { withZooKeeperClient } from '../../src/middleware/zookeeper.js';
+import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
 import { startRunbook, type RunbookInput } from '../../src/client/index.js';
 import {
   recordHistory,

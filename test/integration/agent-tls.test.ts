@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { activityInterceptors } from '../../activities/interceptor.js';
 import { DefaultLogger } from '@temporalio/worker';
 import { createBundleActivities } from '../../activities/bundle-activities.js';
 import { createMembershipActivities } from '../../activities/membership-activities.js';
@@ -47,7 +48,10 @@ const quiet: Logger = {
 
 /** Runs an activity in a mock activity context (no worker: these are HTTP tests). */
 function inActivity<R>(call: () => Promise<R>): Promise<R> {
-  const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+  const env = new MockActivityEnvironment(undefined, {
+    logger: new DefaultLogger('ERROR'),
+    interceptors: activityInterceptors(),
+  });
   return env.run(call);
 }
 

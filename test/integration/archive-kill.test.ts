@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { activityInterceptors } from '../../activities/interceptor.js';
 import { DefaultLogger } from '@temporalio/worker';
 import { execa } from 'execa';
 import { createDataActivities } from '../../activities/data-activities.js';
@@ -84,7 +85,10 @@ describe('an agent killed during archive creation', () => {
       logger: { debug() {}, info() {}, warn() {}, error() {} },
       staleAfterMs: 0,
     });
-    const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+    const env = new MockActivityEnvironment(undefined, {
+      logger: new DefaultLogger('ERROR'),
+      interceptors: activityInterceptors(),
+    });
     const run = <R>(fn: () => Promise<R>): Promise<R> => env.run(fn);
     const listed = await run(() => acts.listArchives({ op: 'backup' }));
     assert.deepEqual(listed.archives, []);

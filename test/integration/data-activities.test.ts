@@ -15,6 +15,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { activityInterceptors } from '../../activities/interceptor.js';
 import { DefaultLogger } from '@temporalio/worker';
 import { createDataActivities, type DataActivities } from '../../activities/data-activities.js';
 import { extractZip, zipFolder } from '../../src/archive/zip.js';
@@ -33,7 +34,10 @@ const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
 function environment(): MockActivityEnvironment {
   // The SDK logs every failed activity; the failures here are the point of the tests.
-  return new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+  return new MockActivityEnvironment(undefined, {
+    logger: new DefaultLogger('ERROR'),
+    interceptors: activityInterceptors(),
+  });
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { activityInterceptors } from '../../activities/interceptor.js';
 import { DefaultLogger } from '@temporalio/worker';
 import {
   createGuardianActivities,
@@ -26,7 +27,10 @@ const logger = createLogger('guardian-test', 'error');
 const standInHost = '127.0.0.58';
 
 function run<T>(fn: () => Promise<T>): Promise<T> {
-  const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+  const env = new MockActivityEnvironment(undefined, {
+    logger: new DefaultLogger('ERROR'),
+    interceptors: activityInterceptors(),
+  });
   return env.run(fn);
 }
 

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { activityInterceptors } from '../../activities/interceptor.js';
 import { DefaultLogger } from '@temporalio/worker';
 import {
   createMembershipActivities,
@@ -50,7 +51,10 @@ interface Beat {
 
 function environment(): { env: MockActivityEnvironment; beats: Beat[] } {
   // The SDK logs every failed activity; the failures here are the point of the tests.
-  const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+  const env = new MockActivityEnvironment(undefined, {
+    logger: new DefaultLogger('ERROR'),
+    interceptors: activityInterceptors(),
+  });
   const beats: Beat[] = [];
   env.on('heartbeat', (d: Beat) => beats.push(d));
   return { env, beats };

@@ -14,7 +14,7 @@ import {
   createKafkaAdapter,
   newKafkaClusterId,
   type KafkaAdapter,
-} from '../../src/middleware/kafka.js';
+} from '../../src/middleware/kafka/index.js';
 import { repoRoot } from '../../src/process.js';
 import { freePort, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
 import { startRunbook } from '../../src/client/index.js';

@@ -38,9 +38,12 @@ import {
   type CockroachAdapter,
   type CockroachNodeStatus,
   type CockroachOptions,
-} from '../../src/middleware/cockroach.js';
-import type { AdapterDeps } from '../../src/middleware/common.js';
-import { assignMemberIds, type ClusterView } from '../../src/middleware/types.js';
+} from '../../src/middleware/cockroach/index.js';
+import {
+  assignMemberIds,
+  type AdapterDeps,
+  type ClusterView,
+} from '../../src/middleware/kit/index.js';
 import { middlewareContract, type ContractNode } from './contract.js';
 
 const standIn = fileURLToPath(new URL('../fixtures/cockroach-stand-in.mjs', import.meta.url));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ClusterGuardError } from '../../src/contracts/errors.js';
-import type { MiddlewareAdapter } from '../../src/middleware/types.js';
+import type { MiddlewareAdapter } from '../../src/middleware/kit/index.js';
 
 export interface ContractNode {
   adapter: MiddlewareAdapter;

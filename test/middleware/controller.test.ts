@@ -22,7 +22,7 @@ import {
   createControllerAdapter,
   parseControllerOptions,
   type ControllerOptions,
-} from '../../src/middleware/controller.js';
+} from '../../src/middleware/controller/index.js';
 
 const isError = (type: ErrorType, pattern?: RegExp) => (err: unknown) =>
   err instanceof ClusterGuardError && err.type === type && (!pattern || pattern.test(err.message));

@@ -18,7 +18,7 @@ import {
   createKafkaAdapter,
   newKafkaClusterId,
   type KafkaAdapter,
-} from '../../src/middleware/kafka.js';
+} from '../../src/middleware/kafka/index.js';
 import { repoRoot } from '../../src/process.js';
 
 // Other middleware tests use .11–.13: this file's broker has an address of its own.

@@ -8,7 +8,7 @@ import { Kafka, Partitioners, logLevel, type Admin, type IHeaders } from 'kafkaj
 import { NodeLayout } from '../../src/config/layout.js';
 import { ClusterGuardError } from '../../src/contracts/errors.js';
 import { createLogger } from '../../src/logger.js';
-import { writeFiles, type AdapterDeps } from '../../src/middleware/common.js';
+import { writeFiles, type AdapterDeps, type ClusterView } from '../../src/middleware/kit/index.js';
 import {
   createKafkaAdapter,
   generateKafkaConfig,
@@ -17,8 +17,7 @@ import {
   planReplicaMoves,
   type KafkaAdapter,
   type KafkaOptions,
-} from '../../src/middleware/kafka.js';
-import type { ClusterView } from '../../src/middleware/types.js';
+} from '../../src/middleware/kafka/index.js';
 import { repoRoot } from '../../src/process.js';
 import { middlewareContract, type ContractNode } from './contract.js';
 

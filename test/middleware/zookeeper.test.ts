@@ -10,12 +10,13 @@ import zookeeper from 'node-zookeeper-client';
 import { NodeLayout } from '../../src/config/layout.js';
 import { ClusterGuardError } from '../../src/contracts/errors.js';
 import { createLogger } from '../../src/logger.js';
-import { writeFiles, type AdapterDeps } from '../../src/middleware/common.js';
 import {
   assignMemberIds,
+  writeFiles,
+  type AdapterDeps,
   type ClusterView,
   type MiddlewareAdapter,
-} from '../../src/middleware/types.js';
+} from '../../src/middleware/kit/index.js';
 import {
   applyZooKeeperConfig,
   createZooKeeperAdapter,
@@ -23,7 +24,7 @@ import {
   parseEnsembleConfig,
   withZooKeeperClient,
   type ZooKeeperOptions,
-} from '../../src/middleware/zookeeper.js';
+} from '../../src/middleware/zookeeper/index.js';
 import { repoRoot } from '../../src/process.js';
 import { middlewareContract, type ContractNode } from './contract.js';
 

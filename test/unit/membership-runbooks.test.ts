@@ -22,8 +22,8 @@ import {
 } from '../../src/contracts/membership-runbooks.js';
 import { renderProgressMarkdown, type Progress } from '../../src/contracts/progress.js';
 import { describeZodError } from '../../src/contracts/validation.js';
-import { isKafkaClusterId } from '../../src/middleware/kafka.js';
-import * as middlewareTypes from '../../src/middleware/types.js';
+import { isKafkaClusterId } from '../../src/middleware/kafka/index.js';
+import * as middlewareTypes from '../../src/middleware/kit/index.js';
 
 const a = '172.18.135.11';
 const b = '172.18.135.12';
@@ -412,7 +412,7 @@ describe('kafkaClusterIdFromUuid', () => {
 });
 
 describe('assignMemberIds', () => {
-  test('is the one exported by src/middleware/types.ts', () => {
+  test('is the one exported by src/middleware/kit/types.ts', () => {
     assert.equal(middlewareTypes.assignMemberIds, assignMemberIds);
   });
 

@@ -6,12 +6,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ClusterGuardError } from '../../src/contracts/errors.js';
 import {
+  assignMemberIds,
   runningPid,
   startProcess,
   stopProcess,
   type ProcessSpec,
-} from '../../src/middleware/supervisor.js';
-import { assignMemberIds } from '../../src/middleware/types.js';
+} from '../../src/middleware/kit/index.js';
 import { freePort } from '../../src/temporal/dev-server.js';
 
 /** A tiny server: logs, then listens on the port in argv[2] (or never, or crashes). */

@@ -8,7 +8,7 @@ import {
   applyZooKeeperConfig,
   ensembleMarkerFile,
   keepsZooKeeperData,
-} from '../../src/middleware/zookeeper.js';
+} from '../../src/middleware/zookeeper/index.js';
 
 /**
  * Which data a (re)joining ZooKeeper server keeps: its own ensemble's, never a stranger's. An

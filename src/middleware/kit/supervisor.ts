@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClusterGuardError } from '../contracts/errors.js';
+import { ClusterGuardError } from '../../contracts/errors.js';
 
 /**
  * A middleware server run by a node agent. It outlives the agent (detached, its own process

@@ -1,4 +1,5 @@
-import type { DataOperation, MiddlewareName } from '../config/layout.js';
+import type { DataOperation, MiddlewareName } from '../../config/layout.js';
+import type { MiddlewareOperation } from '../../contracts/middleware.js';
 
 /**
  * What a middleware operation needs to know about the cluster (seed 001 §2): the members after
@@ -28,22 +29,7 @@ export interface OperationOptions {
   failFilter?: string;
 }
 
-export const middlewareOperations = [
-  'startServer',
-  'stopServer',
-  'checkServer',
-  'createCluster',
-  'prepareClusterConfig',
-  'joinCluster',
-  'rejoinCluster',
-  'decommissionCluster',
-  'exportData',
-  'importData',
-  'backupData',
-  'restoreData',
-  'checkInSync',
-] as const;
-export type MiddlewareOperation = (typeof middlewareOperations)[number];
+export { middlewareOperations, type MiddlewareOperation } from '../../contracts/middleware.js';
 
 /** What a membership pre-check needs to know from a running middleware (see `inspect`). */
 export interface MiddlewareInspection {
@@ -84,42 +70,87 @@ export interface DataResult {
  * operations start the server when they are done; the data operations use the working folder of
  * their operation (`<op>-data/<mw>/`, see NodeLayout.workingFolder).
  */
-export interface MiddlewareAdapter {
+export interface AdapterMethods {
   readonly name: MiddlewareName | 'controller';
   /** Pure: the configuration files of `address` for this membership (relative path → text). */
-  generateConfig?(cluster: ClusterView, address: string): Record<string, string>;
-  startServer(cluster?: ClusterView): Promise<ServerStatus>;
+  generateConfig?: (cluster: ClusterView, address: string) => Record<string, string>;
+  startServer: (cluster?: ClusterView) => Promise<ServerStatus>;
   /** Graceful first, forceful after a bounded wait; stopping a stopped server is not an error. */
-  stopServer(options?: { force?: boolean }): Promise<void>;
-  checkServer(): Promise<ServerStatus>;
+  stopServer: (options?: { force?: boolean }) => Promise<void>;
+  checkServer: () => Promise<ServerStatus>;
   /** On the master: every member's configuration into `cluster-config/<address>/<mw>/`, apply its own, keep data, start. */
-  createCluster?(cluster: ClusterView): Promise<void>;
+  createCluster?: (cluster: ClusterView) => Promise<void>;
   /**
    * On the master, for a membership change of a running cluster: every member's configuration
    * into `cluster-config/<address>/<mw>/`, as createCluster writes it, without touching the
    * running server or its data. Idempotent.
    */
-  prepareClusterConfig?(cluster: ClusterView): Promise<void>;
+  prepareClusterConfig?: (cluster: ClusterView) => Promise<void>;
   /** Facts for a membership pre-check, read from the running middleware. */
-  inspect?(): Promise<MiddlewareInspection>;
+  inspect?: () => Promise<MiddlewareInspection>;
   /** On a new member: apply `cluster-config/<self>/<mw>/`, wipe data, start. */
-  joinCluster?(cluster: ClusterView): Promise<void>;
+  joinCluster?: (cluster: ClusterView) => Promise<void>;
   /** On a returning member: as join, but keep data where the middleware allows (seed 001 §3). */
-  rejoinCluster?(cluster: ClusterView): Promise<void>;
+  rejoinCluster?: (cluster: ClusterView) => Promise<void>;
   /**
    * Waits (up to its `checkInSync` operation timeout) until every replica is in sync and reports,
    * asked through this node; a report that is not in sync says what lags.
    */
-  checkInSync?(): Promise<InSyncReport>;
+  checkInSync?: () => Promise<InSyncReport>;
   /** Remove `leaving` from the running cluster; refuses (non-retryable) when that would lose quorum or data. */
-  decommissionCluster?(cluster: ClusterView, leaving: string[]): Promise<void>;
-  exportData?(): Promise<DataResult>;
-  importData?(): Promise<DataResult>;
-  backupData?(): Promise<DataResult>;
-  restoreData?(): Promise<DataResult>;
+  decommissionCluster?: (cluster: ClusterView, leaving: string[]) => Promise<void>;
+  exportData?: () => Promise<DataResult>;
+  importData?: () => Promise<DataResult>;
+  backupData?: () => Promise<DataResult>;
+  restoreData?: () => Promise<DataResult>;
 }
+
+/** What a runbook step passes to an operation (the `middlewareOperation` input, checked). */
+export interface OperationRequest {
+  /** The step, on this node, for messages: `joinCluster of kafka on node 127.0.0.12`. */
+  where: string;
+  cluster?: ClusterView;
+  leaving?: string[];
+  force?: boolean;
+}
+
+/** What an operation reports back to its step. */
+export interface OperationOutcome {
+  status?: ServerStatus;
+  data?: DataResult;
+  inspection?: MiddlewareInspection;
+  inSync?: InSyncReport;
+}
+
+export type OperationName = MiddlewareOperation | 'inspect';
+
+/** The operations an adapter supports, by the name a runbook step gives. */
+export type Capabilities = Partial<
+  Record<OperationName, (request: OperationRequest) => Promise<OperationOutcome>>
+>;
+
+/** An adapter with its capabilities: `operations[name]` is what a step of that name runs. */
+export interface MiddlewareAdapter extends AdapterMethods {
+  readonly operations: Capabilities;
+}
+
+/** A clustered middleware's adapter: every membership and data operation is there. */
+export type ClusteredAdapter = MiddlewareAdapter &
+  Required<
+    Pick<
+      AdapterMethods,
+      | 'createCluster'
+      | 'joinCluster'
+      | 'rejoinCluster'
+      | 'decommissionCluster'
+      | 'exportData'
+      | 'importData'
+      | 'backupData'
+      | 'restoreData'
+    >
+  >;
 
 export type DataOperationName = `${DataOperation}Data`;
 
 // Pure, so that workflows can assign ids too; kept importable from here for the adapters.
-export { assignMemberIds } from '../contracts/membership-runbooks.js';
+export { assignMemberIds } from '../../contracts/membership-runbooks.js';
