@@ -198,7 +198,17 @@ export const appConfigSchema = z.object({
       java: z.string().min(1).default('java'),
       /** The middleware this node runs (seed 001 §3); the controller takes part in data operations only. */
       enabled: z
-        .array(z.enum(['cockroach', 'zookeeper', 'kafka']))
+        .preprocess(
+          // From the environment: `CG_MIDDLEWARE__ENABLED=zookeeper,kafka` (empty: none).
+          (v) =>
+            typeof v === 'string'
+              ? v
+                  .split(',')
+                  .map((m) => m.trim())
+                  .filter(Boolean)
+              : v,
+          z.array(z.enum(['cockroach', 'zookeeper', 'kafka'])),
+        )
         .default(['cockroach', 'zookeeper', 'kafka']),
       zookeeper: z
         .object({
