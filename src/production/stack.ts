@@ -170,7 +170,10 @@ export async function startProductionStack(
         env: {
           CG_CONFIG: path.join(repoRoot, 'deploy', 'orchestrator.yaml'),
           ...temporalEnv,
-          CG_EVENTS__BROKERS: options.nodes.map((n) => `${n}:9092`).join(','),
+          // Runbook events go to the nodes' Kafka; without one there is nowhere to send them.
+          ...(options.middleware.includes('kafka')
+            ? { CG_EVENTS__BROKERS: options.nodes.map((n) => `${n}:9092`).join(',') }
+            : { CG_EVENTS__ENABLED: 'false' }),
           CG_EVENTS__SPOOL_FILE: path.join(dir, label, 'events-spool.jsonl'),
           CG_METRICS__HOST: options.host,
           CG_METRICS__PORT: String(options.metricsPorts.orchestrators[i]),
