@@ -53,7 +53,10 @@ function safeStringify(entry: Record<string, unknown>): string {
   }
 }
 
-/** Writes one JSON line; fields given explicitly outrank the process's and the activity's. */
+/**
+ * Writes one JSON line. The process's fields (an agent's `node`) are always its own: a call's
+ * field of the same name that differs (a peer's address) goes under `about`.
+ */
 export function writeLogLine(
   level: LogLevel,
   logger: string,
@@ -61,14 +64,21 @@ export function writeLogLine(
   fields: Record<string, unknown> = {},
   time = new Date(),
 ): void {
+  const about: Record<string, unknown> = {};
+  const own: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    if (k in processFields && processFields[k] !== v) about[k] = v;
+    else own[k] = v;
+  }
   const line = safeStringify({
     time: time.toISOString(),
     level,
     logger,
     msg: message,
-    ...processFields,
     ...activityFields(),
-    ...fields,
+    ...own,
+    ...processFields,
+    ...(Object.keys(about).length ? { about } : {}),
   });
   process.stderr.write(`${line}\n`);
 }

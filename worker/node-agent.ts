@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createDataActivities } from '../activities/data-activities.js';
 import { createWebappActivities } from '../activities/guardian-activities.js';
 import { createMembershipActivities } from '../activities/membership-activities.js';
@@ -14,7 +14,9 @@ import { dataRoutes } from '../src/agent/data-routes.js';
 import { setupAgentBundles } from '../src/bundles/agent.js';
 import { createAgentApp, startAgentServer, type RunningAgentServer } from '../src/agent/server.js';
 import { loadAgentTls } from '../src/agent/tls.js';
-import { createLogger, type Logger } from '../src/logger.js';
+import { createLogger, setProcessLogFields, type Logger } from '../src/logger.js';
+import { setupObservability } from '../src/observability/process.js';
+import { registerAgentMetrics } from '../src/observability/agent-metrics.js';
 import { probeMiddlewareVersions } from '../src/middleware/versions.js';
 import { clusterguardVersion, isMain, onShutdownSignal } from '../src/process.js';
 import { connectClient, connectWorker, dataConverterFor } from '../src/temporal/connection.js';
@@ -38,6 +40,7 @@ export interface RunningNodeAgent {
 export async function startNodeAgent(
   config: AppConfig,
   logger: Logger = createLogger('node-agent'),
+  interceptors?: WorkerOptions['interceptors'],
 ): Promise<RunningNodeAgent> {
   const address = config.node.address;
   const layout = new NodeLayout(config.node.root);
@@ -107,6 +110,7 @@ export async function startNodeAgent(
     // Node work is mostly waiting on processes and disks; a few at a time is plenty and keeps
     // one slow middleware from starving the others.
     maxConcurrentActivityTaskExecutions: 8,
+    ...(interceptors ? { interceptors } : {}),
   });
 
   // A client only for the runbooks the agent's HTTP API starts; connected on first use.
@@ -183,11 +187,27 @@ export async function startNodeAgent(
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  const logger = createLogger('node-agent');
+  let logger: Logger;
+  let config: AppConfig;
+  try {
+    logger = createLogger('node-agent');
+    config = await loadAppConfig();
+  } catch (err) {
+    console.error(`node-agent: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  // Every line and every series of an agent names its node.
+  setProcessLogFields({ node: config.node.address });
+  const observability = await setupObservability(
+    config,
+    config.node.address,
+    { node: config.node.address },
+    logger,
+  );
+  registerAgentMetrics(observability.metrics, config, logger);
   let agent: RunningNodeAgent;
   try {
-    agent = await startNodeAgent(await loadAppConfig(), logger);
+    agent = await startNodeAgent(config, logger, observability.interceptors);
   } catch (err) {
     logger.error((err as Error).message);
     process.exit(2);
@@ -195,6 +215,7 @@ async function main(): Promise<void> {
   onShutdownSignal(async () => {
     logger.info('shutting down', { address: agent.address });
     await agent.stop();
+    await observability.close();
   });
   await agent.done;
 }

@@ -277,6 +277,17 @@ export const appConfigSchema = z.object({
       timeoutSeconds: z.coerce.number().int().positive().default(300),
     })
     .prefault({}),
+  /**
+   * Prometheus text on `http://host:port/metrics` (src/observability/metrics.ts): this process's
+   * `clusterguard_…` series and the SDK's. Unset port: not served. Host: the agent's node
+   * address, the orchestrator's 127.0.0.1, by default.
+   */
+  metrics: z
+    .object({
+      host: z.string().min(1).optional(),
+      port: port.optional(),
+    })
+    .prefault({}),
   /** Runbook events to Kafka (DESIGN.md "Events"); only the orchestrator publishes them. */
   events: z
     .object({

@@ -52,7 +52,10 @@ export function scrapedGauge(
       try {
         await collect((labels, value) => this.set(labels, value));
       } catch (err) {
-        logger.debug('a metric could not be collected', { metric: name, error: (err as Error).message });
+        logger.debug('a metric could not be collected', {
+          metric: name,
+          error: (err as Error).message,
+        });
       }
     },
   });

@@ -18,7 +18,8 @@ const fromSdkLevel: Record<SdkLogLevel, LogLevel> = {
 
 /** Metadata the SDK attaches, renamed to our fields; the task token is noise in a log. */
 function sdkFields(meta: Record<string, unknown> = {}): Record<string, unknown> {
-  const { workflowRunId, activityType, taskToken: _taskToken, sdkComponent, ...rest } = meta;
+  const { workflowRunId, activityType, sdkComponent, ...rest } = meta;
+  delete rest.taskToken;
   return {
     ...rest,
     ...(workflowRunId !== undefined ? { runId: workflowRunId } : {}),
@@ -30,7 +31,13 @@ function sdkFields(meta: Record<string, unknown> = {}): Record<string, unknown> 
 /** Writes an SDK log entry as one of our JSON lines (workflow and activity context included). */
 export function writeSdkEntry(entry: LogEntry): void {
   const time = new Date(Number(entry.timestampNanos / 1_000_000n));
-  writeLogLine(fromSdkLevel[entry.level], 'temporal-sdk', entry.message, sdkFields(entry.meta), time);
+  writeLogLine(
+    fromSdkLevel[entry.level],
+    'temporal-sdk',
+    entry.message,
+    sdkFields(entry.meta),
+    time,
+  );
 }
 
 export interface RuntimeOptions {

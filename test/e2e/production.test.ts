@@ -34,15 +34,37 @@ async function workflowWorkerPid(handle: Handle): Promise<number | undefined> {
   return last ? Number(last.split('@')[0]) : undefined;
 }
 
+/** The pids of the workers that completed workflow tasks of `handle` after event `eventId`. */
 async function identitiesAfter(handle: Handle, eventId: number): Promise<Set<number>> {
   const history = await handle.fetchHistory();
   return new Set(
     (history.events ?? [])
       .filter((e) => Number(e.eventId) > eventId)
-      .map((e) => e.workflowTaskStartedEventAttributes?.identity)
+      // Completed, not started: a task the killed worker had started is written when it times out.
+      .map((e) => e.workflowTaskCompletedEventAttributes?.identity)
       .filter((i): i is string => !!i)
       .map((i) => Number(i.split('@')[0])),
   );
+}
+
+async function scrape(url: string): Promise<string> {
+  const res = await fetch(url);
+  assert.equal(res.status, 200, url);
+  return res.text();
+}
+
+/** The value of the first sample of `series` (a name with a label subset) in Prometheus text. */
+function sample(
+  text: string,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
 }
 
 describe('the production stack: PostgreSQL, Temporal with mutual TLS, two orchestrators', () => {
@@ -99,15 +121,18 @@ describe('the production stack: PostgreSQL, Temporal with mutual TLS, two orches
         `the runbook's worker ${pid} is one of the orchestrators ${pids.join(', ')}`,
       );
       const survivor = pids[1 - victim];
-      const lastEvent = Number((await handle.fetchHistory()).events?.at(-1)?.eventId ?? 0);
       log(`SIGKILL orchestrator-${victim + 1} (pid ${pid}), which runs the bootstrap`);
       await stack.killOrchestrator(victim);
-      const result = await handle.result();
-      assert.deepEqual(result.nodes, [n1, n2, n3]);
-      assert.deepEqual([...(await identitiesAfter(handle, lastEvent))], [survivor]);
-      for (const n of [n1, n2, n3])
-        assert.deepEqual((await clusterFile(n)).cluster.nodes, [n1, n2, n3]);
-      await stack.startOrchestrator(victim);
+      try {
+        const lastEvent = Number((await handle.fetchHistory()).events?.at(-1)?.eventId ?? 0);
+        const result = await handle.result();
+        assert.deepEqual(result.nodes, [n1, n2, n3]);
+        assert.deepEqual([...(await identitiesAfter(handle, lastEvent))], [survivor]);
+        for (const n of [n1, n2, n3])
+          assert.deepEqual((await clusterFile(n)).cluster.nodes, [n1, n2, n3]);
+      } finally {
+        await stack.startOrchestrator(victim);
+      }
     },
   );
 
@@ -142,5 +167,63 @@ describe('the production stack: PostgreSQL, Temporal with mutual TLS, two orches
     assert.deepEqual(result.nodes, [n1, n2, n4]);
     for (const n of [n1, n2, n4])
       assert.deepEqual((await clusterFile(n)).cluster.nodes, [n1, n2, n4]);
+  });
+
+  test('metrics: every process serves Prometheus text whose series moved', async () => {
+    const orchestrator = await scrape(`http://${host}:9464/metrics`);
+    assert.equal(
+      sample(orchestrator, 'clusterguard_runbooks', {
+        type: 'bootstrapCluster',
+        state: 'completed',
+      }),
+      1,
+    );
+    // The bootstrap's members join through joinNode children, and so did n4.
+    const joins = sample(orchestrator, 'clusterguard_runbooks', {
+      type: 'joinNode',
+      state: 'completed',
+    });
+    assert.ok(joins !== undefined && joins >= 1, `joinNode runbooks: ${joins}`);
+    assert.equal(sample(orchestrator, 'clusterguard_event_spool_depth'), 0);
+    assert.ok(orchestrator.includes('temporal_'), 'the SDK runtime metrics are served too');
+    const second = await scrape(`http://${host}:9465/metrics`);
+    assert.equal(
+      sample(second, 'clusterguard_runbooks', { type: 'bootstrapCluster', state: 'completed' }),
+      1,
+    );
+    for (const n of [n1, n2, n4]) {
+      const agent = await scrape(`http://${n}:9464/metrics`);
+      assert.equal(
+        sample(agent, 'clusterguard_server_up', { node: n, middleware: 'zookeeper' }),
+        1,
+        n,
+      );
+      const steps = sample(agent, 'clusterguard_step_duration_seconds_count', {
+        node: n,
+        outcome: 'completed',
+      });
+      assert.ok(steps !== undefined && steps > 0, `${n} timed its steps: ${steps}`);
+    }
+    // n3 left the cluster: its ZooKeeper is down.
+    const left = await scrape(`http://${n3}:9464/metrics`);
+    assert.equal(sample(left, 'clusterguard_server_up', { node: n3, middleware: 'zookeeper' }), 0);
+  });
+
+  test("logs: JSON lines, the runbook's workflow id on the agent's lines", () => {
+    const agentLines = lines.get(`agent ${n1}`) ?? [];
+    const parsed = agentLines.map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        assert.fail(`not a JSON line: ${l}`);
+      }
+    });
+    const nameless = parsed.find((l) => l.node !== n1);
+    assert.equal(nameless, undefined, 'every line names the node');
+    const ofRunbook = parsed.filter((l) => l.workflowId === `cg/${clusterId}/membership`);
+    assert.ok(ofRunbook.length > 0, 'some agent lines carry the runbook workflow id');
+    assert.ok(
+      ofRunbook.every((l) => typeof l.runId === 'string' && typeof l.activity === 'string'),
+    );
   });
 });
