@@ -190,8 +190,30 @@ function ensureJars({ name, version, libs }) {
   link(home, path.join(localTools, name));
 }
 
+/**
+ * `--browser` (what `npm test` asks for): Debian's Chromium for the Web UI browser test, installed
+ * with apt-get when missing (as root), else a clear instruction.
+ */
+function ensureChromium() {
+  const chromium = process.env.CG_CHROMIUM ?? '/usr/bin/chromium';
+  if (existsSync(chromium)) return;
+  const apt = which('apt-get');
+  if (!apt || process.getuid?.() !== 0) {
+    fail(
+      `the Web UI test needs Chromium at ${chromium}: apt-get install chromium, or set CG_CHROMIUM.`,
+    );
+  }
+  log('installing Chromium with apt-get (for the Web UI browser test, once per machine)…');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run(apt, ['update', '-qq'], { env });
+  const res = run(apt, ['install', '-y', '-qq', 'chromium'], { env });
+  if (res.status !== 0 || !existsSync(chromium))
+    fail('apt-get install chromium failed (see above).');
+}
+
 const started = Date.now();
 if (!process.argv.includes('--tools-only')) ensureNodeModules();
 ensureTemporal();
 if (!process.argv.includes('--no-jars')) jarTools.forEach(ensureJars);
+if (process.argv.includes('--browser')) ensureChromium();
 log(`tools ready in ${((Date.now() - started) / 1000).toFixed(1)} s (cache: ${toolsCache})`);

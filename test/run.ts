@@ -99,9 +99,14 @@ async function main(): Promise<number> {
  * Files that run in a lane of their own, beside the rest: long, mostly waiting on timeouts and
  * restarts rather than on the CPU, and on loopback addresses no other test binds, each with its
  * own Temporal server (test/e2e/membership.test.ts: 127.0.0.31–.35;
- * test/e2e/data-safety.test.ts: 127.0.0.131–.134).
+ * test/e2e/data-safety.test.ts: 127.0.0.131–.134; test/e2e/production.test.ts: 127.0.0.151–.155,
+ * with its own PostgreSQL and Temporal server).
  */
-const sideLane = ['test/e2e/data-safety.test.ts', 'test/e2e/membership.test.ts'];
+const sideLane = [
+  'test/e2e/data-safety.test.ts',
+  'test/e2e/membership.test.ts',
+  'test/e2e/production.test.ts',
+];
 
 async function runFiles(
   files: string[],

@@ -34,6 +34,7 @@ import {
 const { values: flags } = parseArgs({
   options: {
     once: { type: 'boolean', default: false },
+    production: { type: 'boolean', default: false },
     nodes: { type: 'string', default: '127.0.0.11,127.0.0.12,127.0.0.13' },
     port: { type: 'string', default: '7233' },
     'ui-port': { type: 'string', default: '8233' },
@@ -103,6 +104,10 @@ async function main(): Promise<number> {
   const port = Number(flags.port);
   const uiPort = Number(flags['ui-port']);
   const agentPort = Number(flags['agent-port']);
+  if (flags.production) {
+    const { runProductionStack } = await import('./production-stack.js');
+    return runProductionStack({ once: flags.once, nodes, agentPort });
+  }
   const started = Date.now();
 
   // Fail before starting anything when a port is taken, so nothing is left half-started.

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createDataActivities } from '../activities/data-activities.js';
 import { createWebappActivities } from '../activities/guardian-activities.js';
 import { createMembershipActivities } from '../activities/membership-activities.js';
@@ -16,7 +16,9 @@ import { createBundleActivities } from '../activities/bundle-activities.js';
 import { setupAgentBundles } from '../src/bundles/agent.js';
 import { createAgentApp, startAgentServer, type RunningAgentServer } from '../src/agent/server.js';
 import { loadAgentTls } from '../src/agent/tls.js';
-import { createLogger, type Logger } from '../src/logger.js';
+import { createLogger, setProcessLogFields, type Logger } from '../src/logger.js';
+import { setupObservability } from '../src/observability/process.js';
+import { registerAgentMetrics } from '../src/observability/agent-metrics.js';
 import { probeMiddlewareVersions } from '../src/middleware/versions.js';
 import { clusterguardVersion, isMain, onShutdownSignal } from '../src/process.js';
 import { connectClient, connectWorker, dataConverterFor } from '../src/temporal/connection.js';
@@ -40,6 +42,7 @@ export interface RunningNodeAgent {
 export async function startNodeAgent(
   config: AppConfig,
   logger: Logger = createLogger('node-agent'),
+  interceptors?: WorkerOptions['interceptors'],
 ): Promise<RunningNodeAgent> {
   const address = config.node.address;
   const layout = new NodeLayout(config.node.root);
@@ -74,8 +77,12 @@ export async function startNodeAgent(
     ...(dataConverter ? { dataConverter } : {}),
     namespace: config.temporal.namespace,
     taskQueue,
-    // Failure conversion and heartbeats of long activities, in one place (activities/interceptor.ts).
-    interceptors: { activity: activityInterceptors(address) },
+    // Failure conversion and heartbeats of long activities, in one place (activities/interceptor.ts),
+    // then what the process adds (metrics).
+    interceptors: {
+      ...interceptors,
+      activity: [...activityInterceptors(address), ...(interceptors?.activity ?? [])],
+    },
     activities: {
       ...createMiddlewareActivities({ address, layout, config, logger }),
       ...createNodeActivities({
@@ -186,11 +193,27 @@ export async function startNodeAgent(
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  const logger = createLogger('node-agent');
+  let logger: Logger;
+  let config: AppConfig;
+  try {
+    logger = createLogger('node-agent');
+    config = await loadAppConfig();
+  } catch (err) {
+    console.error(`node-agent: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  // Every line and every series of an agent names its node.
+  setProcessLogFields({ node: config.node.address });
+  const observability = await setupObservability(
+    config,
+    config.node.address,
+    { node: config.node.address },
+    logger,
+  );
+  registerAgentMetrics(observability.metrics, config, logger);
   let agent: RunningNodeAgent;
   try {
-    agent = await startNodeAgent(await loadAppConfig(), logger);
+    agent = await startNodeAgent(config, logger, observability.interceptors);
   } catch (err) {
     logger.error((err as Error).message);
     process.exit(2);
@@ -198,6 +221,7 @@ async function main(): Promise<void> {
   onShutdownSignal(async () => {
     logger.info('shutting down', { address: agent.address });
     await agent.stop();
+    await observability.close();
   });
   await agent.done;
 }

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   DefaultLogger,
-  Runtime,
   Worker,
   bundleWorkflowCode,
   type NativeConnection,
@@ -29,7 +28,10 @@ import { isMain, onShutdownSignal, repoRoot } from '../src/process.js';
 import { startAgentServer, type RunningAgentServer } from '../src/agent/server.js';
 import { loadAgentTls } from '../src/agent/tls.js';
 import { createCodecApp } from '../src/temporal/codec-server.js';
-import { connectWorker, dataConverterFor } from '../src/temporal/connection.js';
+import { connectClient, connectWorker, dataConverterFor } from '../src/temporal/connection.js';
+import { setupObservability } from '../src/observability/process.js';
+import { registerOrchestratorMetrics } from '../src/observability/orchestrator-metrics.js';
+import type { Client } from '@temporalio/client';
 
 /** Beside this file: `workflows/index.ts` from source, `dist/workflows/index.js` when built. */
 export const workflowsPath = fileURLToPath(
@@ -65,6 +67,7 @@ export interface OrchestratorOptions {
   dataConverter?: WorkerOptions['dataConverter'];
   /** Cluster-level activities that run beside the workflows (see createOrchestratorActivities). */
   activities?: WorkerOptions['activities'];
+  interceptors?: WorkerOptions['interceptors'];
 }
 
 /** The worker that runs every runbook (workflows) on the `clusterguard` task queue. */
@@ -75,9 +78,15 @@ export async function createOrchestratorWorker(options: OrchestratorOptions): Pr
     taskQueue: options.taskQueue,
     workflowBundle: options.workflowBundle,
     ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
-    ...(options.activities
-      ? { activities: options.activities, interceptors: { activity: activityInterceptors() } }
-      : {}),
+    ...(options.activities ? { activities: options.activities } : {}),
+    // Failure conversion and heartbeats of our activities, plus what the caller adds (metrics).
+    interceptors: {
+      ...options.interceptors,
+      activity: [
+        ...(options.activities ? activityInterceptors() : []),
+        ...(options.interceptors?.activity ?? []),
+      ],
+    },
   });
 }
 
@@ -86,6 +95,8 @@ export interface OrchestratorActivities {
   activities: EventActivities & GuardianActivities;
   /** Publishes what it can within 5 s; the rest stays in the spool for the next start. */
   close(): Promise<void>;
+  /** Events not yet acknowledged by Kafka (a metric). */
+  spoolDepth(): number;
 }
 
 /**
@@ -109,6 +120,7 @@ export function createOrchestratorActivities(
         },
       },
       close: () => Promise.resolve(),
+      spoolDepth: () => 0,
     };
   }
   const known = createKnownBrokers(config.events.kafkaPort, config.events.brokers);
@@ -127,6 +139,7 @@ export function createOrchestratorActivities(
         known,
       }),
     },
+    spoolDepth: () => publisher.pending(),
     async close() {
       const left = await publisher.flush(5000);
       if (left > 0) logger.warn('events left in the spool for the next start', { pending: left });
@@ -157,15 +170,16 @@ async function startCodecEndpoint(
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  const logger = createLogger('orchestrator');
+  let logger: Logger;
   let config: AppConfig;
   try {
+    logger = createLogger('orchestrator');
     config = await loadAppConfig();
   } catch (err) {
-    logger.error((err as Error).message);
+    console.error(`orchestrator: ${(err as Error).message}`);
     process.exit(2);
   }
+  const observability = await setupObservability(config, '127.0.0.1', {}, logger);
   const connection = await connectWorker(config.temporal);
   const dataConverter = await dataConverterFor(config.codec);
   const orchestratorActivities = createOrchestratorActivities(config, logger);
@@ -176,6 +190,14 @@ async function main(): Promise<void> {
     taskQueue: config.temporal.taskQueue,
     workflowBundle: await loadWorkflowBundle(),
     activities: orchestratorActivities.activities,
+    interceptors: observability.interceptors,
+  });
+  // The runbooks' metrics read Temporal's visibility: a client of its own, made on first scrape.
+  let metricsClient: Promise<Client> | undefined;
+  registerOrchestratorMetrics(observability.metrics, {
+    client: () => (metricsClient ??= connectClient(config.temporal, config.codec)),
+    spoolDepth: () => orchestratorActivities.spoolDepth(),
+    logger,
   });
   const codecEndpoint = await startCodecEndpoint(config, dataConverter, logger);
   const running = worker.run();
@@ -186,6 +208,8 @@ async function main(): Promise<void> {
       await running.catch(() => undefined);
       await orchestratorActivities.close();
       await codecEndpoint?.close();
+      await observability.close();
+      if (metricsClient) await (await metricsClient.catch(() => undefined))?.connection.close();
       await connection.close();
     })());
   onShutdownSignal(() => {

@@ -198,7 +198,17 @@ export const appConfigSchema = z.object({
       java: z.string().min(1).default('java'),
       /** The middleware this node runs (seed 001 §3); the controller takes part in data operations only. */
       enabled: z
-        .array(z.enum(['cockroach', 'zookeeper', 'kafka']))
+        .preprocess(
+          // From the environment: `CG_MIDDLEWARE__ENABLED=zookeeper,kafka` (empty: none).
+          (v) =>
+            typeof v === 'string'
+              ? v
+                  .split(',')
+                  .map((m) => m.trim())
+                  .filter(Boolean)
+              : v,
+          z.array(z.enum(['cockroach', 'zookeeper', 'kafka'])),
+        )
         .default(['cockroach', 'zookeeper', 'kafka']),
       zookeeper: z
         .object({
@@ -265,6 +275,17 @@ export const appConfigSchema = z.object({
       stopCommand: commandSchema.optional(),
       startCommand: commandSchema.optional(),
       timeoutSeconds: z.coerce.number().int().positive().default(300),
+    })
+    .prefault({}),
+  /**
+   * Prometheus text on `http://host:port/metrics` (src/observability/metrics.ts): this process's
+   * `clusterguard_…` series and the SDK's. Unset port: not served. Host: the agent's node
+   * address, the orchestrator's 127.0.0.1, by default.
+   */
+  metrics: z
+    .object({
+      host: z.string().min(1).optional(),
+      port: port.optional(),
     })
     .prefault({}),
   /** Runbook events to Kafka (DESIGN.md "Events"); only the orchestrator publishes them. */

@@ -132,11 +132,13 @@ export interface OrchestratorProcessOptions {
   taskQueue?: string;
   env?: Record<string, string>;
   onLine?: (line: string) => void;
+  /** Shown before its output lines; default `orchestrator` (there may be more than one). */
+  label?: string;
 }
 
 export function spawnOrchestrator(options: OrchestratorProcessOptions): ChildProcess {
   return spawnTs('worker/orchestrator.ts', {
-    label: 'orchestrator',
+    label: options.label ?? 'orchestrator',
     onLine: options.onLine,
     env: {
       CG_TEMPORAL__ADDRESS: options.temporalAddress,

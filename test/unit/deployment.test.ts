@@ -51,7 +51,8 @@ describe('deployment: docker-compose.yml, Dockerfile, deploy/*.yaml', () => {
     for (const name of named) {
       const s = services[name];
       assert.ok(s, `${name} is in docker-compose.yml`);
-      if (name === 'search-attributes') continue; // a one-shot job: it exits when done
+      // One-shot jobs: they exit when done.
+      if (name === 'search-attributes' || name === 'temporal-schema') continue;
       assert.ok(s.healthcheck?.test, `${name} has a health check`);
       assert.ok(s.restart && s.restart !== 'no', `${name} restarts`);
     }
@@ -64,8 +65,21 @@ describe('deployment: docker-compose.yml, Dockerfile, deploy/*.yaml', () => {
 
   test('Temporal runs on PostgreSQL; the agents have their own addresses and volumes', async () => {
     const services = await compose();
-    assert.equal(services.temporal?.environment?.DB, 'postgres12');
+    // The current images, and the server config the native production start reads too.
+    assert.match(services.temporal?.image ?? '', /^temporalio\/server:1\.29\./);
+    assert.match(services['temporal-schema']?.image ?? '', /^temporalio\/admin-tools:1\.29\./);
+    assert.doesNotMatch(await file('docker-compose.yml'), /auto-setup/);
     assert.equal(services.temporal?.environment?.POSTGRES_SEEDS, 'postgresql');
+    assert.ok(
+      services.temporal?.volumes?.includes('./deploy/temporal:/etc/clusterguard/temporal:ro'),
+    );
+    assert.match(await file('deploy/temporal/production.yaml'), /requireClientAuth: true/);
+    const native = await file('src/production/stack.ts');
+    for (const f of ['orchestrator.yaml', 'agent.yaml']) {
+      assert.ok(native.includes(`'${f}'`), `the native production start reads deploy/${f}`);
+    }
+    const orchestrators = Object.keys(services).filter((n) => n.startsWith('orchestrator-'));
+    assert.equal(orchestrators.length, 2, 'two orchestrators');
     const agents = Object.entries(services).filter(([n]) => n.startsWith('agent-'));
     assert.equal(agents.length, 3);
     const addresses = agents.map(([, s]) => s.environment?.CG_NODE__ADDRESS);
@@ -99,6 +113,15 @@ describe('deployment: docker-compose.yml, Dockerfile, deploy/*.yaml', () => {
       required: true,
     });
     assert.deepEqual(orchestrator.events.brokers, ['kafka:9092']);
+    for (const c of [agent, orchestrator]) {
+      assert.deepEqual(c.temporal.tls, {
+        caFile: '/run/secrets/ca.pem',
+        certFile: '/run/secrets/client.pem',
+        keyFile: '/run/secrets/client.key',
+      });
+      assert.equal(c.metrics.port, 9464);
+    }
+    assert.equal(agent.agent.tls?.requireClientCert, true);
   });
 
   test('the Dockerfile: multi-stage, production dependencies, the pre-built bundle, not root', async () => {

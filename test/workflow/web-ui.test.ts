@@ -50,11 +50,12 @@ describe('the Web UI starts a runbook and shows its steps, query and result', ()
     await server?.stop();
   });
 
-  test('pingCluster from the "Start a Workflow" form', async (t) => {
-    if (!existsSync(chromiumPath)) {
-      t.skip(`no Chromium at ${chromiumPath}: apt-get install chromium (or set CG_CHROMIUM)`);
-      return;
-    }
+  test('pingCluster from the "Start a Workflow" form', async () => {
+    // Never skipped: `npm test` runs setup with --browser, which installs Chromium.
+    assert.ok(
+      existsSync(chromiumPath),
+      `no Chromium at ${chromiumPath}: node scripts/setup.mjs --browser, apt-get install chromium, or set CG_CHROMIUM`,
+    );
     const ui = server.uiUrl;
     assert.ok(ui, 'the dev server serves its UI');
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
