@@ -4,11 +4,12 @@ import type { MiddlewareName, NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
 import { createCockroachAdapter } from './cockroach.js';
 import { createControllerAdapter } from './controller.js';
+import { createFelixAdapter } from './felix/adapter.js';
 import { createKafkaAdapter } from './kafka.js';
 import type { MiddlewareAdapter } from './types.js';
 import { createZooKeeperAdapter } from './zookeeper.js';
 
-export type ComponentName = MiddlewareName | 'controller';
+export type ComponentName = MiddlewareName | 'controller' | 'felix';
 
 export interface AdapterContext {
   address: string;
@@ -49,6 +50,10 @@ export function createMiddlewareAdapter(
     case 'cockroach': {
       const { operationOptions, ...options } = mw.cockroach;
       return createCockroachAdapter({ ...base, options, operationOptions });
+    }
+    case 'felix': {
+      const { operationOptions, ...options } = mw.felix;
+      return createFelixAdapter({ ...base, options, operationOptions });
     }
     case 'controller':
       return createControllerAdapter({ ...base, options: mw.controller });
