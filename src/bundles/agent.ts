@@ -12,6 +12,7 @@ import type { NodeLayout } from '../config/layout.js';
 import type { BundleMeta } from '../contracts/bundles.js';
 import { createEventPublisher, type EventPublisher } from '../events/publisher.js';
 import type { Logger } from '../logger.js';
+import { felixOf, frameworkDeployer, resumeFramework } from './framework.js';
 import { BundleStore, InstalledStateFile } from './store.js';
 
 export interface AgentBundles {
@@ -72,12 +73,25 @@ export function setupAgentBundles(deps: {
     });
   };
 
+  if (config.middleware.enabled.includes('felix')) void resumeFramework(config, layout, logger);
+
   return {
     activities: createBundleActivities({
       address,
       store,
       state,
       deployFolder,
+      ...(config.middleware.enabled.includes('felix')
+        ? {
+            framework: (context) =>
+              frameworkDeployer(
+                felixOf(config, layout, logger, context),
+                address,
+                logger,
+                context.signal,
+              ),
+          }
+        : {}),
       ...(config.bundles.installCommand ? { installCommand: config.bundles.installCommand } : {}),
       healthChecks: config.bundles.healthChecks,
       token: deps.token,
