@@ -119,7 +119,9 @@ export function frameworkDeployer(
       const m = await ready();
       const listing = await m.list(signal);
       const current = findBundle(listing.bundles, symbolicName);
-      if (current && !allowDowngrade && compareOsgiVersions(version, current.version) < 0) {
+      // Replacing a higher version that does not run (e.g. its component failed) is a repair.
+      const currentRuns = current && bundleProblems(current, current.version).length === 0;
+      if (currentRuns && !allowDowngrade && compareOsgiVersions(version, current.version) < 0) {
         throw new ClusterGuardError(
           'InvalidInput',
           `${where} runs ${symbolicName} ${current.version}, higher than ${version}: refusing to ` +

@@ -42,6 +42,23 @@ const defaultOperationOptions: Partial<Record<MiddlewareOperation, OperationOpti
   checkServer: { timeoutMs: 5_000 },
 };
 
+/**
+ * One start at a time per framework in this process: concurrent activities that each find it
+ * down must not launch two JVMs on one bundle cache.
+ */
+const starting = new Map<string, Promise<unknown>>();
+
+async function oneAtATime<T>(key: string, work: () => Promise<T>): Promise<T> {
+  const prior = starting.get(key) ?? Promise.resolve();
+  const mine = prior.catch(() => undefined).then(work);
+  starting.set(key, mine);
+  try {
+    return await mine;
+  } finally {
+    if (starting.get(key) === mine) starting.delete(key);
+  }
+}
+
 /** The framework launcher; every other jar of the folder is a bundle the node starts with. */
 const mainJar = /^org\.apache\.felix\.main-(\d+\.\d+\.\d+)\.jar$/;
 const managementJar = 'cg-felix-agent.jar';
@@ -176,36 +193,41 @@ export function createFelixAdapter(deps: AdapterDeps<FelixOptions>): FelixAdapte
     }
   }
 
+  async function start(): Promise<ServerStatus> {
+    const { jar, bundles } = await launcher();
+    await ensureSecret();
+    // A running framework read its configuration and system bundles when it started.
+    if (!(await runningPid(pidSpec))) {
+      await syncSystemBundles(bundles);
+      await mkdir(path.join(home, 'log'), { recursive: true });
+      await writeFile(configFile, configProperties());
+    }
+    const o = opts('startServer');
+    const started = Date.now();
+    const { pid, alreadyRunning } = await startProcess(spec(jar), {
+      timeoutMs: o.timeoutMs,
+      ...(o.successFilter ? { successFilter: o.successFilter } : {}),
+      ...(o.failFilter ? { failFilter: o.failFilter } : {}),
+      // The system bundle turns ACTIVE once every bundle of the start level has been started:
+      // before that, what was rolled out may still be coming up.
+      ready: async () =>
+        (await management.list(AbortSignal.timeout(2000))).bundles.find((b) => b.id === 0)
+          ?.state === 'ACTIVE',
+      ...(deps.signal ? { signal: deps.signal } : {}),
+      onWait: (ms) => deps.onProgress?.(`waiting for ${who} (${Math.round(ms / 1000)} s)`),
+    });
+    if (!alreadyRunning) {
+      logger.info('felix started', { address, pid, ms: Date.now() - started });
+    }
+    return status();
+  }
+
   return {
     name: 'felix',
     management,
     logFile: pidSpec.logFile,
 
-    async startServer(): Promise<ServerStatus> {
-      const { jar, bundles } = await launcher();
-      await ensureSecret();
-      await syncSystemBundles(bundles);
-      await mkdir(path.join(home, 'log'), { recursive: true });
-      await writeFile(configFile, configProperties());
-      const o = opts('startServer');
-      const started = Date.now();
-      const { pid, alreadyRunning } = await startProcess(spec(jar), {
-        timeoutMs: o.timeoutMs,
-        ...(o.successFilter ? { successFilter: o.successFilter } : {}),
-        ...(o.failFilter ? { failFilter: o.failFilter } : {}),
-        // The system bundle turns ACTIVE once every bundle of the start level has been started:
-        // before that, what was rolled out may still be coming up.
-        ready: async () =>
-          (await management.list(AbortSignal.timeout(2000))).bundles.find((b) => b.id === 0)
-            ?.state === 'ACTIVE',
-        ...(deps.signal ? { signal: deps.signal } : {}),
-        onWait: (ms) => deps.onProgress?.(`waiting for ${who} (${Math.round(ms / 1000)} s)`),
-      });
-      if (!alreadyRunning) {
-        logger.info('felix started', { address, pid, ms: Date.now() - started });
-      }
-      return status();
-    },
+    startServer: () => oneAtATime(configFile, start),
 
     async stopServer(stopOptions?: { force?: boolean }): Promise<void> {
       await stopProcess(pidSpec, {
