@@ -34,6 +34,10 @@ await Promise.all(
       stringify({
         events: { enabled: false },
         middleware: { enabled: ['felix'], felix: { managementPort, heapMb: 96 } },
+        // Slow on one node, so that a test can kill that agent after the framework update.
+        bundles: {
+          healthChecks: { slow: { command: n === third ? ['sleep', '3'] : ['true'] } },
+        },
       }),
     ),
   ),
@@ -213,6 +217,40 @@ describe('rolloutBundle into real Felix frameworks on three agents', () => {
     for (const n of nodes) {
       assert.equal((await running(n, provider))?.version, '1.0.0');
       assert.equal(await lastGreeting(n), 'greeter consumer got: hello from provider 1.0.0');
+    }
+  });
+
+  test('an agent SIGKILLed after its framework update converges when restarted; the framework lives on', async () => {
+    const victim = cluster.agents.get(third);
+    assert.ok(victim);
+    const frameworkPid = await pid(third);
+    const inHealthCheck = victim.waitForLine(/running health check/, 60_000);
+    const handle = await startRolloutBundle(
+      orchestrator.client,
+      {
+        clusterId,
+        agentTimeoutSeconds: 20,
+        sha256: sha.provider11,
+        nodes,
+        batchSize: 3,
+        healthCheck: 'slow',
+      },
+      { symbolicName: provider, taskQueue: orchestrator.taskQueue },
+    );
+    await inHealthCheck;
+    victim.kill('SIGKILL');
+    await victim.process;
+    await cluster.start(third);
+    const r = await handle.result();
+    assert.equal(r.outcome, 'completed', r.reason);
+    assert.deepEqual(
+      r.nodes.map((n) => [n.status, n.previous?.version]),
+      nodes.map(() => ['installed', '1.0.0']),
+    );
+    assert.equal(await pid(third), frameworkPid, 'the framework outlives its agent');
+    for (const n of nodes) {
+      assert.equal((await running(n, provider))?.version, '1.1.0');
+      assert.equal(await lastGreeting(n), 'greeter consumer got: hello from provider 1.1.0');
     }
   });
 });

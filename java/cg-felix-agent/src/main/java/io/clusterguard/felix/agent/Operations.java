@@ -164,18 +164,18 @@ final class Operations {
 
   private static boolean settled(ServiceComponentRuntime scr, Bundle target) {
     boolean settled = true;
-        for (ComponentDescriptionDTO d : scr.getComponentDescriptionDTOs(target)) {
-          if (!scr.isComponentEnabled(d)) continue;
-          Collection<ComponentConfigurationDTO> configs = scr.getComponentConfigurationDTOs(d);
-          if (configs.isEmpty()) settled = false;
-          for (ComponentConfigurationDTO c : configs) {
-            boolean done =
-                c.state == ComponentConfigurationDTO.ACTIVE
-                    || c.state == ComponentConfigurationDTO.FAILED_ACTIVATION
-                    || (c.state == ComponentConfigurationDTO.SATISFIED && !d.immediate);
-            if (!done) settled = false;
-          }
-        }
+    for (ComponentDescriptionDTO d : scr.getComponentDescriptionDTOs(target)) {
+      if (!scr.isComponentEnabled(d)) continue;
+      Collection<ComponentConfigurationDTO> configs = scr.getComponentConfigurationDTOs(d);
+      if (configs.isEmpty()) settled = false;
+      for (ComponentConfigurationDTO c : configs) {
+        boolean done =
+            c.state == ComponentConfigurationDTO.ACTIVE
+                || c.state == ComponentConfigurationDTO.FAILED_ACTIVATION
+                || (c.state == ComponentConfigurationDTO.SATISFIED && !d.immediate);
+        if (!done) settled = false;
+      }
+    }
     return settled;
   }
 
@@ -197,30 +197,30 @@ final class Operations {
 
   private static List<Object> components(ServiceComponentRuntime scr, Bundle b) {
     List<Object> out = new ArrayList<>();
-      for (ComponentDescriptionDTO d : scr.getComponentDescriptionDTOs(b)) {
-        Collection<ComponentConfigurationDTO> configs =
-            scr.isComponentEnabled(d) ? scr.getComponentConfigurationDTOs(d) : List.of();
-        if (configs.isEmpty()) {
-          Map<String, Object> c = new LinkedHashMap<>();
-          c.put("name", d.name);
-          c.put("state", scr.isComponentEnabled(d) ? "UNSATISFIED_CONFIGURATION" : "DISABLED");
-          c.put("immediate", d.immediate);
-          out.add(c);
-        }
-        for (ComponentConfigurationDTO cc : configs) {
-          Map<String, Object> c = new LinkedHashMap<>();
-          c.put("name", d.name);
-          c.put("state", componentState(cc.state));
-          c.put("immediate", d.immediate);
-          if (cc.failure != null) c.put("failure", cc.failure);
-          List<Object> missing = new ArrayList<>();
-          if (cc.unsatisfiedReferences != null) {
-            for (UnsatisfiedReferenceDTO r : cc.unsatisfiedReferences) missing.add(r.name);
-          }
-          if (!missing.isEmpty()) c.put("unsatisfiedReferences", missing);
-          out.add(c);
-        }
+    for (ComponentDescriptionDTO d : scr.getComponentDescriptionDTOs(b)) {
+      Collection<ComponentConfigurationDTO> configs =
+          scr.isComponentEnabled(d) ? scr.getComponentConfigurationDTOs(d) : List.of();
+      if (configs.isEmpty()) {
+        Map<String, Object> c = new LinkedHashMap<>();
+        c.put("name", d.name);
+        c.put("state", scr.isComponentEnabled(d) ? "UNSATISFIED_CONFIGURATION" : "DISABLED");
+        c.put("immediate", d.immediate);
+        out.add(c);
       }
+      for (ComponentConfigurationDTO cc : configs) {
+        Map<String, Object> c = new LinkedHashMap<>();
+        c.put("name", d.name);
+        c.put("state", componentState(cc.state));
+        c.put("immediate", d.immediate);
+        if (cc.failure != null) c.put("failure", cc.failure);
+        List<Object> missing = new ArrayList<>();
+        if (cc.unsatisfiedReferences != null) {
+          for (UnsatisfiedReferenceDTO r : cc.unsatisfiedReferences) missing.add(r.name);
+        }
+        if (!missing.isEmpty()) c.put("unsatisfiedReferences", missing);
+        out.add(c);
+      }
+    }
     return out;
   }
 
