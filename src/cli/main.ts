@@ -1247,6 +1247,7 @@ Example:
           .option('--canary <n>', 'nodes of a first batch; then wait for approve', num)
           .option('--max-failures <n>', 'failed nodes tolerated before rolling back', num)
           .option('--health-check <name>', "one of the agents' configured health checks")
+          .option('--allow-downgrade', "install over a higher version a node's framework runs")
           .option('--dry-run', 'plan only'),
       ),
     ),
@@ -1268,6 +1269,7 @@ Example:
           canary: o.canary,
           maxFailures: o.maxFailures,
           healthCheck: o.healthCheck,
+          allowDowngrade: o.allowDowngrade,
           dryRun: o.dryRun,
           stepAttempts: o.stepAttempts,
           agentTimeoutSeconds: o.agentTimeout,
