@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -23,6 +23,7 @@ import {
 import { ClusterGuardError } from '../src/contracts/errors.js';
 import type { BundleActivityDeps } from '../src/bundles/agent.js';
 import { removeOlderThan, sha256OfFile } from '../src/bundles/store.js';
+import { rollbackInFramework, withRunning } from '../src/bundles/framework.js';
 import { runHealthCheck } from './bundle-health.js';
 import { describeActivity, keepHeartbeating } from './interceptor.js';
 
@@ -52,13 +53,6 @@ function checkIdentity(sha256: string, symbolicName: string, version: string): v
   check(bundleVersionPattern.test(version), `"${version}" is not a bundle version`);
 }
 
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
-}
-
 /** Creates the bundle activities of one node agent. */
 export function createBundleActivities(deps: BundleActivityDeps) {
   const self = deps.address;
@@ -75,9 +69,10 @@ export function createBundleActivities(deps: BundleActivityDeps) {
   }
 
   async function deployedSha(symbolicName: string): Promise<string | undefined> {
-    if (deps.installCommand) return undefined;
+    if (deps.installCommand || deps.framework) return undefined;
     const file = deployFileOf(symbolicName);
-    return (await exists(file)) ? (await sha256OfFile(file)).sha256 : undefined;
+    // A missing file is "nothing deployed".
+    return (await sha256OfFile(file).catch(() => undefined))?.sha256;
   }
 
   /** The artifact in this node's store, fetched from the first source that serves it. */
@@ -127,6 +122,9 @@ export function createBundleActivities(deps: BundleActivityDeps) {
         'check that the agent it was uploaded to is running, or upload it again',
     );
   }
+
+  const storedJar = async (sha256: string, sources: string[], signal: AbortSignal) =>
+    deps.store.jarPath((await ensureStored(sha256, sources, signal)).sha256);
 
   /** Puts the stored jar in place: staged beside the deploy folder's files, then renamed. */
   async function deploy(meta: { sha256: string; symbolicName: string; version: string }) {
@@ -200,10 +198,15 @@ export function createBundleActivities(deps: BundleActivityDeps) {
       check(sha256Pattern.test(input.sha256), `"${input.sha256}" is not a sha256 in hex`);
       const stored = await deps.store.get(input.sha256);
       const state = await deps.state.read();
+      const fw = deps.framework?.({ signal: Context.current().cancellationSignal });
+      // Skip-when-current asks the framework, not the record (docs/bundles.md).
+      const installed = fw
+        ? await withRunning(fw, Object.values(state.bundles))
+        : Object.values(state.bundles);
       return {
         node: self,
         ...(stored ? { stored } : {}),
-        installed: Object.values(state.bundles),
+        installed,
         healthCheckKnown:
           input.healthCheck === undefined ||
           (healthCheckNamePattern.test(input.healthCheck) &&
@@ -230,11 +233,15 @@ export function createBundleActivities(deps: BundleActivityDeps) {
       }
       await removeLeftovers();
       const entry = (await deps.state.read()).bundles[symbolicName];
+      const fw = deps.framework?.({ signal, onProgress: (text) => (phase = text) });
       const onDisk = await deployedSha(symbolicName);
+      const running = fw ? await fw.inspect(symbolicName, version) : undefined;
       const matches =
         entry?.sha256 === sha256 &&
         entry.version === version &&
-        (deps.installCommand !== undefined || onDisk === sha256);
+        (running
+          ? running.problems.length === 0
+          : deps.installCommand !== undefined || onDisk === sha256);
       if (matches && entry.runId !== input.runId) {
         deps.logger.info('bundle already current', { symbolicName, version, sha256 });
         return { node: self, outcome: 'current', previous: entry.previous };
@@ -251,14 +258,31 @@ export function createBundleActivities(deps: BundleActivityDeps) {
             `bundle ${sha256} is ${meta.symbolicName} ${meta.version}, not ${symbolicName} ${version}`,
           );
         }
-        // What runs now: recorded, or a jar put there by hand, which is kept in the store.
-        if (onDisk === undefined && !deps.installCommand) previous = null;
+        // What runs now: recorded, or a jar put there by hand, which is kept in the store. In a
+        // framework, the record of a version it no longer holds is stale.
+        if (running) {
+          previous = !running.bundle
+            ? null
+            : entry && entry.sha256 !== sha256
+              ? { version: entry.version, sha256: entry.sha256 }
+              : (entry?.previous ?? null);
+        } else if (onDisk === undefined && !deps.installCommand) previous = null;
         else if (entry && (onDisk === entry.sha256 || deps.installCommand)) {
           previous = { version: entry.version, sha256: entry.sha256 };
         } else if (onDisk === sha256) previous = null;
         else previous = await preserveDeployed(symbolicName);
         // The jar may already be in place when an earlier attempt died before recording.
-        if (onDisk !== sha256) {
+        if (fw) {
+          phase = 'installing in the framework';
+          await fw.apply({
+            jar: deps.store.jarPath(sha256),
+            symbolicName,
+            version,
+            allowDowngrade: input.allowDowngrade === true,
+            restore: async () =>
+              previous ? storedJar(previous.sha256, input.sources, signal) : null,
+          });
+        } else if (onDisk !== sha256) {
           phase = 'installing';
           await deploy(meta);
         }
@@ -281,9 +305,8 @@ export function createBundleActivities(deps: BundleActivityDeps) {
         deps,
         input.healthCheck,
         {
-          BUNDLE_FILE: deps.installCommand
-            ? deps.store.jarPath(sha256)
-            : deployFileOf(symbolicName),
+          BUNDLE_FILE:
+            deps.installCommand || fw ? deps.store.jarPath(sha256) : deployFileOf(symbolicName),
           BUNDLE_SYMBOLIC_NAME: symbolicName,
           BUNDLE_VERSION: version,
           BUNDLE_SHA256: sha256,
@@ -310,6 +333,18 @@ export function createBundleActivities(deps: BundleActivityDeps) {
       if (to) checkIdentity(to.sha256, symbolicName, to.version);
       await removeLeftovers();
       const entry = (await deps.state.read()).bundles[symbolicName];
+      const fw = deps.framework?.({ signal });
+      if (fw) {
+        return await rollbackInFramework({
+          fw,
+          input,
+          entry,
+          self,
+          state: deps.state,
+          logger: deps.logger,
+          storedJar: (sha) => storedJar(sha, input.sources, signal),
+        });
+      }
       const onDisk = await deployedSha(symbolicName);
       const current = deps.installCommand ? entry?.sha256 : onDisk;
       const done = to === null ? current === undefined : current === to.sha256;

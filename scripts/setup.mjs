@@ -12,6 +12,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   writeFileSync,
   rmSync,
   symlinkSync,
@@ -144,9 +145,11 @@ function ensureTemporal() {
 const jarTools = [
   { name: 'zookeeper', version: '3.9.3', libs: 'lib' },
   { name: 'kafka', version: '3.9.1', libs: 'libs' },
+  // Every jar is a bundle the node's framework starts; their own poms' dependencies are not.
+  { name: 'felix', version: '7.0.5', libs: 'bundle', direct: true },
 ];
 
-function ensureJars({ name, version, libs }) {
+function ensureJars({ name, version, libs, direct = false }) {
   const pom = path.join(repo, 'scripts', 'tools', `${name}.pom.xml`);
   // Keyed by the pom's content: a changed jar set is fetched anew even where an old cache exists.
   const pomHash = createHash('sha256').update(readFileSync(pom)).digest('hex').slice(0, 10);
@@ -173,6 +176,7 @@ function ensureJars({ name, version, libs }) {
         pom,
         'dependency:copy-dependencies',
         '-DincludeScope=runtime',
+        ...(direct ? ['-DexcludeTransitive=true'] : []),
         `-DoutputDirectory=${path.join(staging, libs)}`,
       ],
       { stdio: ['ignore', 'inherit', 'inherit'] },
@@ -211,9 +215,62 @@ function ensureChromium() {
     fail('apt-get install chromium failed (see above).');
 }
 
+/**
+ * Builds a Maven project of this repository (e.g. the Felix management bundle) into the cache,
+ * keyed by a hash of its sources: a changed source rebuilds, an unchanged one is reused.
+ */
+export function ensureJavaBuild(name, { jar, linkAs }) {
+  const project = path.join(repo, 'java', name);
+  const hash = createHash('sha256');
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    )) {
+      if (entry.name === 'target') continue;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else hash.update(`${path.relative(project, full)}\0`).update(readFileSync(full));
+    }
+  };
+  walk(project);
+  const home = path.join(toolsCache, `${name}-${hash.digest('hex').slice(0, 10)}`);
+  if (!existsSync(path.join(home, '.complete'))) {
+    const mvn = which('mvn');
+    if (!mvn) fail(`${name} is built with Maven: install Java 17 and Maven, then run this again.`);
+    log(`building ${name} with Maven…`);
+    const staging = `${home}.partial-${process.pid}`;
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { recursive: true });
+    // Built outside the checkout so that a read-only or shared checkout stays clean.
+    const res = run(mvn, [
+      '-q',
+      '-B',
+      '-f',
+      path.join(project, 'pom.xml'),
+      `-DbuildDirectory=${path.join(staging, 'target')}`,
+      'package',
+    ]);
+    const built = path.join(staging, 'target', jar);
+    if (res.status !== 0 || !existsSync(built)) {
+      rmSync(staging, { recursive: true, force: true });
+      fail(`Maven could not build ${name} (see above).`);
+    }
+    renameSync(built, path.join(staging, jar));
+    rmSync(path.join(staging, 'target'), { recursive: true, force: true });
+    writeFileSync(path.join(staging, '.complete'), `${name}\n`);
+    rmSync(home, { recursive: true, force: true });
+    renameSync(staging, home);
+  }
+  link(home, path.join(localTools, linkAs));
+  return home;
+}
+
 const started = Date.now();
 if (!process.argv.includes('--tools-only')) ensureNodeModules();
 ensureTemporal();
-if (!process.argv.includes('--no-jars')) jarTools.forEach(ensureJars);
+if (!process.argv.includes('--no-jars')) {
+  jarTools.forEach(ensureJars);
+  ensureJavaBuild('cg-felix-agent', { jar: 'cg-felix-agent.jar', linkAs: 'cg-felix-agent' });
+}
 if (process.argv.includes('--browser')) ensureChromium();
 log(`tools ready in ${((Date.now() - started) / 1000).toFixed(1)} s (cache: ${toolsCache})`);

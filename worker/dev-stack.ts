@@ -1,7 +1,7 @@
 /**
  * `npm start`: the embedded stack on one machine — the Temporal dev server (SQLite file, Web UI),
  * the orchestrator and three node agents on 127.0.0.11–.13 running ZooKeeper and Kafka — then
- * the first runbook, bootstrapCluster of cluster `dev`. `npm start -- --once` prints the result
+ * the first runbook, bootstrapCluster of cluster `dev`, then Apache Felix on every node. `npm start -- --once` prints the result
  * and stops everything it started, the middleware included.
  */
 import { randomBytes } from 'node:crypto';
@@ -42,13 +42,17 @@ const { values: flags } = parseArgs({
   },
 });
 
-/** What the embedded nodes run: ZooKeeper and Kafka from .tools, small heaps (CockroachDB cannot be had here). */
+/**
+ * What the embedded nodes run: ZooKeeper and Kafka from .tools, small heaps (CockroachDB cannot
+ * be had here), and the application runtime, Apache Felix, where bundles are rolled out.
+ */
 const agentConfig = {
   middleware: {
     binDir: path.join(repoRoot, '.tools'),
-    enabled: ['zookeeper', 'kafka'],
+    enabled: ['zookeeper', 'kafka', 'felix'],
     zookeeper: { heapMb: 96 },
     kafka: { heapMb: 256 },
+    felix: { heapMb: 128 },
   },
 };
 const agentConfigFile = path.join(repoRoot, '.data', 'agent.yaml');
@@ -60,7 +64,7 @@ async function stopNodeMiddleware(nodes: string[]): Promise<void> {
   const logger = createLogger('dev-stack', 'warn');
   await Promise.all(
     nodes.flatMap((address) =>
-      (['kafka', 'zookeeper'] as const).map((mw) =>
+      (['felix', 'kafka', 'zookeeper'] as const).map((mw) =>
         createMiddlewareAdapter(mw, config, {
           address,
           layout: new NodeLayout(nodeRoot(address)),
@@ -200,6 +204,23 @@ async function main(): Promise<number> {
         `bootstrapCluster took ${s(timing.totalMs)}: ${s(timing.middlewareMs)} with ZooKeeper or Kafka ` +
           `stopping, starting or joining somewhere, ${s(timing.totalMs - timing.middlewareMs)} orchestration ` +
           `only (cluster.json, archives, scheduling); ${s(Date.now() - started)} since npm start`,
+      );
+      // The application runtime comes after ZooKeeper and Kafka, one framework per node.
+      const t0 = Date.now();
+      const config = await loadAppConfig({ file: agentConfigFile, env: {} });
+      const logger = createLogger('dev-stack', 'warn');
+      const felix = await Promise.all(
+        nodes.map((address) =>
+          createMiddlewareAdapter('felix', config, {
+            address,
+            layout: new NodeLayout(nodeRoot(address)),
+            logger,
+          }).startServer(),
+        ),
+      );
+      say(
+        `Apache Felix on every node in ${s(Date.now() - t0)} (pids ${felix.map((f) => f.pid).join(', ')}); ` +
+          'roll bundles out into it: docs/bundles.md',
       );
     } catch (err) {
       exitCode = 1;

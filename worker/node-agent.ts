@@ -107,7 +107,8 @@ export async function startNodeAgent(
         layout,
         logger,
         sources: {
-          enabled: config.middleware.enabled,
+          // The application runtime holds no data of its own: bundles are rolled out again.
+          enabled: config.middleware.enabled.filter((m) => m !== 'felix'),
           controllerDataFolders: config.middleware.controller.dataFolders,
         },
         probeVersions: (signal) => probeMiddlewareVersions(binDir, signal),

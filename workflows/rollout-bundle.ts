@@ -156,11 +156,17 @@ export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<Rollo
   }
 
   const before = new Map<string, Version | undefined>();
+  // Skip-when-current: a node whose framework does not run the recorded version is not current.
+  const runningNow = new Map<string, Version | undefined>();
   for (const i of found) {
     const e = i.installed.find((b) => b.symbolicName === symbolicName);
     before.set(i.node, e ? { version: e.version, sha256: e.sha256 } : undefined);
+    runningNow.set(
+      i.node,
+      e && e.running?.ok !== false ? { version: e.version, sha256: e.sha256 } : undefined,
+    );
   }
-  const plan: RolloutPlan = planRollout(nodes, before, { sha256, version }, input);
+  const plan: RolloutPlan = planRollout(nodes, runningNow, { sha256, version }, input);
   const reports = new Map<string, NodeRolloutReport>();
   for (const node of nodes) {
     const current = plan.upToDate.includes(node);
@@ -249,6 +255,7 @@ export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<Rollo
             workflowId: info.workflowId,
             runId: info.runId,
             datetime,
+            ...(input.allowDowngrade ? { allowDowngrade: true } : {}),
           });
           return { ok: true as const, r };
         } catch (err) {

@@ -8,6 +8,13 @@ import type { NodeLayout } from '../config/layout.js';
 import type { BundleMeta } from '../contracts/bundles.js';
 import type { Logger } from '../logger.js';
 import { createEventPublisher, type EventPublisher } from '../events/publisher.js';
+import {
+  felixOf,
+  frameworkDeployer,
+  resumeFramework,
+  type FrameworkContext,
+  type FrameworkDeployer,
+} from './framework.js';
 import { BundleStore, InstalledStateFile } from './store.js';
 
 export type HealthCheckConfig = AppConfig['bundles']['healthChecks'][string];
@@ -20,6 +27,11 @@ export interface BundleActivityDeps {
   state: InstalledStateFile;
   /** The folder the OSGi runtime watches; `<symbolicName>.jar` per bundle. */
   deployFolder: string;
+  /**
+   * Set when the node runs Apache Felix (`middleware.enabled` has `felix`): bundles are installed
+   * in the running framework and verified there instead of being put in the deploy folder.
+   */
+  framework?: (context: FrameworkContext) => FrameworkDeployer;
   installCommand?: string[];
   healthChecks: Record<string, HealthCheckConfig>;
   /** The cluster token, for other agents' `GET /v1/bundles/<sha256>`. */
@@ -90,12 +102,25 @@ export function setupAgentBundles(deps: {
     });
   };
 
+  if (config.middleware.enabled.includes('felix')) void resumeFramework(config, layout, logger);
+
   return {
     activityDeps: {
       address,
       store,
       state,
       deployFolder,
+      ...(config.middleware.enabled.includes('felix')
+        ? {
+            framework: (context) =>
+              frameworkDeployer(
+                felixOf(config, layout, logger, context),
+                address,
+                logger,
+                context.signal,
+              ),
+          }
+        : {}),
       ...(config.bundles.installCommand ? { installCommand: config.bundles.installCommand } : {}),
       healthChecks: config.bundles.healthChecks,
       token: deps.token,

@@ -196,7 +196,10 @@ export const appConfigSchema = z.object({
       binDir: z.string().min(1).default('resources/bin'),
       /** The Java runtime for ZooKeeper and Kafka. */
       java: z.string().min(1).default('java'),
-      /** The middleware this node runs (seed 001 §3); the controller takes part in data operations only. */
+      /**
+       * The middleware this node runs (seed 001 §3); the controller takes part in data operations
+       * only. `felix`: the node's application runtime, where bundles are rolled out (docs/bundles.md).
+       */
       enabled: z
         .preprocess(
           // From the environment: `CG_MIDDLEWARE__ENABLED=zookeeper,kafka` (empty: none).
@@ -207,7 +210,7 @@ export const appConfigSchema = z.object({
                   .map((m) => m.trim())
                   .filter(Boolean)
               : v,
-          z.array(z.enum(['cockroach', 'zookeeper', 'kafka'])),
+          z.array(z.enum(['cockroach', 'zookeeper', 'kafka', 'felix'])),
         )
         .default(['cockroach', 'zookeeper', 'kafka']),
       zookeeper: z
@@ -254,6 +257,15 @@ export const appConfigSchema = z.object({
               z.object({ name: z.string(), username: z.string(), password: z.string().min(1) }),
             )
             .default([]),
+          operationOptions: operationOptionsMap,
+        })
+        .prefault({}),
+      /** Apache Felix, the node's application runtime (docs/bundles.md). */
+      felix: z
+        .object({
+          /** clusterguard's management bundle listens here, on the node's address only. */
+          managementPort: port.default(7701),
+          heapMb: z.coerce.number().int().min(32).default(128),
           operationOptions: operationOptionsMap,
         })
         .prefault({}),

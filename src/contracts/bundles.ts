@@ -55,6 +55,11 @@ export interface InstalledBundle {
   runId?: string;
   /** What was installed before, for a rollback; null when nothing was. */
   previous: { version: string; sha256: string } | null;
+  /**
+   * On a node that runs Apache Felix (inspectBundle only): whether the framework reports this
+   * version ACTIVE with its components active, and why not. Unset elsewhere: the record counts.
+   */
+  running?: { ok: boolean; detail?: string };
 }
 
 /** The workflow id of a bundle's rollouts: one rollout per bundle and cluster at a time. */
@@ -90,6 +95,11 @@ export const rolloutBundleInputSchema = lazySchema(() =>
       healthCheck: healthCheckNameSchema.optional(),
       /** Plans and reports what would be done; changes nothing and may run under any id. */
       dryRun: z.boolean().default(false),
+      /**
+       * Install over a higher version that a node's framework runs. Without it such a node's step
+       * fails (nothing is changed there) and the rollout stops as for any failure.
+       */
+      allowDowngrade: z.boolean().default(false),
       /** Attempts of a fetch-and-install before it counts as a failed node. */
       stepAttempts: z.number().int().min(1).max(100).default(3),
       /** How long an agent may leave a step unclaimed before `progress` shows its node unreachable. */
@@ -229,6 +239,8 @@ export interface InstallBundleInput {
   runId: string;
   /** The workflow's clock, the same on every retry. */
   datetime: string;
+  /** Install even when the node's framework runs a higher version. */
+  allowDowngrade?: boolean;
 }
 
 export interface RollbackBundleInput {

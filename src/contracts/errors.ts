@@ -29,6 +29,11 @@ export const errorTypes = [
   'ControllerUnavailable',
   /** A node's configured webapp stop/start command failed. Retried by policy. */
   'WebappCommandFailed',
+  /**
+   * The node's OSGi framework refused a bundle: it does not resolve, a component failed to
+   * activate, or it left other bundles unresolved. Permanent for that artifact.
+   */
+  'BundleRejected',
 ] as const;
 
 export type ErrorType = (typeof errorTypes)[number];
@@ -44,6 +49,7 @@ export const nonRetryableErrorTypes: ErrorType[] = [
   'MissingBinary',
   'Aborted',
   'ClusterBusy',
+  'BundleRejected',
 ];
 
 /**

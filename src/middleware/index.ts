@@ -4,11 +4,12 @@ import type { MiddlewareName, NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
 import { createCockroachAdapter } from './cockroach/index.js';
 import { createControllerAdapter } from './controller/index.js';
+import { createFelixAdapter } from './felix/adapter.js';
 import { createKafkaAdapter } from './kafka/index.js';
 import type { AdapterDeps, MiddlewareAdapter } from './kit/index.js';
 import { createZooKeeperAdapter } from './zookeeper/index.js';
 
-export type ComponentName = MiddlewareName | 'controller';
+export type ComponentName = MiddlewareName | 'controller' | 'felix';
 
 export interface AdapterContext {
   address: string;
@@ -34,6 +35,10 @@ const factories: Record<ComponentName, (mw: Middleware, base: Base) => Middlewar
   cockroach: (mw, base) => {
     const { operationOptions, ...options } = mw.cockroach;
     return createCockroachAdapter({ ...base, options, operationOptions });
+  },
+  felix: (mw, base) => {
+    const { operationOptions, ...options } = mw.felix;
+    return createFelixAdapter({ ...base, options, operationOptions });
   },
   controller: (mw, base) => createControllerAdapter({ ...base, options: mw.controller }),
 };

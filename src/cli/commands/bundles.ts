@@ -124,7 +124,8 @@ export function bundleCommands(program: Command): void {
           .option('--canary <n>', 'nodes of a first batch; then wait for approve', num)
           .option('--max-failures <n>', 'failed nodes tolerated before rolling back', num)
           .option('--health-check <name>', "one of the agents' configured health checks")
-          .option('--dry-run', 'plan only'),
+          .option('--dry-run', 'plan only')
+          .option('--allow-downgrade', "install over a higher version a node's framework runs"),
       ),
     ),
     'clusterguard bundle rollout --cluster dev --name com.example.app --sha256 <hex> --master 127.0.0.11 --canary 1 --watch',
@@ -144,6 +145,7 @@ export function bundleCommands(program: Command): void {
           canary: o.canary,
           maxFailures: o.maxFailures,
           healthCheck: o.healthCheck,
+          allowDowngrade: o.allowDowngrade,
           dryRun: o.dryRun,
           stepAttempts: o.stepAttempts,
           agentTimeoutSeconds: o.agentTimeout,

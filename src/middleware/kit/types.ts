@@ -71,7 +71,7 @@ export interface DataResult {
  * their operation (`<op>-data/<mw>/`, see NodeLayout.workingFolder).
  */
 export interface AdapterMethods {
-  readonly name: MiddlewareName | 'controller';
+  readonly name: MiddlewareName | 'controller' | 'felix';
   /** Pure: the configuration files of `address` for this membership (relative path → text). */
   generateConfig?: (cluster: ClusterView, address: string) => Record<string, string>;
   startServer: (cluster?: ClusterView) => Promise<ServerStatus>;
