@@ -99,9 +99,13 @@ async function main(): Promise<number> {
  * Files that run in a lane of their own, beside the rest: long, mostly waiting on timeouts and
  * restarts rather than on the CPU, and on loopback addresses no other test binds, each with its
  * own Temporal server (test/e2e/membership.test.ts: 127.0.0.31–.35;
- * test/e2e/data-safety.test.ts: 127.0.0.131–.134).
+ * test/e2e/data-safety.test.ts: 127.0.0.131–.134; test/e2e/chaos.test.ts: 127.0.0.141–.144).
  */
-const sideLane = ['test/e2e/data-safety.test.ts', 'test/e2e/membership.test.ts'];
+const sideLane = [
+  'test/e2e/chaos.test.ts',
+  'test/e2e/data-safety.test.ts',
+  'test/e2e/membership.test.ts',
+];
 
 async function runFiles(
   files: string[],

@@ -171,14 +171,16 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
 }
 
 const outcomes: Outcome[] = ['completed', 'refused', 'failed', 'hung'];
+// No colours: the table ends up in logs and in the README.
+const plain = { head: [], border: [] };
 
 /** The final table: kills by process, runbooks by type and outcome, writes, time, seed. */
 export function summary(result: CampaignResult): string {
-  const kills = new Table({ head: ['process', 'kills'] });
+  const kills = new Table({ head: ['process', 'kills'], style: plain });
   for (const kind of killTable)
     kills.push([kind.name, result.kills.filter((k) => k.name === kind.name).length]);
   kills.push(['all', result.kills.length]);
-  const books = new Table({ head: ['runbook', ...outcomes] });
+  const books = new Table({ head: ['runbook', ...outcomes], style: plain });
   for (const type of [...new Set(result.runbooks.map((r) => r.type))].sort())
     books.push([
       type,
@@ -187,7 +189,7 @@ export function summary(result: CampaignResult): string {
       ),
     ]);
   const r = result.report;
-  const writes = new Table({ head: ['', 'acknowledged', 'lost'] });
+  const writes = new Table({ head: ['', 'acknowledged', 'lost'], style: plain });
   writes.push(['ZooKeeper znodes', r?.zkAcknowledged ?? 0, r?.zkLost.length ?? 0]);
   writes.push(['Kafka messages (acks=all)', r?.kafkaAcknowledged ?? 0, r?.kafkaLost.length ?? 0]);
   const verdict =
