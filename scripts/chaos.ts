@@ -45,7 +45,15 @@ if (addresses.length < 4 || new Set(addresses).size !== addresses.length) {
 }
 
 console.error(`[chaos] seed ${seed} (pass --seed ${seed} to replay this campaign)`);
+// The first Ctrl-C ends the campaign early but still checks and stops every server it started
+// (ZooKeeper and Kafka run detached and would outlive it); a second one leaves at once.
+const stop = new AbortController();
+process.on('SIGINT', () => {
+  if (stop.signal.aborted) process.exit(130);
+  stop.abort();
+});
 const result = await runCampaign({
+  signal: stop.signal,
   seed,
   kills,
   minutes,

@@ -32,6 +32,8 @@ export interface CampaignOptions {
   /** A runbook not done within this long fails the campaign as hung. */
   runbookTimeoutMinutes?: number;
   log?: (line: string) => void;
+  /** Ends the campaign early: after the kill and the runbook in flight, still with its checks. */
+  signal?: AbortSignal;
 }
 
 export interface CampaignResult {
@@ -118,6 +120,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     started,
     log: (m) => log(`[chaos ${elapsed(c)}] ${m}`),
   };
+  options.signal?.addEventListener('abort', () => {
+    c.log('stopping early: after the kill and the runbook in flight, then the checks');
+    c.aborted = true;
+  });
   c.log(
     `seed ${options.seed}: ${options.kills} kills over ${options.minutes} min on ${options.addresses.join(', ')}`,
   );

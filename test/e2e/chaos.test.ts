@@ -7,7 +7,7 @@ import { randomSeed } from '../chaos/rng.js';
  * A short chaos campaign (README "Chaos campaign"): runbooks one after the other on four
  * loopback nodes (127.0.0.141–.144, which no other test binds) while six processes are SIGKILLed
  * and restarted and a client writes all the time. A random seed each run, printed, so that a
- * failure replays: CG_CHAOS_SEED=<seed> or `npm run chaos -- --seed <seed> --kills 6 --minutes 1.5`.
+ * failure replays: CG_CHAOS_SEED=<seed> or `npm run chaos -- --seed <seed> --kills 6 --minutes 1`.
  */
 test(
   'a short chaos campaign loses no acknowledged write and leaves the cluster whole',
@@ -18,7 +18,7 @@ test(
     const result = await runCampaign({
       seed,
       kills: 6,
-      minutes: 1.5,
+      minutes: 1,
       addresses: ['127.0.0.141', '127.0.0.142', '127.0.0.143', '127.0.0.144'],
       runbookTimeoutMinutes: 8,
     });
