@@ -69,12 +69,14 @@ async function main(): Promise<number> {
       `[test] Temporal dev server at ${server.address} (ready in ${Date.now() - started} ms)`,
     );
   }
-  // The side lane runs beside the main one and prints when it is done, so that the two
-  // reports do not interleave. CG_TEST_ONE_LANE=1 runs everything in one lane.
-  const side = process.env.CG_TEST_ONE_LANE ? [] : files.filter((f) => sideLane.includes(f));
-  const main = files.filter((f) => !side.includes(f));
+  // Side lanes run beside the main one and each prints when it is done, so that the reports
+  // do not interleave. CG_TEST_ONE_LANE=1 runs everything in one lane.
+  const sides = process.env.CG_TEST_ONE_LANE
+    ? []
+    : sideLanes.map((lane) => files.filter((f) => lane.includes(f)));
+  const main = files.filter((f) => !sides.some((lane) => lane.includes(f)));
   try {
-    const lanes = [main, side].filter((l) => l.length > 0);
+    const lanes = [main, ...sides].filter((l) => l.length > 0);
     const codes = await Promise.all(
       lanes.map(async (laneFiles, i) => {
         if (i === 0) return runFiles(laneFiles, env, 'inherit');
@@ -96,16 +98,18 @@ async function main(): Promise<number> {
 }
 
 /**
- * Files that run in a lane of their own, beside the rest: long, mostly waiting on timeouts and
- * restarts rather than on the CPU, and on loopback addresses no other test binds, each with its
- * own Temporal server (test/e2e/membership.test.ts: 127.0.0.31–.35;
- * test/e2e/data-safety.test.ts: 127.0.0.131–.134; test/e2e/production.test.ts: 127.0.0.151–.155,
- * with its own PostgreSQL and Temporal server).
+ * Lanes that run beside the main one: long files, mostly waiting on timeouts and restarts rather
+ * than on the CPU, each on loopback addresses no other test binds and with its own Temporal server
+ * (membership: 127.0.0.31–.35; cockroach-membership: 127.0.0.136–.139; production: 127.0.0.151–.155
+ * with its own PostgreSQL; data-safety: 127.0.0.131–.134; chaos: 127.0.0.141–.144).
  */
-const sideLane = [
-  'test/e2e/data-safety.test.ts',
-  'test/e2e/membership.test.ts',
-  'test/e2e/production.test.ts',
+const sideLanes = [
+  [
+    'test/e2e/membership.test.ts',
+    'test/e2e/production.test.ts',
+    'test/e2e/cockroach-membership.test.ts',
+  ],
+  ['test/e2e/data-safety.test.ts', 'test/e2e/chaos.test.ts'],
 ];
 
 async function runFiles(
