@@ -12,6 +12,7 @@ import type { NodeLayout } from '../config/layout.js';
 import type { BundleMeta } from '../contracts/bundles.js';
 import { createEventPublisher, type EventPublisher } from '../events/publisher.js';
 import type { Logger } from '../logger.js';
+import { legacyAnnouncer } from './legacy-announcement.js';
 import { felixOf, frameworkDeployer, resumeFramework } from './framework.js';
 import { BundleStore, InstalledStateFile } from './store.js';
 
@@ -42,15 +43,17 @@ export function setupAgentBundles(deps: {
   const state = new InstalledStateFile(layout.bundleStateFile);
   const deployFolder = path.resolve(config.bundles.deployFolder ?? layout.bundleDeployFolder);
 
+  const brokers = async () => {
+    if (config.events.brokers?.length) return config.events.brokers;
+    const file = await deps.clusterStore.load();
+    return file.cluster.nodes.map((n) => `${n}:${config.events.kafkaPort}`);
+  };
+  const legacy = legacyAnnouncer({ config, spoolFolder: layout.bundlesFolder, brokers, logger });
   let publisher: EventPublisher | undefined;
   const announce = async (meta: BundleMeta) => {
     if (!config.events.enabled) return;
     publisher ??= createEventPublisher({
-      brokers: async () => {
-        if (config.events.brokers?.length) return config.events.brokers;
-        const file = await deps.clusterStore.load();
-        return file.cluster.nodes.map((n) => `${n}:${config.events.kafkaPort}`);
-      },
+      brokers,
       spoolFile: path.join(layout.bundlesFolder, 'events-spool.jsonl'),
       logger,
       clientId: `clusterguard-agent-${address}`,
@@ -71,6 +74,7 @@ export function setupAgentBundles(deps: {
         bytes: meta.bytes,
       },
     });
+    await legacy?.announce(meta);
   };
 
   if (config.middleware.enabled.includes('felix')) void resumeFramework(config, layout, logger);
@@ -107,6 +111,10 @@ export function setupAgentBundles(deps: {
       onStored: announce,
     }),
     async close() {
+      if (legacy) {
+        await legacy.publisher.flush(3000).catch(() => undefined);
+        await legacy.publisher.close();
+      }
       if (!publisher) return;
       await publisher.flush(3000).catch(() => undefined);
       await publisher.close();
