@@ -1,4 +1,4 @@
-import { ApplicationFailure, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import {
   analyzeQuorum,
   assignMemberIds,
@@ -27,6 +27,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
+import { convergeBundles } from './lib/bundle-converge.js';
 import { startRunbook } from './lib/runbook.js';
 
 function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
@@ -244,6 +245,14 @@ export async function runJoin(
       recordedAt,
     );
     await rb.emit('configuration.after-change', { nodes: view.nodes }, node);
+    // A new cluster (a child of bootstrapCluster) has no desired bundles yet.
+    if (standalone && patched('bundle-converge')) {
+      await convergeBundles(
+        ctx,
+        node,
+        view.nodes.filter((n) => n !== node),
+      );
+    }
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', { nodes: view.nodes, skipped: rb.skipped });
     return result();

@@ -12,12 +12,17 @@ import type { NodeLayout } from '../config/layout.js';
 import type { BundleMeta } from '../contracts/bundles.js';
 import { createEventPublisher, type EventPublisher } from '../events/publisher.js';
 import type { Logger } from '../logger.js';
+import {
+  createBundleViewActivities,
+  type BundleViewActivities,
+} from '../../activities/bundle-view-activities.js';
+import { nodeBundles } from './view.js';
 import { legacyAnnouncer } from './legacy-announcement.js';
 import { felixOf, frameworkDeployer, resumeFramework } from './framework.js';
 import { BundleStore, InstalledStateFile } from './store.js';
 
 export interface AgentBundles {
-  activities: BundleActivities;
+  activities: BundleActivities & BundleViewActivities;
   routes: AgentRoutes;
   /** Publishes what it can of pending announcements; the rest stays spooled. */
   close(): Promise<void>;
@@ -77,38 +82,56 @@ export function setupAgentBundles(deps: {
     await legacy?.announce(meta);
   };
 
-  if (config.middleware.enabled.includes('felix')) void resumeFramework(config, layout, logger);
+  const felix = config.middleware.enabled.includes('felix');
+  if (felix) void resumeFramework(config, layout, logger);
+  // Asks the framework; never starts it just to answer.
+  const listFramework = felix ? () => felixOf(config, layout, logger).management.list() : undefined;
+  const view = { address, state, ...(listFramework ? { listFramework } : {}) };
 
   return {
-    activities: createBundleActivities({
-      address,
-      store,
-      state,
-      deployFolder,
-      ...(config.middleware.enabled.includes('felix')
-        ? {
-            framework: (context) =>
-              frameworkDeployer(
-                felixOf(config, layout, logger, context),
-                address,
-                logger,
-                context.signal,
-              ),
-          }
-        : {}),
-      ...(config.bundles.installCommand ? { installCommand: config.bundles.installCommand } : {}),
-      healthChecks: config.bundles.healthChecks,
-      token: deps.token,
-      agentPort: config.agent.port,
-      ...(deps.agentTls ? { agentTls: deps.agentTls } : {}),
-      logger,
-    }),
+    activities: {
+      ...createBundleViewActivities({
+        ...view,
+        clusterStore: deps.clusterStore,
+        zooKeeperClientPort: config.middleware.zookeeper.clientPort,
+        zooKeeper: config.middleware.enabled.includes('zookeeper'),
+        logger,
+      }),
+      ...createBundleActivities({
+        address,
+        store,
+        state,
+        deployFolder,
+        ...(config.middleware.enabled.includes('felix')
+          ? {
+              framework: (context) =>
+                frameworkDeployer(
+                  felixOf(config, layout, logger, context),
+                  address,
+                  logger,
+                  context.signal,
+                ),
+            }
+          : {}),
+        ...(config.bundles.installCommand ? { installCommand: config.bundles.installCommand } : {}),
+        healthChecks: config.bundles.healthChecks,
+        token: deps.token,
+        agentPort: config.agent.port,
+        ...(deps.agentTls ? { agentTls: deps.agentTls } : {}),
+        logger,
+      }),
+    },
     routes: bundleRoutes({
       store,
       state,
       maxUploadBytes: config.bundles.maxUploadBytes,
       logger,
       onStored: announce,
+      ...(listFramework ? { framework: async () => (await nodeBundles(view)).framework } : {}),
+      cluster: async () => ({
+        clusterId: config.clusterId,
+        members: (await deps.clusterStore.load()).cluster.nodes,
+      }),
     }),
     async close() {
       if (legacy) {

@@ -20,6 +20,7 @@ import type { z } from 'zod';
 import { approveArgSchema, rolloutBundleInputSchema } from '../contracts/bundles.js';
 import { loadClientTls } from '../agent/tls.js';
 import { pushBundle } from '../bundles/client.js';
+import { addBundleList } from './bundle-list.js';
 import {
   abortRunbook,
   backupCluster,
@@ -1159,6 +1160,7 @@ Example:
   );
 
   const bundle = program.command('bundle').description('bundle rollouts (rolloutBundle)');
+  addBundleList(bundle, print, done);
   example(
     bundle
       .command('status')
