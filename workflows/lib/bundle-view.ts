@@ -28,7 +28,6 @@ export function viewCalls(ctx: DataContext, node: string, summary: string) {
   });
 }
 
-
 /**
  * After a rollout that completed: the version becomes the cluster's desired one (kept in its
  * ZooKeeper by a member), and every node's framework is asked what it runs, for the `bundles`
