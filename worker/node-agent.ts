@@ -13,6 +13,7 @@ import { nodeTaskQueue } from '../src/contracts/addresses.js';
 import type { Client } from '@temporalio/client';
 import { dataRoutes } from '../src/agent/data-routes.js';
 import { createBundleActivities } from '../activities/bundle-activities.js';
+import { createBundleViewActivities } from '../activities/bundle-view-activities.js';
 import { setupAgentBundles } from '../src/bundles/agent.js';
 import { createAgentApp, startAgentServer, type RunningAgentServer } from '../src/agent/server.js';
 import { loadAgentTls } from '../src/agent/tls.js';
@@ -114,6 +115,7 @@ export async function startNodeAgent(
         probeVersions: (signal) => probeMiddlewareVersions(binDir, signal),
       }),
       ...createBundleActivities(bundles.activityDeps),
+      ...createBundleViewActivities(bundles.viewActivityDeps),
       ...createWebappActivities({ address, webapps: config.webapps, logger }),
     },
     // Node work is mostly waiting on processes and disks; a few at a time is plenty and keeps

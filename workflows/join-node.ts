@@ -25,6 +25,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
+import { convergeBundles } from './lib/bundle-converge.js';
 import { openRunbook, type RunbookBase } from './lib/open.js';
 
 function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
@@ -250,6 +251,14 @@ export async function runJoin(
     // A join started by another runbook is waited for by that runbook, once all have joined.
     if (!workflowInfo().parent && patched(inSyncPatch)) {
       inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
+    }
+    // A new cluster (a child of bootstrapCluster) has no desired bundles yet.
+    if (standalone && patched('bundle-converge')) {
+      await convergeBundles(
+        ctx,
+        node,
+        view.nodes.filter((n) => n !== node),
+      );
     }
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', { nodes: view.nodes, skipped: rb.skipped });

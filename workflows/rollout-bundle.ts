@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -26,6 +27,7 @@ import {
 import { nonRetryableErrorTypes } from '../src/contracts/errors.js';
 import { describeZodError } from '../src/contracts/validation.js';
 import { approveUpdate, bundlesQuery } from '../src/contracts/messages.js';
+import { recordAndShowBundles } from './lib/bundle-view.js';
 import { readMembers, type DataContext } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
 import { openRunbook } from './lib/open.js';
@@ -342,6 +344,15 @@ export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<Rollo
     }
 
     if (stopReason === undefined) {
+      if (patched('bundle-desired-set')) {
+        const shown = await recordAndShowBundles(ctx, {
+          nodes,
+          recordOn: [input.master ?? nodes[0] ?? ''].filter(Boolean),
+          desired: { symbolicName, version, sha256, workflowId: info.workflowId, at: datetime },
+        });
+        view.table = shown.rows;
+        if (shown.desiredError) view.desiredError = shown.desiredError;
+      }
       syncView('done');
       rb.tracker.finish('completed');
       await rb.emit('runbook.completed', {

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { bodyLimit } from 'hono/body-limit';
 import type { BundleMeta } from '../contracts/bundles.js';
+import type { NodeBundles } from '../contracts/bundle-view.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 import type { BundleStore, InstalledStateFile } from '../bundles/store.js';
 import type { Logger } from '../logger.js';
@@ -17,6 +18,10 @@ export interface BundleRoutesOptions {
   logger: Logger;
   /** After a bundle new to this agent was stored: announce it (`bundle.available`). */
   onStored?: (meta: BundleMeta) => Promise<void> | void;
+  /** With Felix: what the framework runs, for `GET /v1/bundles` (`framework`). */
+  framework?: () => Promise<NodeBundles['framework']>;
+  /** The cluster this agent belongs to and its members, for `bundle list --master`. */
+  cluster?: () => Promise<{ clusterId: string; members: string[] }>;
 }
 
 /** The multipart field that carries the bundle. */
@@ -111,9 +116,20 @@ export function bundleRoutes(options: BundleRoutesOptions): AgentRoutes {
       },
     );
 
-    app.get('/v1/bundles', async (c) =>
-      c.json({ stored: await store.list(), installed: (await state.read()).bundles }),
-    );
+    app.get('/v1/bundles', async (c) => {
+      const [stored, installed, framework, cluster] = await Promise.all([
+        store.list(),
+        state.read(),
+        options.framework?.(),
+        options.cluster?.().catch(() => undefined),
+      ]);
+      return c.json({
+        stored,
+        installed: installed.bundles,
+        ...(framework ? { framework } : {}),
+        ...(cluster ?? {}),
+      });
+    });
 
     app.get('/v1/bundles/:sha256{[0-9a-f]{64}}', async (c) => {
       const sha256 = c.req.param('sha256');

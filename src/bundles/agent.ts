@@ -15,7 +15,10 @@ import {
   type FrameworkContext,
   type FrameworkDeployer,
 } from './framework.js';
+import { legacyAnnouncer } from './legacy-announcement.js';
 import { BundleStore, InstalledStateFile } from './store.js';
+import { nodeBundles } from './view.js';
+import type { FelixListing } from '../middleware/felix/client.js';
 
 export type HealthCheckConfig = AppConfig['bundles']['healthChecks'][string];
 
@@ -43,9 +46,24 @@ export interface BundleActivityDeps {
   logger: Logger;
 }
 
+/** What `createBundleViewActivities` (activities/bundle-view-activities.ts) needs. */
+export interface BundleViewActivityDeps {
+  address: string;
+  state: InstalledStateFile;
+  /** With Felix: the framework's own listing. */
+  listFramework?: () => Promise<FelixListing>;
+  clusterStore: ClusterStore;
+  zooKeeperClientPort: number;
+  /** `zookeeper` is in `middleware.enabled`: the desired set has somewhere to live. */
+  zooKeeper: boolean;
+  logger: Logger;
+}
+
 export interface AgentBundles {
   /** For `createBundleActivities` (activities/bundle-activities.ts), which the worker registers. */
   activityDeps: BundleActivityDeps;
+  /** For `createBundleViewActivities`, which the worker registers too. */
+  viewActivityDeps: BundleViewActivityDeps;
   routes: AgentRoutes;
   /** Publishes what it can of pending announcements; the rest stays spooled. */
   close(): Promise<void>;
@@ -71,15 +89,17 @@ export function setupAgentBundles(deps: {
   const state = new InstalledStateFile(layout.bundleStateFile);
   const deployFolder = path.resolve(config.bundles.deployFolder ?? layout.bundleDeployFolder);
 
+  const brokers = async () => {
+    if (config.events.brokers?.length) return config.events.brokers;
+    const file = await deps.clusterStore.load();
+    return file.cluster.nodes.map((n) => `${n}:${config.events.kafkaPort}`);
+  };
+  const legacy = legacyAnnouncer({ config, spoolFolder: layout.bundlesFolder, brokers, logger });
   let publisher: EventPublisher | undefined;
   const announce = async (meta: BundleMeta) => {
     if (!config.events.enabled) return;
     publisher ??= createEventPublisher({
-      brokers: async () => {
-        if (config.events.brokers?.length) return config.events.brokers;
-        const file = await deps.clusterStore.load();
-        return file.cluster.nodes.map((n) => `${n}:${config.events.kafkaPort}`);
-      },
+      brokers,
       spoolFile: path.join(layout.bundlesFolder, 'events-spool.jsonl'),
       logger,
       clientId: `clusterguard-agent-${address}`,
@@ -100,11 +120,23 @@ export function setupAgentBundles(deps: {
         bytes: meta.bytes,
       },
     });
+    await legacy?.announce(meta);
   };
 
-  if (config.middleware.enabled.includes('felix')) void resumeFramework(config, layout, logger);
+  const felix = config.middleware.enabled.includes('felix');
+  if (felix) void resumeFramework(config, layout, logger);
+  // Asks the framework; never starts it just to answer.
+  const listFramework = felix ? () => felixOf(config, layout, logger).management.list() : undefined;
+  const view = { address, state, ...(listFramework ? { listFramework } : {}) };
 
   return {
+    viewActivityDeps: {
+      ...view,
+      clusterStore: deps.clusterStore,
+      zooKeeperClientPort: config.middleware.zookeeper.clientPort,
+      zooKeeper: config.middleware.enabled.includes('zookeeper'),
+      logger,
+    },
     activityDeps: {
       address,
       store,
@@ -134,8 +166,17 @@ export function setupAgentBundles(deps: {
       maxUploadBytes: config.bundles.maxUploadBytes,
       logger,
       onStored: announce,
+      ...(listFramework ? { framework: async () => (await nodeBundles(view)).framework } : {}),
+      cluster: async () => ({
+        clusterId: config.clusterId,
+        members: (await deps.clusterStore.load()).cluster.nodes,
+      }),
     }),
     async close() {
+      if (legacy) {
+        await legacy.publisher.flush(3000).catch(() => undefined);
+        await legacy.publisher.close();
+      }
       if (!publisher) return;
       await publisher.flush(3000).catch(() => undefined);
       await publisher.close();

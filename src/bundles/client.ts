@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BundleMeta, InstalledBundle } from '../contracts/bundles.js';
 import { agentBaseUrl, agentRequest, describeTlsError, type ClientTls } from '../agent/tls.js';
+import type { NodeBundles } from '../contracts/bundle-view.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 
 /** What `POST /v1/bundles` answers. */
@@ -66,10 +67,18 @@ export async function pushBundle(target: AgentTarget, file: string): Promise<Pus
   });
 }
 
-/** One agent's store and installed bundles (`GET /v1/bundles`). */
-export async function agentBundles(
-  target: AgentTarget,
-): Promise<{ stored: BundleMeta[]; installed: Record<string, InstalledBundle> }> {
+/** One agent's store, installed bundles and, with Felix, what its framework runs. */
+export interface AgentBundlesAnswer {
+  stored: BundleMeta[];
+  installed: Record<string, InstalledBundle>;
+  framework?: NodeBundles['framework'];
+  /** The agent's cluster and the members its cluster.json lists, when it has one. */
+  clusterId?: string;
+  members?: string[];
+}
+
+/** `GET /v1/bundles` of one agent. */
+export async function agentBundles(target: AgentTarget): Promise<AgentBundlesAnswer> {
   const init = {
     headers: { authorization: `Bearer ${target.token}` },
     signal: AbortSignal.timeout(10_000),
@@ -81,10 +90,7 @@ export async function agentBundles(
         `${target.url}: ${await problemOf(res)}`,
       );
     }
-    return (await res.json()) as {
-      stored: BundleMeta[];
-      installed: Record<string, InstalledBundle>;
-    };
+    return (await res.json()) as AgentBundlesAnswer;
   });
 }
 

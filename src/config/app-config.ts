@@ -373,6 +373,17 @@ export const appConfigSchema = z.object({
             }),
         )
         .default({}),
+      /**
+       * Also announce an upload the way the previous bundle service did (`{ channel, message }`
+       * on a plain topic), for consumers written for it; off unless set (docs/bundles.md).
+       */
+      legacyAnnouncement: z
+        .object({
+          topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name'),
+          channel: z.string().min(1),
+        })
+        .strict()
+        .optional(),
     })
     .prefault({}),
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { nodeAddressSchema, nodeListSchema } from './addresses.js';
+import type { BundleViewRow } from './bundle-view.js';
 import { clusterIdSchema } from './ping.js';
 import { lazySchema } from './validation.js';
 
@@ -299,4 +300,8 @@ export interface BundlesView {
     status: NodeRolloutReport['status'] | 'installing';
     detail?: string;
   }[];
+  /** After a completed rollout: node × bundle as the frameworks report it (docs/bundles.md). */
+  table?: BundleViewRow[];
+  /** Why the version could not be recorded as the cluster's desired one. */
+  desiredError?: string;
 }

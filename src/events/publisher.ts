@@ -24,6 +24,10 @@ export interface EventPublisherOptions {
   retry?: { initialMs: number; maxMs: number };
   /** CloudEvents `source`; default `eventSource(clusterId)` of each event. */
   source?: string;
+  /** Default `clusterguard.events`. */
+  topic?: string;
+  /** The Kafka record of an event; default the CloudEvent, keyed by cluster. */
+  toMessage?: (event: RunbookEvent) => Message;
 }
 
 export interface EventPublisher {
@@ -81,6 +85,7 @@ export function createEventPublisher(options: EventPublisherOptions): EventPubli
   const { logger, spoolFile } = options;
   const retry = options.retry ?? { initialMs: 1000, maxMs: 30_000 };
   const clientId = options.clientId ?? 'clusterguard-orchestrator';
+  const topic = options.topic ?? eventsTopic;
 
   const queue: RunbookEvent[] = [];
   const queuedIds = new Set<string>();
@@ -245,20 +250,20 @@ export function createEventPublisher(options: EventPublisherOptions): EventPubli
       const { brokers } = await admin.describeCluster();
       await admin.createTopics({
         waitForLeaders: false,
-        topics: [
-          { topic: eventsTopic, replicationFactor: Math.max(1, Math.min(3, brokers.length)) },
-        ],
+        topics: [{ topic, replicationFactor: Math.max(1, Math.min(3, brokers.length)) }],
       });
     } finally {
       await admin.disconnect();
     }
   };
 
-  const toMessage = (event: RunbookEvent): Message => ({
-    key: event.clusterId,
-    value: JSON.stringify(toCloudEvent(event, options.source ?? eventSource(event.clusterId))),
-    headers: { 'content-type': contentType },
-  });
+  const toMessage =
+    options.toMessage ??
+    ((event: RunbookEvent): Message => ({
+      key: event.clusterId,
+      value: JSON.stringify(toCloudEvent(event, options.source ?? eventSource(event.clusterId))),
+      headers: { 'content-type': contentType },
+    }));
 
   let down = false;
   let noBrokersLogged = false;
@@ -295,7 +300,7 @@ export function createEventPublisher(options: EventPublisherOptions): EventPubli
       try {
         const { producer } = await producerFor(brokers);
         await producer.send({
-          topic: eventsTopic,
+          topic,
           acks: -1,
           timeout: 5000,
           messages: batch.map(toMessage),

@@ -37,6 +37,9 @@ describe('bundle events reach a Kafka consumer', { timeout: 180_000 }, () => {
   let cluster: TestCluster;
   let consumer: Consumer | undefined;
   const received: CloudEvent[] = [];
+  // The old service's topic and what its consumers read from it.
+  const legacyTopic = 'test';
+  const legacy: { channel: string; message: string }[] = [];
 
   before(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'cg-bundle-events-'));
@@ -66,7 +69,13 @@ describe('bundle events reach a Kafka consumer', { timeout: 180_000 }, () => {
     process.env.CG_TEST_KAFKA_BROKERS = broker;
     [orchestrator, cluster] = await Promise.all([
       startTestOrchestrator({ workflowsPath }),
-      startTestCluster([agent], { env: () => ({ CG_EVENTS__BROKERS: broker }) }),
+      startTestCluster([agent], {
+        env: () => ({
+          CG_EVENTS__BROKERS: broker,
+          CG_BUNDLES__LEGACY_ANNOUNCEMENT__TOPIC: legacyTopic,
+          CG_BUNDLES__LEGACY_ANNOUNCEMENT__CHANNEL: 'bundle',
+        }),
+      }),
       started,
     ]);
     const kafka = new Kafka({
@@ -78,14 +87,21 @@ describe('bundle events reach a Kafka consumer', { timeout: 180_000 }, () => {
     // Subscribing to a topic that does not exist yet fails; the publishers would create it later.
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic: eventsTopic }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [{ topic: eventsTopic }, { topic: legacyTopic }],
+      waitForLeaders: true,
+    });
     await admin.disconnect();
     // A short fetch wait: disconnecting otherwise waits out a 5 s fetch.
     consumer = kafka.consumer({ groupId: `bundle-events-${Date.now()}`, maxWaitTimeInMs: 200 });
     await consumer.connect();
-    await consumer.subscribe({ topics: [eventsTopic], fromBeginning: true });
+    await consumer.subscribe({ topics: [eventsTopic, legacyTopic], fromBeginning: true });
     await consumer.run({
-      eachMessage: ({ message }) => {
+      eachMessage: ({ topic, message }) => {
+        if (topic === legacyTopic) {
+          legacy.push(JSON.parse(message.value?.toString() ?? 'null') as (typeof legacy)[0]);
+          return Promise.resolve();
+        }
         received.push(JSON.parse(message.value?.toString() ?? 'null') as CloudEvent);
         return Promise.resolve();
       },
@@ -127,6 +143,14 @@ describe('bundle events reach a Kafka consumer', { timeout: 180_000 }, () => {
       [available.data.node, available.data.version, available.data.sha256],
       [agent, '1.2.3', jar.sha256],
     );
+    // A consumer of the old service: filter on the channel, read symbolicname from the message.
+    const deadline = Date.now() + 30_000;
+    while (legacy.length === 0 && Date.now() < deadline) await sleep(200);
+    assert.equal(legacy.length, 1, 'one announcement on the legacy topic');
+    assert.equal(legacy[0]?.channel, 'bundle');
+    const old = JSON.parse(legacy[0]?.message ?? '{}') as Record<string, unknown>;
+    assert.equal(old.symbolicname, 'com.example.events');
+    assert.equal(old.version, '1.2.3');
 
     const clusterId = `bundle-events-${process.pid}`;
     const handle = await startRunbook(

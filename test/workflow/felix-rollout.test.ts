@@ -12,7 +12,9 @@ import { createLogger } from '../../src/logger.js';
 import { createFelixAdapter, type FelixAdapter } from '../../src/middleware/felix/adapter.js';
 import { findBundle } from '../../src/middleware/felix/verify.js';
 import { repoRoot } from '../../src/process.js';
-import { startRunbook } from '../../src/client/index.js';
+import { rolloutStatus, startRunbook } from '../../src/client/index.js';
+import { clusterBundles } from '../../src/bundles/view.js';
+import { bundleViewRows } from '../../src/contracts/bundle-view.js';
 import { freePortOnAll, startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { greeterBundles, type GreeterBundles } from '../helpers/felix-bundles.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
@@ -152,6 +154,25 @@ describe('rolloutBundle into real Felix frameworks on three agents', () => {
       assert.equal(b?.version, '1.1.0');
       assert.equal(await lastGreeting(n), 'greeter consumer got: hello from provider 1.1.0');
     }
+  });
+
+  test('the bundles view: node × bundle from every framework, in the query and from the agents', async () => {
+    const view = await rolloutStatus(orchestrator.client, clusterId, provider);
+    const rows = (view.table ?? []).filter((r) => r.symbolicName === provider);
+    assert.deepEqual(
+      rows.map((r) => [r.node, r.version, r.state, r.desired, r.drift]),
+      nodes.map((n) => [n, '1.1.0', 'ACTIVE', '1.1.0', []]),
+    );
+    assert.ok(rows.every((r) => r.components.some((c) => c.endsWith(' ACTIVE'))));
+    // These agents run no ZooKeeper: the rollout says the desired set was not recorded.
+    assert.match(view.desiredError ?? '', /runs no ZooKeeper/);
+    // What `clusterguard bundle list` asks: GET /v1/bundles of each agent, with the framework.
+    const perNode = await clusterBundles({ nodes, port: cluster.port, token: cluster.token });
+    const live = bundleViewRows(perNode).filter((r) => r.symbolicName === provider);
+    assert.deepEqual(
+      live.map((r) => [r.node, r.version, r.state, r.drift]),
+      nodes.map((n) => [n, '1.1.0', 'ACTIVE', []]),
+    );
   });
 
   test('a provider whose component throws on activation fails the step and is undone: 1.1.0 runs', async () => {

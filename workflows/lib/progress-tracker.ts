@@ -8,6 +8,8 @@ import { renderProgressMarkdown } from '../../src/contracts/progress.js';
  */
 export class ProgressTracker {
   private readonly progress: Progress;
+  /** Markdown shown under the steps in the Web UI (e.g. a rollout's node × bundle table). */
+  private appendix = '';
 
   constructor(
     runbook: string,
@@ -79,8 +81,14 @@ export class ProgressTracker {
     this.publish();
   }
 
+  setAppendix(markdown: string): void {
+    this.appendix = markdown;
+    this.publish();
+  }
+
   private publish(): void {
     this.progress.updatedAt = new Date().toISOString();
-    setCurrentDetails(renderProgressMarkdown(this.progress));
+    const steps = renderProgressMarkdown(this.progress);
+    setCurrentDetails(this.appendix ? `${steps}\n\n${this.appendix}` : steps);
   }
 }

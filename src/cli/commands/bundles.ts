@@ -16,6 +16,7 @@ import {
   startFlags,
   stepFlags,
 } from '../common.js';
+import { addBundleList } from '../bundle-list.js';
 import { startCommand, withClient } from '../run.js';
 import { updateCommand } from './steer.js';
 
@@ -36,6 +37,7 @@ export function bundleCommands(program: Command): void {
   );
 
   const bundle = program.command('bundle').description('bundle rollouts (rolloutBundle)');
+  addBundleList(bundle, print, done);
   example(
     bundle
       .command('status')

@@ -1,0 +1,183 @@
+import net from 'node:net';
+import zookeeper from 'node-zookeeper-client';
+import type { DesiredBundle } from '../contracts/bundle-view.js';
+import { ClusterGuardError } from '../contracts/errors.js';
+import { withZooKeeperClient } from '../middleware/zookeeper/index.js';
+
+/**
+ * The cluster's desired bundle set, in its own ZooKeeper (docs/bundles.md, "Desired set"):
+ * `/clusterguard/bundles/<symbolicName>` holds the version the cluster should run, and one child
+ * per version ever made desired, `/clusterguard/bundles/<symbolicName>/<version>`, is kept, so
+ * the history of a bundle survives with the cluster's data (backup, export).
+ */
+export const desiredRoot = '/clusterguard/bundles';
+
+type ZkClient = Parameters<Parameters<typeof withZooKeeperClient>[2]>[0];
+
+const codeOf = (err: unknown) => (err as { code?: number } | null)?.code;
+
+function call<T>(fn: (cb: (err: Error | null, value: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
+}
+
+async function ensure(client: ZkClient, p: string, data: Buffer): Promise<boolean> {
+  try {
+    await call<string>((cb) => client.create(p, data, zookeeper.CreateMode.PERSISTENT, cb));
+    return true;
+  } catch (err) {
+    if (codeOf(err) === zookeeper.Exception.NODE_EXISTS) return false;
+    throw err;
+  }
+}
+
+async function set(client: ZkClient, p: string, data: Buffer): Promise<void> {
+  if (!(await ensure(client, p, data))) {
+    await call((cb) => client.setData(p, data, -1, cb));
+  }
+}
+
+/**
+ * Whether any server of the connection string accepts a connection: the client library would
+ * retry a dead ensemble until its timeout, which a rollout should not wait out on every attempt.
+ */
+async function anyListens(connectionString: string, timeoutMs = 1500): Promise<boolean> {
+  const hosts = connectionString.split(',').map((hp) => {
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(hp.trim());
+    return { host: m?.[1] ?? hp, port: Number(m?.[2] ?? 2181) };
+  });
+  const one = ({ host, port }: { host: string; port: number }) =>
+    new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host, port, timeout: timeoutMs });
+      const end = (ok: boolean) => {
+        socket.destroy();
+        resolve(ok);
+      };
+      socket.once('connect', () => end(true));
+      socket.once('timeout', () => end(false));
+      socket.once('error', () => end(false));
+    });
+  return (await Promise.all(hosts.map(one))).some(Boolean);
+}
+
+async function withZooKeeper<T>(
+  connectionString: string,
+  timeoutMs: number,
+  fn: (client: ZkClient) => Promise<T>,
+): Promise<T> {
+  if (!(await anyListens(connectionString))) {
+    throw new ClusterGuardError(
+      'MiddlewareFailure',
+      `no ZooKeeper server accepts connections on ${connectionString}`,
+    );
+  }
+  return withZooKeeperClient(connectionString, timeoutMs, fn);
+}
+
+const empty = Buffer.alloc(0);
+const zkName = /^[A-Za-z0-9._-]+$/;
+
+function fail(what: string, connectionString: string, err: unknown): ClusterGuardError {
+  if (err instanceof ClusterGuardError) return err;
+  return new ClusterGuardError(
+    'MiddlewareFailure',
+    `${what} in ZooKeeper (${connectionString}) failed: ${(err as Error).message}. ZooKeeper ` +
+      'must serve with a quorum; start it (startServer) and retry',
+    { cause: err },
+  );
+}
+
+export async function recordDesiredBundle(
+  connectionString: string,
+  entry: DesiredBundle,
+  timeoutMs = 20_000,
+): Promise<void> {
+  if (!zkName.test(entry.symbolicName) || !zkName.test(entry.version)) {
+    throw new ClusterGuardError(
+      'InvalidInput',
+      `cannot record ${entry.symbolicName} ${entry.version} as desired: a name for a znode has ` +
+        'letters, digits, dots, dashes and underscores only',
+    );
+  }
+  const data = Buffer.from(JSON.stringify(entry));
+  try {
+    await withZooKeeper(connectionString, timeoutMs, async (client) => {
+      await ensure(client, '/clusterguard', empty);
+      await ensure(client, desiredRoot, empty);
+      const node = `${desiredRoot}/${entry.symbolicName}`;
+      await ensure(client, node, empty);
+      // The history first: the current pointer never names a version without its record.
+      await set(client, `${node}/${entry.version}`, data);
+      await set(client, node, data);
+    });
+  } catch (err) {
+    throw fail(
+      `recording ${entry.symbolicName} ${entry.version} as desired`,
+      connectionString,
+      err,
+    );
+  }
+}
+
+function parse(data: Buffer | undefined): DesiredBundle | undefined {
+  if (!data || data.length === 0) return undefined;
+  try {
+    const v = JSON.parse(data.toString('utf8')) as Partial<DesiredBundle>;
+    return typeof v.symbolicName === 'string' &&
+      typeof v.version === 'string' &&
+      typeof v.sha256 === 'string'
+      ? (v as DesiredBundle)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The desired set: one entry per bundle; empty when nothing was ever rolled out. */
+export async function readDesiredBundles(
+  connectionString: string,
+  timeoutMs = 20_000,
+): Promise<DesiredBundle[]> {
+  try {
+    return await withZooKeeper(connectionString, timeoutMs, async (client) => {
+      let names: string[];
+      try {
+        names = await call<string[]>((cb) => client.getChildren(desiredRoot, cb));
+      } catch (err) {
+        if (codeOf(err) === zookeeper.Exception.NO_NODE) return [];
+        throw err;
+      }
+      const out: DesiredBundle[] = [];
+      for (const name of names.sort()) {
+        const data = await new Promise<Buffer | undefined>((resolve, reject) =>
+          client.getData(`${desiredRoot}/${name}`, (err, d) => (err ? reject(err) : resolve(d))),
+        );
+        const entry = parse(data);
+        if (entry) out.push(entry);
+      }
+      return out;
+    });
+  } catch (err) {
+    throw fail('reading the desired bundles', connectionString, err);
+  }
+}
+
+/** Every version ever desired of one bundle, oldest record first by its time. */
+export async function desiredHistory(
+  connectionString: string,
+  symbolicName: string,
+  timeoutMs = 20_000,
+): Promise<DesiredBundle[]> {
+  return withZooKeeper(connectionString, timeoutMs, async (client) => {
+    const node = `${desiredRoot}/${symbolicName}`;
+    const versions = await call<string[]>((cb) => client.getChildren(node, cb));
+    const out: DesiredBundle[] = [];
+    for (const v of versions) {
+      const data = await new Promise<Buffer | undefined>((resolve, reject) =>
+        client.getData(`${node}/${v}`, (err, d) => (err ? reject(err) : resolve(d))),
+      );
+      const entry = parse(data);
+      if (entry) out.push(entry);
+    }
+    return out.sort((a, b) => a.at.localeCompare(b.at));
+  });
+}
