@@ -21,6 +21,56 @@ const forbiddenInWorkflows = [
   '@temporalio/activity',
 ];
 
+// The layers (docs/design.md, "Layers"): an import may point down or sideways, never up.
+const nodeSide = [
+  'src/config/**',
+  'src/middleware/**',
+  'src/archive/**',
+  'src/events/**',
+  'src/bundles/**',
+  'src/agent/**',
+  'src/observability/**',
+  'src/@(logger|auth|process).ts',
+];
+const processes = [
+  'worker/**',
+  'bench/**',
+  'scripts/**',
+  'test/**',
+  'src/cli/**',
+  'src/dev/**',
+  'src/production/**',
+  'src/temporal/**',
+];
+const layer = (target, from, name) => ({
+  target,
+  from,
+  message: `${name} must not import this (docs/design.md, "Layers")`,
+});
+export const layerZones = [
+  layer(
+    'src/contracts/**',
+    ['src/!(contracts)/**', 'src/*.ts', 'workflows/**', 'activities/**', ...processes],
+    'src/contracts (pure, workflow-safe)',
+  ),
+  layer(
+    'workflows/**',
+    ['src/!(contracts)/**', 'src/*.ts', ...processes],
+    'Workflow code (contracts and activity types only)',
+  ),
+  layer('activities/**', ['workflows/**', 'src/client/**', ...processes], 'An activity'),
+  layer(
+    nodeSide,
+    ['workflows/**', 'activities/**', 'src/client/**', ...processes],
+    'A node-side module',
+  ),
+  layer(
+    'src/client/**',
+    ['workflows/**', 'activities/**', ...nodeSide, ...processes],
+    'The client (contracts only)',
+  ),
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', '.tools/', '.data/', 'coverage/'] },
   js.configs.recommended,
@@ -46,6 +96,7 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       'import/no-cycle': 'error',
+      'import/no-restricted-paths': ['error', { basePath: import.meta.dirname, zones: layerZones }],
     },
   },
   {

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,4 +46,34 @@ export function onShutdownSignal(stop: (signal: string) => Promise<void>): void 
       );
     });
   }
+}
+
+/** Rejects with a clear message when `host:port` is already taken. */
+export async function assertPortFree(host: string, port: number, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE'
+            ? `${what} port ${host}:${port} is already in use: is another clusterguard stack or ` +
+                'Temporal server running? Stop it, or choose another port.'
+            : `${what} cannot listen on ${host}:${port}: ${err.message}`,
+        ),
+      );
+    });
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+/** A port the OS says is free on `host` right now. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }

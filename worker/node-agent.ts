@@ -23,7 +23,7 @@ import { registerAgentMetrics } from '../src/observability/agent-metrics.js';
 import { probeMiddlewareVersions } from '../src/middleware/versions.js';
 import { clusterguardVersion, isMain, onShutdownSignal } from '../src/process.js';
 import { connectClient, connectWorker, dataConverterFor } from '../src/temporal/connection.js';
-import { askGuardianIfNotReady } from '../src/agent/guardian-hook.js';
+import { askGuardianIfNotReady } from './guardian-hook.js';
 import { startRunbook } from '../src/client/index.js';
 
 export interface RunningNodeAgent {

@@ -7,7 +7,7 @@ import type { ConnectOptions } from '../client/index.js';
 import { orchestratorTaskQueue } from '../contracts/addresses.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 import { describeZodError } from '../contracts/validation.js';
-import { loadConnectionProfile, type ConnectionProfile } from '../temporal/profile.js';
+import { loadConnectionProfile, type ConnectionProfile } from '../config/temporal-profile.js';
 
 /**
  * Where the CLI connects: flags first, then the environment (the `temporal` CLI's own names),

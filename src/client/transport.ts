@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { TLSConfig } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { ClusterGuardError } from '../contracts/errors.js';
-import { EncryptionCodec, keyRingFrom, loadKeyRing, parseKeyList } from '../temporal/codec.js';
+import { EncryptionCodec, keyRingFrom, loadKeyRing, parseKeyList } from './codec.js';
 
 /** TLS as the config file and connection profiles give it: PEM files or inline PEM text. */
 export interface TlsOptions {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { nodeAddressSchema, orchestratorTaskQueue } from '../contracts/addresses.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 import { middlewareOperations } from '../contracts/middleware.js';
-import { applyTemporalProfile } from '../temporal/profile.js';
+import { applyTemporalProfile } from './temporal-profile.js';
 
 /** Production data root of the seed (001 §13); development uses `.data/nodes/<address>`. */
 export const productionRoot = '/ibnsdata/guard';

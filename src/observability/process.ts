@@ -1,7 +1,7 @@
 import type { WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config/app-config.js';
 import type { Logger } from '../logger.js';
-import { freePort } from '../temporal/dev-server.js';
+import { freePort } from '../process.js';
 import {
   activityMetricsInterceptor,
   createMetrics,

@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { Connection } from '@temporalio/client';
@@ -32,35 +31,9 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-/** Rejects with a clear message when `host:port` is already taken. */
-export async function assertPortFree(host: string, port: number, what: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', (err: NodeJS.ErrnoException) => {
-      reject(
-        new Error(
-          err.code === 'EADDRINUSE'
-            ? `${what} port ${host}:${port} is already in use: is another clusterguard stack or ` +
-                'Temporal server running? Stop it, or choose another port.'
-            : `${what} cannot listen on ${host}:${port}: ${err.message}`,
-        ),
-      );
-    });
-    probe.listen(port, host, () => probe.close(() => resolve()));
-  });
-}
-
-/** A port the OS says is free on `host` right now. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, host, () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
+// Ports: see src/process.ts (they live there so that node-side modules can use them too).
+import { assertPortFree, freePort } from '../process.js';
+export { assertPortFree, freePort };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -16,7 +16,7 @@ import { defaultClusterFile } from '../../src/contracts/cluster-file.js';
 import { createLogger } from '../../src/logger.js';
 import { freePort } from '../../src/temporal/dev-server.js';
 import { connectClient } from '../../src/temporal/connection.js';
-import { askGuardianIfNotReady } from '../../src/agent/guardian-hook.js';
+import { askGuardianIfNotReady } from '../../worker/guardian-hook.js';
 import { testServer } from '../helpers/temporal.js';
 
 /**

@@ -9,7 +9,7 @@ import {
   encryptedEncoding,
   keyRingFrom,
   parseKeyList,
-} from '../../src/temporal/codec.js';
+} from '../../src/client/codec.js';
 
 const key = () => randomBytes(32).toString('base64');
 const ring = (current: string, keys: Record<string, string>) =>

@@ -9,7 +9,7 @@ import {
   setMembershipSchema,
 } from '../../src/contracts/guardian.js';
 import { decideReconciliation } from '../../src/contracts/guardian-decision.js';
-import { restartedNotReady } from '../../src/agent/guardian-hook.js';
+import { restartedNotReady } from '../../worker/guardian-hook.js';
 
 const [a, b, c, d, e] = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'] as const;
 const all = ['cockroach', 'zookeeper', 'kafka'] as const;

@@ -9,7 +9,7 @@ import { loadAppConfig } from '../../src/config/app-config.js';
 import { ClusterGuardError } from '../../src/contracts/errors.js';
 import { repoRoot } from '../../src/process.js';
 import { tlsFor } from '../../src/temporal/connection.js';
-import { loadConnectionProfile } from '../../src/temporal/profile.js';
+import { loadConnectionProfile } from '../../src/config/temporal-profile.js';
 
 /**
  * `temporal.profile`: the profiles are written by the real `temporal config set` (the CLI the

@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import { execa } from 'execa';
 import { repoRoot } from '../../src/process.js';
 import { dataConverterFor } from '../../src/temporal/connection.js';
-import { encryptedEncoding } from '../../src/temporal/codec.js';
+import { encryptedEncoding } from '../../src/client/codec.js';
 import { startRunbook } from '../../src/client/index.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, testServer, type TestOrchestrator } from '../helpers/temporal.js';

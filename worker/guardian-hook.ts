@@ -1,7 +1,7 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { requestReconcile } from '../client/guardian.js';
-import { standaloneAddress, type ClusterFile } from '../contracts/cluster-file.js';
-import { guardianWorkflowId } from '../contracts/guardian.js';
+import { requestReconcile } from '../src/client/guardian.js';
+import { standaloneAddress, type ClusterFile } from '../src/contracts/cluster-file.js';
+import { guardianWorkflowId } from '../src/contracts/guardian.js';
 
 /** Seed 001 §3: a member whose cluster.json says its configuration is not in force yet. */
 export function restartedNotReady(file: ClusterFile): boolean {
