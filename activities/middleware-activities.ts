@@ -42,7 +42,7 @@ export interface MiddlewareOperationResult {
   inSync?: InSyncReport;
 }
 
-/** Activities that run the seed's MiddlewareService (001 §7) on this node. */
+/** Activities that run the old guard service's MiddlewareService (docs/design.md) on this node. */
 export function createMiddlewareActivities(deps: MiddlewareActivityDeps) {
   return {
     /** The middleware this node runs (`middleware.enabled` in its config): a runbook's default. */

@@ -3,7 +3,7 @@ import { requestReconcile } from '../src/client/guardian.js';
 import { standaloneAddress, type ClusterFile } from '../src/contracts/cluster-file.js';
 import { guardianWorkflowId } from '../src/contracts/guardian.js';
 
-/** Seed 001 §3: a member whose cluster.json says its configuration is not in force yet. */
+/** The old guard service (docs/design.md): a member whose cluster.json says its configuration is not in force yet. */
 export function restartedNotReady(file: ClusterFile): boolean {
   const { nodes, clusterConfigReady, nodeConfigReady } = file.cluster;
   return (
@@ -25,7 +25,7 @@ export interface ReconcileHookDeps {
 }
 
 /**
- * The node agent's start-up hook (seed 001 §3, "a restarted node"): a member that starts on a
+ * The node agent's start-up hook (docs/design.md, "a restarted node"): a member that starts on a
  * cluster.json that is not ready asks the guardian to reconcile instead of acting alone. Never
  * throws: a guardian that is not running, or a Temporal that does not answer, is logged only.
  */

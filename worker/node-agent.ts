@@ -175,7 +175,7 @@ export async function startNodeAgent(
     if (client) await (await client.catch(() => undefined))?.connection.close();
   });
   logger.info('node agent ready', { address, taskQueue, http: http.url, root: layout.root });
-  // Seed 001 §3: a restarted member that is not ready asks the guardian; never fails the agent.
+  // The old guard service (docs/design.md): a restarted member that is not ready asks the guardian; never fails the agent.
   void askGuardianIfNotReady({
     clusterId: config.clusterId,
     address,

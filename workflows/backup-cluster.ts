@@ -37,7 +37,7 @@ function plannedSteps(
 }
 
 /**
- * Backs up the cluster (seed 001 §1, §9): the replicated middleware once, on the master (its
+ * Backs up the cluster (docs/design.md): the replicated middleware once, on the master (its
  * data is cluster-wide, and CockroachDB's BACKUP is cluster-wide), the controller's folders on
  * every node that has them; then one zip per node with a manifest of checksums, each verified
  * by reading it back; then retention. The dumps are taken one after the other while the

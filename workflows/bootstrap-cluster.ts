@@ -31,11 +31,11 @@ import {
 import { openRunbook } from './lib/open.js';
 
 /**
- * Forms a cluster (seed 001 §3): every node stops its middleware; the master (`nodes[0]`)
+ * Forms a cluster (docs/design.md): every node stops its middleware; the master (`nodes[0]`)
  * creates the cluster with its data, generates and zips every member's configuration and starts
  * as creator; the others join in parallel as child workflows; former members listed in
  * `decommissionNodes` are decommissioned; every member records the same membership.
- * A single node bootstraps without any HTTP call to itself (seed 001 §2).
+ * A single node bootstraps without any HTTP call to itself (docs/design.md).
  */
 export async function bootstrapCluster(
   rawInput: BootstrapClusterInput,
@@ -48,7 +48,7 @@ export async function bootstrapCluster(
   const middleware = await resolveMiddleware(base, master, input.middleware);
   const ctx: MembershipContext = { ...base, middleware };
 
-  // The master keeps its data (seed 001 §3), so it keeps its ids and Kafka cluster id too.
+  // The master keeps its data (docs/design.md), so it keeps its ids and Kafka cluster id too.
   const masterFile = await readState(ctx, master, "read the master's cluster.json");
   const view: ClusterViewInput = {
     nodes,
@@ -61,7 +61,7 @@ export async function bootstrapCluster(
     clusterUuid: masterFile.cluster.clusterUuid ?? kafkaClusterIdFromUuid(uuid4()),
   };
   const membership = planOrRefuse([master], nodes);
-  // Bootstrapping again a cluster whose data the master kept (seed 001 §3: members that were
+  // Bootstrapping again a cluster whose data the master kept (docs/design.md, : members that were
   // there before rejoin, `currentClusterIsEntirelyNew=false`). Gated by a patch: runs recorded
   // before it took the other branch.
   const former = masterFile.cluster.nodes;

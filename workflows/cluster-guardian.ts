@@ -44,7 +44,7 @@ const sameList = (a: readonly string[] | undefined, b: readonly string[] | undef
   !!a && !!b && a.length === b.length && a.every((n, i) => n === b[i]);
 
 /**
- * One per cluster, forever (seed 001 §3 end, §4): compares the desired membership (pushed with
+ * One per cluster, forever (docs/design.md): compares the desired membership (pushed with
  * `setMembership`, or polled from the controller) with the master's cluster.json on a timer and
  * runs, as a child under the cluster's membership id, the runbook that reconciles them. Each
  * child first runs as a dry run, so that its live quorum pre-check can refuse before the

@@ -38,7 +38,7 @@ function pick(ids: Record<string, number>, nodes: string[]): Record<string, numb
 }
 
 /**
- * Decommission-then-shrink (seed 001 §1.4–1.6, §3): a quorum pre-check of every middleware
+ * Decommission-then-shrink (docs/design.md): a quorum pre-check of every middleware
  * before anything changes; replacements join first; then one node at a time CockroachDB
  * decommission, Kafka reassignment and unregister, ZooKeeper reconfig, the node stopped and
  * wiped, the survivors recording the membership; at the end the master generates the survivors'

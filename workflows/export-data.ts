@@ -17,7 +17,7 @@ import { tagRunbook } from './lib/membership.js';
 import { openRunbook } from './lib/open.js';
 
 /**
- * Exports the cluster's data for another cluster (seed 001 §2 exportData): the replicated
+ * Exports the cluster's data for another cluster (docs/design.md, exportData): the replicated
  * middleware once, on the master, into `export-data-archive/<exportId>.zip` with the same
  * manifest of checksums as a backup, verified by reading it back. The archive is then fetched
  * from the agent (`GET /v1/cluster/data/archives/export/<exportId>.zip`) and uploaded to an

@@ -20,7 +20,7 @@ import { tagRunbook } from './lib/membership.js';
 import { openRunbook } from './lib/open.js';
 
 /**
- * Imports an export (seed 001 §2 importData) into the running cluster, through the member whose
+ * Imports an export (docs/design.md, importData) into the running cluster, through the member whose
  * `import-data-archive/` holds it: the archive is verified against its manifest first (a bad
  * one changes nothing), the data the import will change is backed up as
  * `<timestamp>-before-import` unless the operator says not to, then each component is loaded —

@@ -33,7 +33,7 @@ function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
 }
 
 /**
- * A node joins the cluster (seed 001 §3): it downloads its configuration archive from the
+ * A node joins the cluster (docs/design.md): it downloads its configuration archive from the
  * master, wipes what join (or rejoin) wipes per middleware, starts, waits until the master has
  * recorded it, and records the membership in its own cluster.json. Started by an operator, the
  * master first generates the configuration for the grown membership and every member records it.

@@ -6,7 +6,7 @@ import { runJoin } from './join-node.js';
 import { openRunbook } from './lib/open.js';
 
 /**
- * A former member comes back (seed 001 §3 rejoinCluster): as joinNode, but CockroachDB keeps its
+ * A former member comes back (docs/design.md, rejoinCluster): as joinNode, but CockroachDB keeps its
  * store, and Kafka keeps its KRaft identity while its messages are copied back from the others.
  */
 export async function rejoinNode(rawInput: RejoinNodeInput): Promise<MembershipRunbookResult> {

@@ -16,7 +16,7 @@ import { ClusterGuardError, type ErrorType } from '../contracts/errors.js';
 import type { DataRunbookName } from '../contracts/catalog.js';
 import type { AgentRoutes, AgentServerDeps } from './server.js';
 
-/** The seed's action names (001 §9) and the runbooks they start. */
+/** The old guard service's action names (docs/design.md) and the runbooks they start. */
 const actions: Record<string, DataRunbookName> = {
   backup: 'backupCluster',
   restore: 'restoreCluster',
@@ -64,7 +64,7 @@ function importOptions(fields: Record<string, unknown>): Record<string, unknown>
 }
 
 /**
- * The seed's data endpoints (001 §9) on the agent: `POST /v1/cluster/data/actions/<action>`
+ * The old guard service's data endpoints (docs/design.md) on the agent: `POST /v1/cluster/data/actions/<action>`
  * starts the matching runbook and answers with its workflow id and Web UI link (the runbook's
  * progress is then Temporal's, not the agent's); an import may carry its archive as the body;
  * `GET /v1/cluster/data/archives/<kind>[/<id>.zip]` lists and serves this node's archives.

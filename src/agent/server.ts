@@ -60,7 +60,7 @@ function problem(status: number, error: string, hint?: string) {
 }
 
 /**
- * The node agent's HTTP API (seed 001 §9). Every route but `/healthz` needs the cluster token;
+ * The node agent's HTTP API (docs/design.md). Every route but `/healthz` needs the cluster token;
  * a node may download only its own configuration archive.
  */
 export function createAgentApp(deps: AgentServerDeps): Hono {

@@ -39,7 +39,7 @@ function checkedSha(sha256: string): string {
 
 /**
  * Every bundle an agent has seen, content-addressed: `<sha256>.jar` and its metadata
- * `<sha256>.json`. Versions are never replaced, so every version stays available (seed 002)
+ * `<sha256>.json`. Versions are never replaced, so every version stays available (docs/design.md)
  * and a rollback always finds the jar it restores.
  */
 export class BundleStore {

@@ -7,13 +7,13 @@ import { ClusterGuardError } from '../contracts/errors.js';
 import { middlewareOperations } from '../contracts/middleware.js';
 import { applyTemporalProfile } from './temporal-profile.js';
 
-/** Production data root of the seed (001 §13); development uses `.data/nodes/<address>`. */
+/** Production data root of the seed (docs/design.md); development uses `.data/nodes/<address>`. */
 export const productionRoot = '/ibnsdata/guard';
 export const envPrefix = 'CG_';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
-/** Seed 001 §6 operationOptions: per operation, a timeout and log filters. */
+/** The old guard service (docs/design.md) operationOptions: per operation, a timeout and log filters. */
 const operationOptionsMap = z
   .partialRecord(
     z.enum(middlewareOperations),
@@ -164,7 +164,7 @@ export const appConfigSchema = z.object({
   node: z
     .object({
       address: nodeAddressSchema.default('127.0.0.1'),
-      /** Data root of this node (seed 001 §1); defaults to the production root. */
+      /** Data root of this node (docs/design.md); defaults to the production root. */
       root: z.string().min(1).default(productionRoot),
     })
     .prefault({}),
@@ -192,12 +192,12 @@ export const appConfigSchema = z.object({
     .prefault({}),
   middleware: z
     .object({
-      /** Where the middleware binaries live (seed 001 §1: resources/bin; development: .tools). */
+      /** Where the middleware binaries live (docs/design.md, : resources/bin; development: .tools). */
       binDir: z.string().min(1).default('resources/bin'),
       /** The Java runtime for ZooKeeper and Kafka. */
       java: z.string().min(1).default('java'),
       /**
-       * The middleware this node runs (seed 001 §3); the controller takes part in data operations
+       * The middleware this node runs (docs/design.md); the controller takes part in data operations
        * only. `felix`: the node's application runtime, where bundles are rolled out (docs/bundles.md).
        */
       enabled: z
@@ -231,7 +231,7 @@ export const appConfigSchema = z.object({
           controllerPort: port.default(9093),
           heapMb: z.coerce.number().int().min(64).default(256),
           replicationFactor: z.coerce.number().int().min(1).max(7).default(3),
-          /** Seed 001 §5: topics to initialise. */
+          /** The old guard service (docs/design.md): topics to initialise. */
           topics: z
             .array(
               z.object({
@@ -251,7 +251,7 @@ export const appConfigSchema = z.object({
           cache: z.string().default('256MiB'),
           maxSqlMemory: z.string().default('256MiB'),
           insecure: z.stringbool().or(z.boolean()).default(false),
-          /** Seed 001 §5: databases, users and passwords to create. */
+          /** The old guard service (docs/design.md): databases, users and passwords to create. */
           databases: z
             .array(
               z.object({ name: z.string(), username: z.string(), password: z.string().min(1) }),
@@ -278,7 +278,7 @@ export const appConfigSchema = z.object({
     })
     .prefault({}),
   /**
-   * The appliance's webapps on this node (seed 001 §4: stopped before a membership change,
+   * The appliance's webapps on this node (docs/design.md, : stopped before a membership change,
    * started after it). Each command is an argv (`["/opt/app/bin/webapps", "stop"]`, or from the
    * environment a JSON array or a space-separated line); run without a shell. Unset: skipped.
    */

@@ -161,7 +161,7 @@ function jsonErrorPlace(text: string): string {
 }
 
 /**
- * The `cluster.json` of one node (seed 001 §1, §3): created with the standalone default when
+ * The `cluster.json` of one node (docs/design.md): created with the standalone default when
  * missing, validated on every read, replaced atomically on every update with the previous
  * version kept at `<file>.last-good`. A file that fails to parse is reported, never replaced.
  */
@@ -177,7 +177,7 @@ export class ClusterStore {
   }
 
   /**
-   * The current file; the standalone default (seed 001 §1.1) is created when there is none.
+   * The current file; the standalone default (docs/design.md) is created when there is none.
    * Not queued behind updates: writes are atomic renames, so a read sees a whole file.
    */
   async load(): Promise<ClusterFile> {
@@ -186,7 +186,7 @@ export class ClusterStore {
 
   /**
    * Applies `mutator` to the current file and writes the result. The membership it replaces
-   * is appended to `history` with `reason` (seed 001 §1.3), `cluster.datetime` becomes now.
+   * is appended to `history` with `reason` (docs/design.md), `cluster.datetime` becomes now.
    * Updates of one file are applied one at a time; `mutator` must not call this store's
    * `update` (it would wait for itself).
    */

@@ -3,16 +3,16 @@ import path from 'node:path';
 import { isNodeAddress } from '../contracts/addresses.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 
-/** Middleware whose data a node keeps (seed 001 §1, §3). */
+/** Middleware whose data a node keeps (docs/design.md). */
 export const middlewareNames = ['cockroach', 'zookeeper', 'kafka'] as const;
 export type MiddlewareName = (typeof middlewareNames)[number];
-/** The controller only takes part in data operations (seed 001 §3). */
+/** The controller only takes part in data operations (docs/design.md). */
 export const dataComponents = ['controller', ...middlewareNames] as const;
 export type DataComponent = (typeof dataComponents)[number];
 export const dataOperations = ['import', 'export', 'backup', 'restore'] as const;
 export type DataOperation = (typeof dataOperations)[number];
 
-/** The subfolder kept under a node's config for each middleware (seed 001 §1). */
+/** The subfolder kept under a node's config for each middleware (docs/design.md). */
 const configSubfolder: Record<MiddlewareName, string> = {
   cockroach: 'certs',
   zookeeper: 'conf',
@@ -41,7 +41,7 @@ function checkedAddress(address: string): string {
 }
 
 /**
- * Every folder and file of a node (seed 001 §1, §11: the MiddlewareContext), derived from one
+ * Every folder and file of a node (docs/design.md, : the MiddlewareContext), derived from one
  * root. Pure: nothing is created until `ensure*` is called.
  */
 export class NodeLayout {
@@ -119,7 +119,7 @@ export class NodeLayout {
     return path.join(this.bundlesFolder, 'installed.json');
   }
 
-  /** Every folder of seed 001 §1, for `ensureAll`. */
+  /** Every folder of the old guard service (docs/design.md), for `ensureAll`. */
   allFolders(): string[] {
     const folders = [
       this.confFolder,

@@ -14,7 +14,7 @@ export const nodeAddressSchema = z.string().trim().refine(isNodeAddress, {
   message: 'expected an IPv4 address (e.g. 172.18.135.11) or a host name',
 });
 
-/** A list of distinct node addresses; the first is the master (seed 001 §12). */
+/** A list of distinct node addresses; the first is the master (docs/design.md). */
 export const nodeListSchema = z
   .array(nodeAddressSchema)
   .min(1, 'expected at least one node address')

@@ -45,7 +45,7 @@ export interface BundleMeta {
   fileName?: string;
 }
 
-/** One installed bundle of a node (seed 002: which version each node runs, queryable). */
+/** One installed bundle of a node (docs/design.md, which version each node runs, queryable). */
 export interface InstalledBundle {
   symbolicName: string;
   version: string;
@@ -137,7 +137,7 @@ export type ApproveArg = z.input<typeof approveArgSchema>;
 // --- planning -----------------------------------------------------------------------------------
 
 export interface RolloutPlan {
-  /** Nodes already at this version and hash (seed 003): nothing is done there. */
+  /** Nodes already at this version and hash (docs/design.md): nothing is done there. */
   upToDate: string[];
   /** The rest, batch by batch; the first is the canary when there is one. */
   batches: string[][];

@@ -3,21 +3,21 @@ import { nodeAddressSchema, nodeListSchema } from './addresses.js';
 import { ClusterGuardError } from './errors.js';
 
 /**
- * `<root>/conf/cluster.json` (seed 001 §1.1–1.3, §6): the membership a node believes in.
+ * `<root>/conf/cluster.json` (docs/design.md): the membership a node believes in.
  *
  * Reading is tolerant, writing is canonical:
  * - `datetime` loads as ISO-8601, as the old service's `Wed Oct 24 2018 11:19:25 GMT+0800`, or
  *   as Jackson's default epoch milliseconds; the parsed value always holds an ISO-8601 string
  *   (JSON- and Temporal-payload-safe), so the next write is ISO-8601.
  * - The ready flags may be absent or `null` (Jackson writes unset `Boolean`s as null): false.
- * - History entries come in two shapes (seed §1.2 `{datetime, cluster: [...]}` and seed §1.3
+ * - History entries come in two shapes (docs/design.md, `{datetime, cluster: [...]}` and the old guard service (docs/design.md)
  *   `{datetime, nodes, decommissionNodes}`) and are normalised to the second one plus `reason`.
  * - Unknown keys of the top-level object and of `cluster` are kept, so fields written by the
  *   old service or a newer clusterguard (e.g. `uuid`, `currentNode`) survive our rewrites.
  *   Unknown keys inside history entries are dropped: history is normalised, read-only record.
  */
 
-/** The address of a node that has never joined a cluster (seed 001 §1.1, §13). */
+/** The address of a node that has never joined a cluster (docs/design.md). */
 export const standaloneAddress = '127.0.0.1';
 
 const weekdays = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
@@ -146,10 +146,10 @@ const decommissionListSchema = addressListSchema
   .nullish()
   .transform((list) => [...new Set(list ?? [])]);
 
-/** `cluster`: the current membership and the progress flags of seed 001 §3. */
+/** `cluster`: the current membership and the progress flags of the old guard service (docs/design.md) */
 export const clusterStateSchema = z.looseObject({
   datetime: datetimeSchema,
-  /** Distinct, at least one; `nodes[0]` is the master (seed 001 §12). */
+  /** Distinct, at least one; `nodes[0]` is the master (docs/design.md). */
   nodes: nodeListSchema,
   /** Nodes that were members and still have to be (or have been) decommissioned. */
   decommissionNodes: decommissionListSchema,
@@ -179,7 +179,7 @@ export const historyEntrySchema = z
     datetime: datetimeSchema,
     nodes: addressListSchema.nullish(),
     decommissionNodes: addressListSchema.nullish(),
-    /** Seed 001 §1.2's shape: the member list under `cluster`. */
+    /** The old guard service's shape (docs/design.md): the member list under `cluster`. */
     cluster: addressListSchema.nullish(),
     reason: z.string().nullish(),
   })
@@ -227,7 +227,7 @@ export type ClusterState = ClusterFile['cluster'];
 export type ClusterFileInput = z.input<typeof clusterFileSchema>;
 
 /**
- * The file a node starts with when it has none (seed 001 §1.1): itself alone, every ready flag
+ * The file a node starts with when it has none (docs/design.md): itself alone, every ready flag
  * set so that it simply starts, no history.
  */
 export function defaultClusterFile(now: Date, address = standaloneAddress): ClusterFile {
@@ -248,7 +248,7 @@ export function defaultClusterFile(now: Date, address = standaloneAddress): Clus
   });
 }
 
-/** The master is the first node (seed 001 §12, `getMasterNode`). */
+/** The master is the first node (docs/design.md, `getMasterNode`). */
 export function masterOf(file: ClusterFile): string {
   const master = file.cluster.nodes[0];
   // Only a value built by hand can get here: the schema requires at least one node.

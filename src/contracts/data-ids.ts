@@ -19,7 +19,7 @@ export function isReplicated(component: DataComponentName): component is Replica
   return (replicatedComponents as readonly string[]).includes(component);
 }
 
-/** The folders `<kind>-data-archive/` a node keeps archives in (seed 001 §1). */
+/** The folders `<kind>-data-archive/` a node keeps archives in (docs/design.md). */
 export const archiveKinds = ['import', 'export', 'backup', 'restore'] as const;
 export type ArchiveKind = (typeof archiveKinds)[number];
 

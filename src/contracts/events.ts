@@ -22,7 +22,7 @@ export const runbookEventTypes = [
   'io.clusterguard.bundle.available',
   'io.clusterguard.bundle.installed',
   'io.clusterguard.bundle.rolled-back',
-  /** clusterGuardian refused a membership change that would lose quorum (seed 001 §4). */
+  /** clusterGuardian refused a membership change that would lose quorum (docs/design.md). */
   'io.clusterguard.guardian.unsafe-membership',
 ] as const;
 

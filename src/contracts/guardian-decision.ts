@@ -5,12 +5,12 @@ import { analyzeQuorum, quorumRefusal, type MembershipMiddleware } from './membe
 import type { ChildRunbookName, GuardianState } from './guardian.js';
 
 /**
- * What the cluster guardian decides at a check (seed 001 §4): nothing, refuse an unsafe change
+ * What the cluster guardian decides at a check (docs/design.md): nothing, refuse an unsafe change
  * with a recovery guide, or the membership runbooks that reconcile actual with desired; and
  * the Markdown of its state for the Web UI. Workflow-safe: no Node built-ins.
  */
 
-// --- the decision (seed 001 §4) --------------------------------------------------------------
+// --- the decision (docs/design.md) --------------------------------------------------------------
 
 export interface ChildRunbook {
   runbook: ChildRunbookName;
@@ -39,7 +39,7 @@ export interface ChildOptions {
   agentTimeoutSeconds?: number;
 }
 
-/** What to do when seed 001 §4's last case (or any quorum loss) comes up. */
+/** What to do when the old guard service's last case (docs/design.md) (or any quorum loss) comes up. */
 export function unsafeGuide(actual: readonly string[], desired: readonly string[]): string {
   const lines = [
     `The guardian changed nothing: the membership stays [${actual.join(', ')}] and the webapps keep running.`,
@@ -73,7 +73,7 @@ function common(o: ChildOptions): Record<string, unknown> {
 }
 
 /**
- * Seed 001 §4 through the membership planner: identical or reordered → nothing; a standalone
+ * The old guard service (docs/design.md) through the membership planner: identical or reordered → nothing; a standalone
  * node that becomes a cluster → bootstrapCluster; growth → one joinNode per new node; shrink →
  * decommissionNodes; replacement → decommissionNodes with `add` (replacements join first). A
  * change that loses a majority, or a middleware quorum for the given middleware, → nothing,
@@ -106,7 +106,7 @@ export function decideReconciliation(
       message:
         plan.kind === 'unchanged'
           ? `the members [${plan.current.join(', ')}] are as desired`
-          : `the members are as desired in another order ([${plan.current.join(', ')}]): nothing to do (seed 001 §4)`,
+          : `the members are as desired in another order ([${plan.current.join(', ')}]): nothing to do (docs/design.md)`,
       warnings: plan.warnings,
     };
   }
@@ -148,11 +148,11 @@ export function decideReconciliation(
   const warnings = [...plan.warnings];
   const [desiredMaster] = plan.desired;
   if (plan.kind === 'grow' && plan.current.length > 1) {
-    // Seed 001 §4: the guard service's supported changes have no growth of a formed cluster,
+    // The old guard service (docs/design.md): the guard service's supported changes have no growth of a formed cluster,
     // so one may be a controller fault; it is carried out, but said loudly.
     warnings.push(
       `growing the formed cluster [${plan.current.join(', ')}] by [${plan.add.join(', ')}] is ` +
-        'not among the changes the old guard service expected (seed 001 §4): check that the ' +
+        'not among the changes the old guard service expected (docs/design.md): check that the ' +
         'controller meant it',
     );
   }

@@ -7,7 +7,7 @@ import { clusterIdSchema } from './ping.js';
 import { lazySchema } from './validation.js';
 
 /**
- * The cluster guardian (seed 001 §3 end, §4): one workflow per cluster that compares, on a
+ * The cluster guardian (docs/design.md): one workflow per cluster that compares, on a
  * timer, the desired membership with the one recorded in the master's cluster.json and starts
  * the membership runbook that reconciles them. Workflow-safe: no Node built-ins.
  */
@@ -17,7 +17,7 @@ export function guardianWorkflowId(clusterId: string): string {
   return `cg/${clusterId}/guardian`;
 }
 
-// --- the controller's HTTP API (seed 001 §6 ControllerCluster) --------------------------------
+// --- the controller's HTTP API (docs/design.md, ControllerCluster) --------------------------------
 
 /** The Java service wrote Booleans; proxies and older controllers send strings or 0/1. */
 const onlineFlag = z
@@ -231,7 +231,7 @@ export const guardianCarriedSchema = lazySchema(() =>
     /** `actual>desired` of a change that failed, was refused or was planned: not repeated. */
     settled: z.object({ key: z.string(), outcome: z.enum(guardianOutcomes) }).optional(),
     paused: z.object({ reason: z.string(), since: isoSchema }).optional(),
-    /** Nodes whose agent restarted not ready (seed 001 §3) and asked for a rejoin. */
+    /** Nodes whose agent restarted not ready (docs/design.md) and asked for a rejoin. */
     pendingRejoins: z.array(nodeAddressSchema).default([]),
     /** Ticks of all runs so far. */
     totalTicks: z.number().int().nonnegative().default(0),

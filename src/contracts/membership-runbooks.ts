@@ -11,7 +11,7 @@ import { lazySchema } from './validation.js';
 
 /**
  * The middleware a membership runbook orchestrates, in the order they are created, joined and
- * started (seed 001 §3 lists them in this order). decommissionNodes removes a node from them
+ * started (docs/design.md, lists them in this order). decommissionNodes removes a node from them
  * in the same order, CockroachDB first: its data needs the longest to move.
  */
 export const membershipMiddleware = ['cockroach', 'zookeeper', 'kafka'] as const;
@@ -67,7 +67,7 @@ export const bootstrapClusterInputSchema = lazySchema(() =>
       ...runbookOptions,
       /** The members; `nodes[0]` is the master and creates the cluster. */
       nodes: nodeListSchema,
-      /** Former members to decommission once the others have joined (seed 001 §1.3). */
+      /** Former members to decommission once the others have joined (docs/design.md). */
       decommissionNodes: z.array(nodeAddressSchema).default([]),
     })
     .strict()
@@ -100,7 +100,7 @@ export const joinNodeInputSchema = lazySchema(() =>
        * a member and comes back); a new node needs it.
        */
       master: nodeAddressSchema.optional(),
-      /** Keep data where the middleware allows it (seed 001 §3: CockroachDB keeps, others wipe). */
+      /** Keep data where the middleware allows it (docs/design.md, : CockroachDB keeps, others wipe). */
       rejoin: z.boolean().default(false),
       /**
        * Set by bootstrapCluster for its children: the membership the master created and the
@@ -136,7 +136,7 @@ export const decommissionNodesInputSchema = lazySchema(() =>
       ...runbookOptions,
       /** Members that leave. The master may leave only when `add` or the others name a new one. */
       nodes: z.array(nodeAddressSchema).min(1, 'expected at least one node to decommission'),
-      /** Replacements: join first, then the removals (seed 001 §1.5), so a majority stays up. */
+      /** Replacements: join first, then the removals (docs/design.md), so a majority stays up. */
       add: z.array(nodeAddressSchema).default([]),
       /** The current master; default: the master named by the first leaving node's cluster.json. */
       master: nodeAddressSchema.optional(),
@@ -323,7 +323,7 @@ export interface MembershipRunbookResult {
   inSync?: string[];
 }
 
-/** What a join or rejoin wipes on the joining node, per middleware (seed 001 §3). */
+/** What a join or rejoin wipes on the joining node, per middleware (docs/design.md). */
 export function joinWipes(rejoin: boolean, middleware: readonly MembershipMiddleware[]): string[] {
   return middleware.map((mw) => {
     if (mw === 'cockroach')

@@ -4,7 +4,7 @@ import { standaloneAddress } from './cluster-file.js';
 import { ClusterGuardError } from './errors.js';
 
 /**
- * Membership planning (seed 001 §1.5, §4): from the current member list to the desired one as a
+ * Membership planning (docs/design.md): from the current member list to the desired one as a
  * sequence of steps that keeps a majority of the members up at every step.
  *
  * CockroachDB ranges and the ZooKeeper ensemble both need a majority of their voters to accept
@@ -13,7 +13,7 @@ import { ClusterGuardError } from './errors.js';
  * - removals happen one node per step, each leaving a strict majority of the membership before
  *   that step (`remaining >= quorumSize(before)`); a plan with a step that would not is refused;
  * - the current master, if removed, goes last: it serves the configuration archives the others
- *   download and answers their decommission-status polls (seed 001 §3) until then.
+ *   download and answers their decommission-status polls (docs/design.md) until then.
  * The order of a step's `membersAfter` is the current order with additions appended, except the
  * last step's, which is `desired` itself, so that the master after the plan is `desired[0]`.
  */
@@ -71,7 +71,7 @@ export function findUnsafeStep(
 }
 
 /**
- * A node that has never joined a cluster carries the seed's placeholder address (seed 001 §1.1,
+ * A node that has never joined a cluster carries the old guard service's placeholder address (docs/design.md,
  * §13: "如果是单机启动，则currentNode为127.0.0.1"). It is nobody else's peer, so it is never
  * decommissioned: the node simply takes its cluster address.
  */
@@ -140,7 +140,7 @@ function classify(
     return current.every((n, i) => n === desired[i]) ? 'unchanged' : 'reordered';
   }
   const [only] = current;
-  // A standalone node forms a cluster (seed 001 §4 "原来是单结点，现在是多结点"). Only when its
+  // A standalone node forms a cluster (docs/design.md, "原来是单结点，现在是多结点"). Only when its
   // data stays: it is a member of the new cluster, or it is the placeholder and is taking its
   // address. A real standalone node that leaves is replaced instead, so its data is copied off.
   if (current.length === 1 && only !== undefined) {
@@ -159,7 +159,7 @@ function planWarnings(plan: Omit<MembershipPlan, 'warnings'>): string[] {
   if (kind === 'reordered' && masterBefore !== desiredMaster) {
     warnings.push(
       `The master would change from ${masterBefore} to ${desiredMaster} but the members are the ` +
-        'same: nothing is done (seed 001 §4), the master stays ' +
+        'same: nothing is done (docs/design.md), the master stays ' +
         `${masterBefore}. To move the master, change the membership.`,
     );
   }
@@ -176,7 +176,7 @@ function planWarnings(plan: Omit<MembershipPlan, 'warnings'>): string[] {
     warnings.push(
       `${masterBefore} holds the standalone node's data but ${masterAfter} becomes the master: ` +
         `${masterAfter} creates the cluster and ${masterBefore} joins it, which wipes ` +
-        `${masterBefore}'s data (seed 001 §3). Put ${masterBefore} first, or back up first.`,
+        `${masterBefore}'s data (docs/design.md). Put ${masterBefore} first, or back up first.`,
     );
   } else if (kind !== 'reordered' && kind !== 'unchanged' && masterBefore !== masterAfter) {
     warnings.push(`The master moves from ${masterBefore} to ${masterAfter}.`);
@@ -262,7 +262,7 @@ export function planMembership(
     add,
     remove,
     masterBefore: cur[0] ?? '',
-    // A reorder is not carried out (seed 001 §4), so the master stays.
+    // A reorder is not carried out (docs/design.md), so the master stays.
     masterAfter: kind === 'reordered' ? (cur[0] ?? '') : (des[0] ?? ''),
     steps,
   };

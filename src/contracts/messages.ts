@@ -42,6 +42,6 @@ export const guardianStateQuery = defineQuery<GuardianState>('state');
 
 /**
  * clusterGuardian checks now; a failed change is tried again. With `node`: that node's agent
- * restarted on a cluster.json that is not ready (seed 001 §3) and asks to be rejoined.
+ * restarted on a cluster.json that is not ready (docs/design.md) and asks to be rejoined.
  */
 export const reconcileSignal = defineSignal<[{ node?: string; reason?: string }?]>('reconcile');

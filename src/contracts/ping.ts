@@ -41,7 +41,7 @@ export interface MiddlewareBinary {
 
 export interface NodePing {
   address: string;
-  /** The node's data root (seed 001 §1). */
+  /** The node's data root (docs/design.md). */
   root: string;
   hostname: string;
   agentVersion: string;

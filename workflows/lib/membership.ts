@@ -136,7 +136,7 @@ export async function middlewareStep(
 }
 
 /**
- * Stops every middleware of `node`, forced (seed 001 §3), in reverse start order. Idempotent:
+ * Stops every middleware of `node`, forced (docs/design.md), in reverse start order. Idempotent:
  * stopping a stopped server is not an error.
  */
 export async function stopAllStep(

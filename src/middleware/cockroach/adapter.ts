@@ -12,7 +12,7 @@ import type { CockroachOptions } from './options.js';
 import type { CockroachNodeStatus } from './parse.js';
 import { createCockroachServer } from './server.js';
 
-/** The seed's MiddlewareService for CockroachDB, plus what runbooks need beyond it. */
+/** The old guard service's MiddlewareService for CockroachDB, plus what runbooks need beyond it. */
 export interface CockroachAdapter extends ClusteredAdapter {
   readonly name: 'cockroach';
   /** `cockroach node status --format=json [--decommission]`, asked of this node. */

@@ -60,7 +60,7 @@ export function createCockroachDecommission(node: CockroachServer) {
           `${survivors.length ? ` (${survivors.map((s) => s.host ?? `n${s.id}`).join(', ')})` : ''}, and ` +
           `replication factor ${REPLICATION_FACTOR} needs at least ${REPLICATION_FACTOR} to take over their replicas. ` +
           (refusal ? `${describeDecommissionRefusal(refusal, hostsById)}. ` : '') +
-          'Add the new members first, then decommission (seed 001 §1.5).',
+          'Add the new members first, then decommission (docs/design.md).',
       );
     }
     logger.info('cockroach: decommissioning', { nodes: names, survivors: survivors.length });
@@ -105,7 +105,7 @@ export function createCockroachDecommission(node: CockroachServer) {
         throw new ClusterGuardError(
           'UnsafeMembershipChange',
           `refusing to decommission ${names}: ${describeDecommissionRefusal(refusal, hostsById)}. ` +
-            'Add members first, then decommission (seed 001 §1.5).',
+            'Add members first, then decommission (docs/design.md).',
         );
       }
       throw failure('cockroach node decommission', result);

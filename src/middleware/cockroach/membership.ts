@@ -178,7 +178,7 @@ export function createCockroachMembership(node: CockroachServer) {
     logger.info('cockroach: creating the cluster', { address, nodes: cluster.nodes });
     await generateClusterConfig(cluster);
     await applyClusterConfig(cluster);
-    // Seed 001 §3: the master keeps its data. An empty store means a cluster that never existed.
+    // The old guard service (docs/design.md): the master keeps its data. An empty store means a cluster that never existed.
     const fresh = await isEmptyFolder(paths.data);
     const readiness: Readiness = fresh
       ? { kind: 'init' }

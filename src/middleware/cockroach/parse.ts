@@ -50,12 +50,12 @@ export function cockroachStartArgs(spec: CockroachStartSpec): string[] {
     `--max-sql-memory=${spec.maxSqlMemory}`,
     // nodelocal:// URLs of BACKUP and RESTORE resolve here, and nowhere else.
     `--external-io-dir=${spec.externalIoDir}`,
-    // Seed 001 §1: logs live in node-data/cockroach/log, not inside the store that join wipes.
+    // The old guard service (docs/design.md): logs live in node-data/cockroach/log, not inside the store that join wipes.
     `--log-dir=${spec.logDir}`,
   ];
 }
 
-/** One row of `cockroach node status --format=json [--decommission]` (seed 001 §6 CockroachCluster). */
+/** One row of `cockroach node status --format=json [--decommission]` (docs/design.md, CockroachCluster). */
 export interface CockroachNodeStatus {
   id: number;
   /** `host:port` the node advertises; missing for nodes that left gossip long ago. */
@@ -63,7 +63,7 @@ export interface CockroachNodeStatus {
   host?: string;
   port?: number;
   sqlAddress?: string;
-  /** The build tag, e.g. `v25.2.0` (the seed's `version`). */
+  /** The build tag, e.g. `v25.2.0` (the old guard service's `version`). */
   build?: string;
   startedAt?: string;
   updatedAt?: string;

@@ -18,7 +18,7 @@ import {
 import { parseCockroachOptions, type CockroachOptions } from './options.js';
 import { cockroachStartArgs, parseNodeStatus, redact, type CockroachNodeStatus } from './parse.js';
 
-/** Everything a CockroachDB node keeps on disk, under the node's root (seed 001 §1). */
+/** Everything a CockroachDB node keeps on disk, under the node's root (docs/design.md). */
 export function cockroachPaths(layout: NodeLayout) {
   const certs = layout.nodeConfigFolder('cockroach');
   const configRoot = path.dirname(certs);

@@ -109,7 +109,7 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
         await stop();
         await replaceFolder(own, confFolder);
       }
-      // Seed 001 §3: the master keeps its data and starts with the new membership.
+      // The old guard service (docs/design.md): the master keeps its data and starts with the new membership.
       const m = await readManifest();
       await start('createCluster');
       await ensureTopics(m, deadlineFor('createCluster'));

@@ -1,5 +1,5 @@
 /**
- * Kafka in KRaft mode (seed 001 §2, §3, §5, §7): every member is a combined broker + controller
+ * Kafka in KRaft mode (docs/design.md): every member is a combined broker + controller
  * bound to its own address.
  *
  * Controller quorum: dynamic (KIP-853, `controller.quorum.bootstrap.servers`), not static

@@ -12,7 +12,7 @@ export interface KafkaOptions {
   controllerPort: number;
   /** JVM heap of the server. Node-local: read from the agent's own options at start. */
   heapMb: number;
-  /** Seed 001 §5: topics to initialise, created with the cluster's replication factor. */
+  /** The old guard service (docs/design.md): topics to initialise, created with the cluster's replication factor. */
   topics: KafkaTopic[];
   /**
    * Upper bound of the replication factor of configured and internal topics; the factor used is
@@ -43,7 +43,7 @@ export const startFilters = {
   failFilter: String.raw`Exiting Kafka due to fatal exception|Fatal error during (?:broker|controller) startup`,
 };
 
-/** Seed 001 §6 operationOptions defaults; the membership operations start the server with theirs. */
+/** The old guard service (docs/design.md) operationOptions defaults; the membership operations start the server with theirs. */
 export const kafkaOperationDefaults: Partial<Record<MiddlewareOperation, OperationOptions>> = {
   startServer: { timeoutMs: 90_000, ...startFilters },
   // Graceful stop budget: a broker whose controller quorum is gone waits minutes for a controlled

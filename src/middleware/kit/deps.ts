@@ -6,12 +6,12 @@ import type { MiddlewareOperation, OperationOptions } from './types.js';
 export interface AdapterDeps<Options> {
   address: string;
   layout: NodeLayout;
-  /** Binaries: production `resources/bin` (seed 001 §1); development `.tools`. */
+  /** Binaries: production `resources/bin` (docs/design.md); development `.tools`. */
   binDir: string;
   /** The Java runtime for ZooKeeper and Kafka. */
   java?: string;
   options?: Partial<Options>;
-  /** Seed 001 §6 operationOptions, per operation; missing ones take the adapter's defaults. */
+  /** The old guard service (docs/design.md) operationOptions, per operation; missing ones take the adapter's defaults. */
   operationOptions?: Partial<Record<MiddlewareOperation, Partial<OperationOptions>>>;
   logger: Logger;
   /** Called while an operation waits (an activity passes its heartbeat here). */

@@ -2,7 +2,7 @@ import { cp, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promise
 import path from 'node:path';
 import type { DataResult } from './types.js';
 
-/** Empties a folder (keeps the folder itself): join/rejoin wipe data (seed 001 §3). */
+/** Empties a folder (keeps the folder itself): join/rejoin wipe data (docs/design.md). */
 export async function wipeFolder(folder: string): Promise<void> {
   await rm(folder, { recursive: true, force: true });
   await mkdir(folder, { recursive: true });

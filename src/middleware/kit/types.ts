@@ -2,14 +2,14 @@ import type { DataOperation, MiddlewareName } from '../../config/layout.js';
 import type { MiddlewareOperation } from '../../contracts/middleware.js';
 
 /**
- * What a middleware operation needs to know about the cluster (seed 001 §2): the members after
+ * What a middleware operation needs to know about the cluster (docs/design.md): the members after
  * the operation, those being decommissioned, and identities that must stay stable across
  * membership changes.
  */
 export interface ClusterView {
   /** Members after the operation; `nodes[0]` is the master. */
   nodes: string[];
-  /** Members leaving (seed 001 §3: decommissionNodes). */
+  /** Members leaving (docs/design.md, : decommissionNodes). */
   decommissionNodes: string[];
   /**
    * Stable numeric id per member (ZooKeeper `myid`, Kafka `node.id`): an address keeps its id for
@@ -20,7 +20,7 @@ export interface ClusterView {
   clusterUuid: string;
 }
 
-/** Seed 001 §6 `operationOptions`: per operation, how long and what to look for in the log. */
+/** The old guard service (docs/design.md) `operationOptions`: per operation, how long and what to look for in the log. */
 export interface OperationOptions {
   timeoutMs: number;
   /** A regular expression that the server's log must show before the start counts. */
@@ -66,7 +66,7 @@ export interface DataResult {
 }
 
 /**
- * The seed's MiddlewareService (001 §7) for one middleware on one node. The membership
+ * The old guard service's MiddlewareService (docs/design.md) for one middleware on one node. The membership
  * operations start the server when they are done; the data operations use the working folder of
  * their operation (`<op>-data/<mw>/`, see NodeLayout.workingFolder).
  */
@@ -90,7 +90,7 @@ export interface AdapterMethods {
   inspect?: () => Promise<MiddlewareInspection>;
   /** On a new member: apply `cluster-config/<self>/<mw>/`, wipe data, start. */
   joinCluster?: (cluster: ClusterView) => Promise<void>;
-  /** On a returning member: as join, but keep data where the middleware allows (seed 001 §3). */
+  /** On a returning member: as join, but keep data where the middleware allows (docs/design.md). */
   rejoinCluster?: (cluster: ClusterView) => Promise<void>;
   /**
    * Waits (up to its `checkInSync` operation timeout) until every replica is in sync and reports,

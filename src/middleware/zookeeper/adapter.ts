@@ -32,7 +32,7 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
     generateConfig: (cluster, node) => generateZooKeeperConfig(cluster, node, options),
 
     async startServer(cluster) {
-      // Seed 001 §2: a single node is set up without asking a master (itself) for its files. An
+      // The old guard service (docs/design.md): a single node is set up without asking a master (itself) for its files. An
       // existing configuration is kept: ZooKeeper rewrites it after reconfigurations.
       if (cluster && !(await hasConfig())) {
         await applyZooKeeperConfig(layout, generateZooKeeperConfig(cluster, address, options), {

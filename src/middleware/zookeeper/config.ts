@@ -10,7 +10,7 @@ import {
   type OperationOptions,
 } from '../kit/index.js';
 
-/** Seed 001 §6 ZookeeperConfiguration.clusterOptions. */
+/** The old guard service (docs/design.md) ZookeeperConfiguration.clusterOptions. */
 export interface ZooKeeperOptions {
   /** Client port; like every port here, bound to the node's own address only. */
   clientPort: number;
