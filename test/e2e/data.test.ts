@@ -513,7 +513,7 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       const zkNow = await zkTree();
       const topicNow = await readTopic(messageCount);
 
-      // Old callers of the guard service keep working: the old guard service's endpoint starts the runbook.
+      // Old callers of the guard service keep working: the seed's endpoint starts the runbook.
       assert.equal(
         (await agent(n2, '/v1/cluster/data/actions/export', { method: 'POST', token: null }))
           .status,

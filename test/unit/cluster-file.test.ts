@@ -18,7 +18,7 @@ import { ClusterGuardError } from '../../src/contracts/errors.js';
 const javaDate = 'Wed Oct 24 2018 11:19:25 GMT+0800';
 const javaDateIso = '2018-10-24T03:19:25.000Z';
 
-// The old guard service (docs/design.md), without its `//` comment.
+// Seed 001 §1.1, without its `//` comment.
 const seedDefault = `{
     "cluster": {
         "datetime": "Wed Oct 24 2018 11:19:25 GMT+0800",
@@ -33,7 +33,7 @@ const seedDefault = `{
     ]
 }`;
 
-// The old guard service (docs/design.md), verbatim without its `//` comments.
+// Seed 001 §1.2, verbatim without its `//` comments.
 const seedFormed = `{
     "cluster": {
         "datetime": "Wed Oct 24 2018 11:19:25 GMT+0800",
@@ -49,7 +49,7 @@ const seedFormed = `{
     
 }`;
 
-// The old guard service (docs/design.md), without its `//` comments and trailing comma.
+// Seed 001 §1.3, without its `//` comments and trailing comma.
 const seedChanged = `{
     "cluster": {
         "datetime": "Wed Oct 24 2018 11:19:25 GMT+0800",
@@ -182,7 +182,7 @@ describe('parseClusterDatetime', () => {
 });
 
 describe('clusterFileSchema', () => {
-  test('loads the the old guard service (docs/design.md) default with every flag true and ISO datetime', () => {
+  test('loads the seed §1.1 default with every flag true and ISO datetime', () => {
     const file = clusterFileSchema.parse(JSON.parse(seedDefault));
     assert.deepEqual(file, {
       cluster: {
@@ -198,7 +198,7 @@ describe('clusterFileSchema', () => {
     });
   });
 
-  test('loads the the old guard service (docs/design.md) sample: missing flags false, typo address kept, old history shape', () => {
+  test('loads the seed §1.2 sample: missing flags false, typo address kept, old history shape', () => {
     const file = clusterFileSchema.parse(JSON.parse(seedFormed));
     assert.deepEqual(file.cluster, {
       datetime: javaDateIso,
@@ -321,7 +321,7 @@ describe('clusterFileSchema', () => {
 describe('defaultClusterFile', () => {
   const now = new Date('2026-01-02T03:04:05.678Z');
 
-  test('is the the old guard service (docs/design.md) file: standalone node, all flags true, no history', () => {
+  test('is the seed §1.1 file: standalone node, all flags true, no history', () => {
     assert.deepEqual(defaultClusterFile(now), {
       cluster: {
         datetime: '2026-01-02T03:04:05.678Z',

@@ -8,7 +8,7 @@ import { ClusterGuardError } from '../../src/contracts/errors.js';
 
 const layout = new NodeLayout('/ibnsdata/guard');
 
-test('every path of the old guard service (docs/design.md) derives from the root', () => {
+test('every path of seed 001 §1 derives from the root', () => {
   assert.equal(layout.clusterFile, '/ibnsdata/guard/conf/cluster.json');
   assert.equal(
     layout.clusterConfigFor('172.18.135.12'),
