@@ -186,7 +186,12 @@ interface Record_ {
 }
 
 async function produce(brokers: string[], topic: string, count: number, tag: string) {
-  const producer = kafka(brokers).producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  // Idempotent: a batch retried after a lost answer (a loaded machine) is not written twice.
+  const producer = kafka(brokers).producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent: true,
+    maxInFlightRequests: 1,
+  });
   await producer.connect();
   try {
     // Recent timestamps: older ones than the topic's retention (7 days) would be deleted by
