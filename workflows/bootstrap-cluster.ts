@@ -61,7 +61,7 @@ export async function bootstrapCluster(
     clusterUuid: masterFile.cluster.clusterUuid ?? kafkaClusterIdFromUuid(uuid4()),
   };
   const membership = planOrRefuse([master], nodes);
-  // Bootstrapping again a cluster whose data the master kept (docs/design.md, : members that were
+  // Bootstrapping again a cluster whose data the master kept (docs/design.md: members that were
   // there before rejoin, `currentClusterIsEntirelyNew=false`). Gated by a patch: runs recorded
   // before it took the other branch.
   const former = masterFile.cluster.nodes;

@@ -41,7 +41,7 @@ function checkedAddress(address: string): string {
 }
 
 /**
- * Every folder and file of a node (docs/design.md, : the MiddlewareContext), derived from one
+ * Every folder and file of a node (docs/design.md: the MiddlewareContext), derived from one
  * root. Pure: nothing is created until `ensure*` is called.
  */
 export class NodeLayout {

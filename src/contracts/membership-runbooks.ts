@@ -100,7 +100,7 @@ export const joinNodeInputSchema = lazySchema(() =>
        * a member and comes back); a new node needs it.
        */
       master: nodeAddressSchema.optional(),
-      /** Keep data where the middleware allows it (docs/design.md, : CockroachDB keeps, others wipe). */
+      /** Keep data where the middleware allows it (docs/design.md: CockroachDB keeps, others wipe). */
       rejoin: z.boolean().default(false),
       /**
        * Set by bootstrapCluster for its children: the membership the master created and the

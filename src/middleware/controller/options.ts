@@ -4,7 +4,7 @@ import { ClusterGuardError } from '../../contracts/errors.js';
 import { describeZodError } from '../../contracts/validation.js';
 
 /**
- * The appliance's own application (docs/design.md, : "Controller 仅实现了备份，还原操作" — backup and
+ * The appliance's own application (docs/design.md: "Controller 仅实现了备份，还原操作" — backup and
  * restore only). Its data folders come from the agent's local configuration, never from a
  * runbook input (DESIGN.md, trust boundaries).
  */

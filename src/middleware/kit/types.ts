@@ -9,7 +9,7 @@ import type { MiddlewareOperation } from '../../contracts/middleware.js';
 export interface ClusterView {
   /** Members after the operation; `nodes[0]` is the master. */
   nodes: string[];
-  /** Members leaving (docs/design.md, : decommissionNodes). */
+  /** Members leaving (docs/design.md: decommissionNodes). */
   decommissionNodes: string[];
   /**
    * Stable numeric id per member (ZooKeeper `myid`, Kafka `node.id`): an address keeps its id for
