@@ -258,9 +258,15 @@ describe('rolloutBundle against a real dev server and three agent processes', ()
       nodes.map((n) => [n, 'installed', '2.0.0']),
     );
     // The restarted agent ran the install again: it found its own jar in place and checked again.
-    const checks = (cluster.lines.get(killed) ?? []).filter((l) =>
-      /running health check {"name":"slow"/.test(l),
-    );
+    // Agents log JSON lines (src/logger.ts).
+    const checks = (cluster.lines.get(killed) ?? []).filter((l) => {
+      try {
+        const line = JSON.parse(l) as { msg?: string; name?: string };
+        return line.msg === 'running health check' && line.name === 'slow';
+      } catch {
+        return false;
+      }
+    });
     assert.equal(checks.length, 2, checks.join('\n'));
     assert.deepEqual(
       (await readdir(path.join(root, 'store'))).filter((f) => f.startsWith('.')),
