@@ -9,7 +9,6 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
-import { WorkflowFailedError } from '@temporalio/client';
 import { repoRoot } from '../src/process.js';
 import { assertPortFree, startDevServer, type DevServer } from '../src/temporal/dev-server.js';
 import { connectClient } from '../src/temporal/connection.js';
@@ -22,7 +21,12 @@ import {
   membershipWorkflowId,
   type MembershipRunbookResult,
 } from '../src/contracts/membership-runbooks.js';
-import { membershipTiming, startRunbook, workflowUiUrl } from '../src/client/index.js';
+import {
+  failureMessage,
+  membershipTiming,
+  startRunbook,
+  workflowUiUrl,
+} from '../src/client/index.js';
 import {
   agentReadyLine,
   orchestratorReadyLine,
@@ -224,11 +228,7 @@ async function main(): Promise<number> {
       );
     } catch (err) {
       exitCode = 1;
-      const cause =
-        err instanceof WorkflowFailedError
-          ? (err.cause?.message ?? err.message)
-          : (err as Error).message;
-      say(`bootstrapCluster failed: ${cause}`);
+      say(`bootstrapCluster failed: ${failureMessage(err)}`);
     }
     await client.connection.close();
     if (flags.once) {

@@ -19,10 +19,8 @@ import { openDataRunbook, runSteps } from './lib/open.js';
  * middleware is checked healthy on every member.
  */
 export async function importData(rawInput: ImportDataInput): Promise<ImportDataResult> {
-  const { input, ctx, rb, clusterId, master, members, manifestFor } = await openDataRunbook(
-    'importData',
-    rawInput,
-  );
+  const { input, ctx, rb, clusterId, master, members, manifestFor, summary } =
+    await openDataRunbook('importData', rawInput);
   const { archive } = input;
   rb.eventNodes = members;
   const node = input.node ?? master;
@@ -90,9 +88,7 @@ export async function importData(rawInput: ImportDataInput): Promise<ImportDataR
     clusterId,
     archive,
     sourceClusterId: manifest.clusterId,
-    dryRun: input.dryRun,
-    master,
-    members,
+    ...summary,
     node,
     components,
     steps,

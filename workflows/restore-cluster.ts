@@ -26,7 +26,7 @@ import { openDataRunbook, runSteps } from './lib/open.js';
  * appliance, which clusterguard does not supervise, runs.
  */
 export async function restoreCluster(rawInput: RestoreClusterInput): Promise<RestoreClusterResult> {
-  const { input, ctx, rb, clusterId, master, members, manifestFor } = await openDataRunbook(
+  const { input, ctx, rb, clusterId, members, manifestFor, summary } = await openDataRunbook(
     'restoreCluster',
     rawInput,
   );
@@ -95,9 +95,7 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
     runbook: 'restoreCluster',
     clusterId,
     backupId,
-    dryRun: input.dryRun,
-    master,
-    members,
+    ...summary,
     plan,
     steps,
     archives,

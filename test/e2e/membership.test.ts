@@ -12,6 +12,14 @@ import type { MembershipRunbookResult } from '../../src/contracts/membership-run
 import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
 import { startRunbook, type RunbookInput } from '../../src/client/index.js';
 import {
+  abortUpdate,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  retryStepUpdate,
+  skipNodeUpdate,
+} from '../../src/contracts/messages.js';
+import {
   recordHistory,
   startStack,
   stepStatus,
@@ -308,20 +316,17 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
         node: n4,
         master: n1,
       });
-      await handle.signal('pause', 'e2e: hold before the download');
+      await handle.signal(pauseSignal, 'e2e: hold before the download');
       await sleep(3000);
-      let progress = await handle.query<{
-        paused?: unknown;
-        steps: { id: string; status: string }[];
-      }>('progress');
+      let progress = await handle.query(progressQuery);
       assert.ok(progress.paused, 'progress shows the pause');
       // The steps before it take a second; paused, the runbook does not start the download.
       assert.ok(
         !['running', 'waiting', 'completed'].includes(
-          stepStatus(progress as never, `download:${n4}`) ?? 'pending',
+          stepStatus(progress, `download:${n4}`) ?? 'pending',
         ),
       );
-      await handle.signal('resume');
+      await handle.signal(resumeSignal);
 
       await waitForProgress(handle, (p) => stepStatus(p, `download:${n4}`) === 'completed');
       log(`killing the agent of ${n4} after its download`);
@@ -343,7 +348,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       await assertWrittenOnce(stack, [n4], /joinNode: joined/);
       assert.deepEqual(await zkData(n4), ['before-join'], 'the new member serves ZooKeeper data');
       assert.deepEqual(await brokers([n1]), [n1, n2, n3, n4]);
-      progress = await handle.query('progress');
+      progress = await handle.query(progressQuery);
       assert.equal(progress.paused, undefined);
       await recordHistory(stack, handle.workflowId, 'join-node-fourth');
     },
@@ -547,20 +552,20 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       assert.match(first?.reason ?? '', /127\.0\.0\.32/);
       assert.deepEqual(first?.accepts, ['retryStep', 'abort']);
       await assert.rejects(
-        handle.executeUpdate('skipNode', { args: [{ node: n2, reason: 'e2e' }] }),
+        handle.executeUpdate(skipNodeUpdate, { args: [{ node: n2, reason: 'e2e' }] }),
         rejectedWith(
           /cannot skip join:127\.0\.0\.32:zookeeper on 127\.0\.0\.32: this step cannot be skipped/,
         ),
       );
       await assert.rejects(
-        handle.executeUpdate('retryStep', { args: [{ step: 'no-such-step' }] }),
+        handle.executeUpdate(retryStepUpdate, { args: [{ step: 'no-such-step' }] }),
         rejectedWith(/step no-such-step is not parked/),
       );
       // The operator repairs the node, then retries the step.
       await stack.killAgent(n2);
       await stack.startAgent(n2);
       assert.match(
-        await handle.executeUpdate<string, [{ step?: string }]>('retryStep', { args: [{}] }),
+        await handle.executeUpdate(retryStepUpdate, { args: [{}] }),
         /retrying join:127\.0\.0\.32:zookeeper/,
       );
       const result = await handle.result();
@@ -578,7 +583,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
         stepAttempts: 1,
       });
       await waitForProgress(doomed, (p) => (p.parked?.length ?? 0) > 0);
-      await doomed.executeUpdate('abort', { args: [{ reason: 'e2e: node is broken' }] });
+      await doomed.executeUpdate(abortUpdate, { args: [{ reason: 'e2e: node is broken' }] });
       const message = await failureOf(doomed);
       assert.match(
         message,
