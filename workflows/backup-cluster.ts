@@ -44,7 +44,7 @@ function plannedSteps(
  * cluster serves: each middleware is consistent in itself, not at one instant with the others.
  */
 export async function backupCluster(rawInput: BackupClusterInput): Promise<BackupClusterResult> {
-  const { input, ...ctx } = openRunbook('backupCluster', rawInput);
+  const { input, ...ctx } = await openRunbook('backupCluster', rawInput);
   const { clusterId } = input;
   const { rb } = ctx;
   // The workflow's clock: the same id on every node, on every retry and on replay.

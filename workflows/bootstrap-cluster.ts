@@ -29,6 +29,7 @@ import {
   type MembershipContext,
 } from './lib/membership.js';
 import { openRunbook } from './lib/open.js';
+import { Webapps } from './lib/quiesce.js';
 
 /**
  * Forms a cluster (docs/design.md): every node stops its middleware; the master (`nodes[0]`)
@@ -40,7 +41,7 @@ import { openRunbook } from './lib/open.js';
 export async function bootstrapCluster(
   rawInput: BootstrapClusterInput,
 ): Promise<MembershipRunbookResult> {
-  const { input, ...base } = openRunbook('bootstrapCluster', rawInput);
+  const { input, ...base } = await openRunbook('bootstrapCluster', rawInput);
   const { clusterId, nodes } = input;
   const [master = ''] = nodes;
   const others = nodes.slice(1);
@@ -143,8 +144,10 @@ export async function bootstrapCluster(
   rb.tracker.addSteps(planned);
   rb.eventNodes = nodes;
 
+  const webapps = new Webapps(base, nodes);
   await rb.emit('runbook.started', { nodes, decommissionNodes: input.decommissionNodes });
   try {
+    await webapps.stop();
     await rb.emit('configuration.before-init', { nodes });
     await Promise.all(nodes.map((n) => stopAllStep(ctx, n)));
     rb.state = `every node's middleware is stopped; no data was changed`;
@@ -287,5 +290,7 @@ export async function bootstrapCluster(
     rb.tracker.finish('failed');
     await rb.emit('runbook.failed', { error: (err as Error).message, state: rb.state });
     throw err;
+  } finally {
+    await webapps.start();
   }
 }

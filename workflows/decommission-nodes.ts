@@ -29,6 +29,7 @@ import {
   type MembershipContext,
 } from './lib/membership.js';
 import { openRunbook } from './lib/open.js';
+import { Webapps } from './lib/quiesce.js';
 
 const refuse = (message: string, type = 'InvalidInput') =>
   ApplicationFailure.nonRetryable(message, type);
@@ -47,7 +48,7 @@ function pick(ids: Record<string, number>, nodes: string[]): Record<string, numb
 export async function decommissionNodes(
   rawInput: DecommissionNodesInput,
 ): Promise<MembershipRunbookResult> {
-  const { input, ...base } = openRunbook('decommissionNodes', rawInput);
+  const { input, ...base } = await openRunbook('decommissionNodes', rawInput);
   const { clusterId } = input;
   const { rb } = base;
 
@@ -262,8 +263,10 @@ export async function decommissionNodes(
   rb.tracker.addSteps(planned);
   rb.eventNodes = [...members, ...input.add];
 
+  const webapps = new Webapps(base, [...members, ...input.add]);
   await rb.emit('runbook.started', { nodes: members, leaving: input.nodes, add: input.add });
   try {
+    await webapps.stop();
     await rb.emit('configuration.before-change', { nodes: members, next: survivors });
     for (const a of input.add) {
       await rb.step(
@@ -421,5 +424,7 @@ export async function decommissionNodes(
     rb.tracker.finish('failed');
     await rb.emit('runbook.failed', { error: (err as Error).message, state: rb.state });
     throw err;
+  } finally {
+    await webapps.start(input.nodes);
   }
 }

@@ -24,7 +24,7 @@ import { openRunbook } from './lib/open.js';
  * agent of the other cluster for importData.
  */
 export async function exportData(rawInput: ExportDataInput): Promise<ExportDataResult> {
-  const { input, ...ctx } = openRunbook('exportData', rawInput);
+  const { input, ...ctx } = await openRunbook('exportData', rawInput);
   const { clusterId } = input;
   const { rb } = ctx;
   const startedAt = new Date();

@@ -18,6 +18,7 @@ import {
 } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
 import { openRunbook } from './lib/open.js';
+import { Webapps } from './lib/quiesce.js';
 
 /**
  * Imports an export (docs/design.md, importData) into the running cluster, through the member whose
@@ -29,7 +30,7 @@ import { openRunbook } from './lib/open.js';
  * middleware is checked healthy on every member.
  */
 export async function importData(rawInput: ImportDataInput): Promise<ImportDataResult> {
-  const { input, ...ctx } = openRunbook('importData', rawInput);
+  const { input, ...ctx } = await openRunbook('importData', rawInput);
   const { clusterId, archive } = input;
   const { rb } = ctx;
   const startedAt = new Date();
@@ -116,8 +117,10 @@ export async function importData(rawInput: ImportDataInput): Promise<ImportDataR
   if (input.dryRun) return result();
   rb.tracker.addSteps(steps);
 
+  const webapps = new Webapps(ctx, members);
   await rb.emit('runbook.started', { archive, node, components, from: manifest.clusterId });
   try {
+    await webapps.stop();
     await loadSteps(ctx, load, imported);
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', { archive, node, components, keptAs: aside?.backupId });
@@ -126,5 +129,7 @@ export async function importData(rawInput: ImportDataInput): Promise<ImportDataR
     rb.tracker.finish('failed');
     await rb.emit('runbook.failed', { archive, error: (err as Error).message, state: rb.state });
     throw err;
+  } finally {
+    await webapps.start();
   }
 }

@@ -27,6 +27,7 @@ import {
 } from './lib/membership.js';
 import { convergeBundles } from './lib/bundle-converge.js';
 import { openRunbook, type RunbookBase } from './lib/open.js';
+import { Webapps } from './lib/quiesce.js';
 
 function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, type);
@@ -39,7 +40,7 @@ function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
  * master first generates the configuration for the grown membership and every member records it.
  */
 export async function joinNode(rawInput: JoinNodeInput): Promise<MembershipRunbookResult> {
-  const { input, ...base } = openRunbook('joinNode', rawInput, (i) =>
+  const { input, ...base } = await openRunbook('joinNode', rawInput, (i) =>
     i.rejoin ? 'rejoinNode' : 'joinNode',
   );
   return runJoin(input, base);
@@ -167,8 +168,10 @@ export async function runJoin(
   rb.tracker.addSteps(planned);
   rb.eventNodes = view.nodes;
 
+  const webapps = new Webapps(base, view.nodes);
   await rb.emit('runbook.started', { node, master, nodes: view.nodes, rejoin });
   try {
+    await webapps.stop();
     let sha: string | undefined = input.expectedSha256;
     if (standalone) {
       await rb.emit('configuration.before-change', { nodes: current, next: view.nodes });
@@ -267,6 +270,8 @@ export async function runJoin(
     rb.tracker.finish('failed');
     await rb.emit('runbook.failed', { error: (err as Error).message, state: rb.state });
     throw err;
+  } finally {
+    await webapps.start();
   }
 }
 

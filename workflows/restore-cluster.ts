@@ -19,6 +19,7 @@ import {
 } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
 import { openRunbook } from './lib/open.js';
+import { Webapps } from './lib/quiesce.js';
 
 /**
  * Restores a backup taken by backupCluster. Everything is checked before anything changes:
@@ -35,7 +36,7 @@ import { openRunbook } from './lib/open.js';
  * appliance, which clusterguard does not supervise, runs.
  */
 export async function restoreCluster(rawInput: RestoreClusterInput): Promise<RestoreClusterResult> {
-  const { input, ...ctx } = openRunbook('restoreCluster', rawInput);
+  const { input, ...ctx } = await openRunbook('restoreCluster', rawInput);
   const { clusterId, backupId } = input;
   const { rb } = ctx;
   const startedAt = new Date();
@@ -125,8 +126,10 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
   if (input.dryRun) return result();
   rb.tracker.addSteps(steps);
 
+  const webapps = new Webapps(ctx, members);
   await rb.emit('runbook.started', { backupId, members, plan });
   try {
+    await webapps.stop();
     await loadSteps(ctx, load, restored);
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', { backupId, plan });
@@ -135,5 +138,7 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
     rb.tracker.finish('failed');
     await rb.emit('runbook.failed', { backupId, error: (err as Error).message, state: rb.state });
     throw err;
+  } finally {
+    await webapps.start();
   }
 }

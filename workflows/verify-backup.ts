@@ -15,7 +15,7 @@ import { openRunbook } from './lib/open.js';
  * every problem named; a whole one returns which nodes hold which part.
  */
 export async function verifyBackup(rawInput: VerifyBackupInput): Promise<VerifyBackupResult> {
-  const { input, ...ctx } = openRunbook('verifyBackup', rawInput);
+  const { input, ...ctx } = await openRunbook('verifyBackup', rawInput);
   const { clusterId, backupId } = input;
   const { rb } = ctx;
   const { master, members } = await readMembers(ctx, input.master);

@@ -1,5 +1,6 @@
 import { runbooks, type RunbookName, type RunbookParams } from '../../src/contracts/catalog.js';
 import { parseInput } from '../../src/contracts/validation.js';
+import { admit } from './admission.js';
 import { assertDataWorkflowId } from './data.js';
 import { assertMembershipWorkflowId, tagRunbook } from './membership.js';
 import { startRunbook, type Runbook } from './runbook.js';
@@ -24,13 +25,14 @@ export interface OpenedRunbook<N extends RunbookName> extends RunbookBase {
  * A stepwise runbook's opening: its input checked, its workflow id checked against its lane's
  * rule (a cluster runs one membership and one data runbook at a time), membership runbooks
  * tagged with their nodes, and the `Runbook` with its handlers. `as` names the runbook when it
- * runs as another (joinNode with `rejoin`). Only the tagging is a command, in the place it was.
+ * runs as another (joinNode with `rejoin`). Only the tagging is a command, in the place it was;
+ * then the cluster's admission (docs/design.md "Admission"), under `patched`.
  */
-export function openRunbook<N extends RunbookName>(
+export async function openRunbook<N extends RunbookName>(
   name: N,
   raw: unknown,
   as: (input: RunbookParams<N>) => string = () => name,
-): OpenedRunbook<N> {
+): Promise<OpenedRunbook<N>> {
   const spec = runbooks[name];
   const input = runbookInput(name, raw);
   const params = input as { clusterId: string; dryRun?: boolean };
@@ -43,5 +45,7 @@ export function openRunbook<N extends RunbookName>(
     assertDataWorkflowId(title, clusterId, params.dryRun ?? false);
   }
   const options = input as { stepAttempts: number; agentTimeoutSeconds: number };
-  return { input, ...startRunbook(title, clusterId, options) };
+  const opened = { input, ...startRunbook(title, clusterId, options) };
+  await admit(name, input, spec.nodes(input as never) ?? [], opened.rb);
+  return opened;
 }
