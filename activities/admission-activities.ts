@@ -31,9 +31,10 @@ export function createAdmissionActivities(deps: AdmissionActivityDeps) {
       const args: [AdmissionWorkflowInput] = [
         { clusterId: input.clusterId, checkSeconds: deps.checkSeconds },
       ];
+      const { taskQueue } = Context.current().info;
       await client().workflow.signalWithStart('clusterAdmission', {
-        workflowId: admissionWorkflowId(input.clusterId),
-        taskQueue: Context.current().info.taskQueue,
+        workflowId: admissionWorkflowId(input.clusterId, taskQueue),
+        taskQueue,
         args,
         signal: admissionRequestSignal,
         signalArgs: [input.request],

@@ -56,10 +56,11 @@ export async function clusterAdmission(
   input: AdmissionWorkflowInput & { carried?: Carried },
 ): Promise<void> {
   const { clusterId, checkSeconds } = input;
-  if (workflowInfo().workflowId !== admissionWorkflowId(clusterId)) {
+  const { workflowId, taskQueue } = workflowInfo();
+  if (workflowId !== admissionWorkflowId(clusterId, taskQueue)) {
     throw ApplicationFailure.nonRetryable(
-      `clusterAdmission of cluster ${clusterId} must run as ${admissionWorkflowId(clusterId)}, ` +
-        `not ${workflowInfo().workflowId}; runbooks start it themselves`,
+      `clusterAdmission of cluster ${clusterId} must run as ${admissionWorkflowId(clusterId, taskQueue)}, ` +
+        `not ${workflowId}; runbooks start it themselves`,
       'InvalidInput',
     );
   }

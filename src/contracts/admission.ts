@@ -4,6 +4,7 @@
  * admission workflow (`cg/<cluster>/admission`). Workflow-safe: no Node built-ins.
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { orchestratorTaskQueue } from './addresses.js';
 import type { RunbookName } from './catalog.js';
 
 /** What a runbook does to a cluster, as far as running beside another one goes. */
@@ -52,8 +53,14 @@ export const compatible: Record<AdmissionKind, readonly AdmissionKind[]> = {
   rollout: ['backup', 'export', 'verify', 'rollout'],
 };
 
-export function admissionWorkflowId(clusterId: string): string {
-  return `cg/${clusterId}/admission`;
+/**
+ * `cg/<cluster>/admission`. The admission workflow runs on the task queue of the runbooks that
+ * ask, so orchestrators on another task queue (tests give each file its own) get one of their
+ * own, `cg/<cluster>/admission@<task queue>`, instead of one no worker of theirs serves.
+ */
+export function admissionWorkflowId(clusterId: string, taskQueue = orchestratorTaskQueue): string {
+  const id = `cg/${clusterId}/admission`;
+  return taskQueue === orchestratorTaskQueue ? id : `${id}@${taskQueue}`;
 }
 
 /** A runbook asks to run (signal `admission.request`). */

@@ -95,11 +95,11 @@ export async function releaseAdmission(): Promise<void> {
   if (!asked) return;
   const { clusterId } = asked;
   asked = undefined;
-  const { workflowId, runId } = workflowInfo();
+  const { workflowId, runId, taskQueue } = workflowInfo();
   // Also when the run was cancelled: the release must still go out.
   await CancellationScope.nonCancellable(async () => {
     try {
-      await getExternalWorkflowHandle(admissionWorkflowId(clusterId)).signal(
+      await getExternalWorkflowHandle(admissionWorkflowId(clusterId, taskQueue)).signal(
         admissionReleaseSignal,
         { workflowId, runId },
       );
