@@ -26,19 +26,27 @@ export interface AdmissionWorkflowInput {
 export function createAdmissionActivities(deps: AdmissionActivityDeps) {
   const client = deps.client ?? (() => Context.current().client);
   return {
-    /** Delivers the request to the cluster's admission workflow, starting it when none runs. */
-    async requestAdmission(input: { clusterId: string; request: AdmissionRequest }): Promise<void> {
+    /**
+     * Delivers the request to the cluster's admission workflow, starting it when none runs, and
+     * answers its id, which the runbook releases to.
+     */
+    async requestAdmission(input: {
+      clusterId: string;
+      request: AdmissionRequest;
+    }): Promise<{ workflowId: string }> {
       const args: [AdmissionWorkflowInput] = [
         { clusterId: input.clusterId, checkSeconds: deps.checkSeconds },
       ];
       const { taskQueue } = Context.current().info;
+      const workflowId = admissionWorkflowId(input.clusterId, taskQueue);
       await client().workflow.signalWithStart('clusterAdmission', {
-        workflowId: admissionWorkflowId(input.clusterId, taskQueue),
+        workflowId,
         taskQueue,
         args,
         signal: admissionRequestSignal,
         signalArgs: [input.request],
       });
+      return { workflowId };
     },
 
     /** Of these runs, those that are no longer running, with their status. */

@@ -56,11 +56,13 @@ export async function clusterAdmission(
   input: AdmissionWorkflowInput & { carried?: Carried },
 ): Promise<void> {
   const { clusterId, checkSeconds } = input;
-  const { workflowId, taskQueue } = workflowInfo();
-  if (workflowId !== admissionWorkflowId(clusterId, taskQueue)) {
+  // Replayed histories report the replaying worker's task queue: the id's prefix is checked.
+  const { workflowId } = workflowInfo();
+  const id = admissionWorkflowId(clusterId);
+  if (workflowId !== id && !workflowId.startsWith(`${id}@`)) {
     throw ApplicationFailure.nonRetryable(
-      `clusterAdmission of cluster ${clusterId} must run as ${admissionWorkflowId(clusterId, taskQueue)}, ` +
-        `not ${workflowId}; runbooks start it themselves`,
+      `clusterAdmission of cluster ${clusterId} must run as ${id} (or ${id}@<task queue>), not ` +
+        `${workflowId}; runbooks start it themselves`,
       'InvalidInput',
     );
   }

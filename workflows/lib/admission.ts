@@ -20,8 +20,8 @@ import {
 import type { RunbookName } from '../../src/contracts/catalog.js';
 import type { Runbook } from './runbook.js';
 
-/** Set once this run asked its cluster's admission workflow; `releaseAdmission` clears it. */
-let asked: { clusterId: string } | undefined;
+/** The admission workflow this run asked; `releaseAdmission` clears it. */
+let asked: { workflowId: string } | undefined;
 
 /**
  * Asks the cluster's admission workflow whether this runbook may run beside what runs now
@@ -49,13 +49,12 @@ export async function admit(
     // A late "queued" never overrides the final answer.
     if (!(a.kind === 'queued' && answer && answer.kind !== 'queued')) answer = a;
   });
-  asked = { clusterId };
   const { requestAdmission } = proxyActivities<AdmissionActivities>({
     taskQueue: info.taskQueue,
     startToCloseTimeout: '30s',
     retry: { initialInterval: '1s', maximumInterval: '10s' },
   });
-  await requestAdmission({
+  const delivered = await requestAdmission({
     clusterId,
     request: {
       workflowId: info.workflowId,
@@ -69,6 +68,8 @@ export async function admit(
       requestedAt: new Date().toISOString(),
     },
   });
+  // Runs recorded before the activity answered the id ran on the default task queue.
+  asked = { workflowId: delivered?.workflowId ?? admissionWorkflowId(clusterId) };
   // Set by the signal handler: read through a function, so that narrowing does not stick.
   const current = (): AdmissionAnswer | undefined => answer;
   await condition(() => current() !== undefined);
@@ -93,16 +94,16 @@ export async function admit(
 /** Tells the admission workflow this run ended; nothing when it never asked. */
 export async function releaseAdmission(): Promise<void> {
   if (!asked) return;
-  const { clusterId } = asked;
+  const admission = asked.workflowId;
   asked = undefined;
-  const { workflowId, runId, taskQueue } = workflowInfo();
+  const { workflowId, runId } = workflowInfo();
   // Also when the run was cancelled: the release must still go out.
   await CancellationScope.nonCancellable(async () => {
     try {
-      await getExternalWorkflowHandle(admissionWorkflowId(clusterId, taskQueue)).signal(
-        admissionReleaseSignal,
-        { workflowId, runId },
-      );
+      await getExternalWorkflowHandle(admission).signal(admissionReleaseSignal, {
+        workflowId,
+        runId,
+      });
     } catch (err) {
       // No admission workflow runs: nothing is held.
       log.info('admission release not delivered', { error: String(err) });
