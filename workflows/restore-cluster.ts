@@ -32,8 +32,8 @@ import { Webapps } from './lib/quiesce.js';
  * middleware on the node that backed it up (the master then), the controller on each node; a
  * failing step parks. ZooKeeper, Kafka and CockroachDB restore through their running cluster
  * (a znode tree replaced over a client session, topics deleted and produced again, a SQL
- * RESTORE), so no server is stopped; the controller's folders are swapped by rename while the
- * appliance, which clusterguard does not supervise, runs.
+ * RESTORE), so no server is stopped; the controller's folders are swapped by rename. The
+ * application's webapps are stopped around the changes (docs/design.md "Admission", quiesce).
  */
 export async function restoreCluster(rawInput: RestoreClusterInput): Promise<RestoreClusterResult> {
   const { input, ...ctx } = await openRunbook('restoreCluster', rawInput);

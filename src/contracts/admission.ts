@@ -81,15 +81,9 @@ export interface AdmissionRequest {
 }
 
 /** A runbook that holds (part of) the cluster. */
-export interface AdmissionHolder {
-  workflowId: string;
-  runId: string;
-  runbook: string;
-  kind: AdmissionKind;
-  nodes: string[];
-  leaving: string[];
+export type AdmissionHolder = Omit<AdmissionRequest, 'wait' | 'parent' | 'requestedAt'> & {
   since: string;
-}
+};
 
 /** The admission workflow's answer to a request (signal `admission.answer` to the runbook). */
 export type AdmissionAnswer =

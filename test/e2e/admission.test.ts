@@ -5,8 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { startRunbook } from '../../src/client/index.js';
 import { orchestratorTaskQueue } from '../../src/contracts/addresses.js';
 import {
@@ -18,7 +17,13 @@ import { bundleWorkflowId } from '../../src/contracts/bundles.js';
 import { membershipWorkflowId } from '../../src/contracts/membership-runbooks.js';
 import type { Progress } from '../../src/contracts/progress.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
-import { recordHistory, startStack, waitForProgress, type Stack } from '../helpers/stack.js';
+import {
+  failureOf,
+  recordHistory,
+  startStack,
+  waitForProgress,
+  type Stack,
+} from '../helpers/stack.js';
 
 /**
  * Cluster-wide admission and quiesce (docs/design.md "Admission") on two loopback nodes with
@@ -36,17 +41,6 @@ const log = (msg: string) => console.error(`[admission e2e] ${msg}`);
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 /** A bundle that was never uploaded: a rollout refused at admission never looks for it. */
 const bundleSha = sha256('no such bundle');
-
-async function failureOf(handle: WorkflowHandle): Promise<ApplicationFailure> {
-  try {
-    await handle.result();
-  } catch (err) {
-    if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure)
-      return err.cause;
-    throw err;
-  }
-  throw new Error(`${handle.workflowId} did not fail`);
-}
 
 describe('cluster-wide admission on loopback nodes with real ZooKeeper', () => {
   let stack: Stack;
