@@ -18,6 +18,10 @@ import {
 } from '../activities/event-activities.js';
 import { activityInterceptors } from '../activities/interceptor.js';
 import {
+  createAdmissionActivities,
+  type AdmissionActivities,
+} from '../activities/admission-activities.js';
+import {
   createGuardianActivities,
   type GuardianActivities,
 } from '../activities/guardian-activities.js';
@@ -91,8 +95,8 @@ export async function createOrchestratorWorker(options: OrchestratorOptions): Pr
 }
 
 export interface OrchestratorActivities {
-  /** Events, and the guardian's controller poll (a cluster-level call, not a node's). */
-  activities: EventActivities & GuardianActivities;
+  /** Events, admission, the guardian's controller poll (cluster-level calls, not a node's). */
+  activities: EventActivities & GuardianActivities & AdmissionActivities;
   /** Publishes what it can within 5 s; the rest stays in the spool for the next start. */
   close(): Promise<void>;
   /** Events not yet acknowledged by Kafka (a metric). */
@@ -111,6 +115,7 @@ export function createOrchestratorActivities(
     return {
       activities: {
         ...createGuardianActivities({ logger }),
+        ...createAdmissionActivities(config.admission),
         publishEvent(input: PublishEventInput) {
           logger.debug('events are disabled; event not published', {
             id: input.id,
@@ -132,6 +137,7 @@ export function createOrchestratorActivities(
   return {
     activities: {
       ...createGuardianActivities({ logger }),
+      ...createAdmissionActivities(config.admission),
       ...createEventActivities({
         publisher,
         kafkaPort: config.events.kafkaPort,

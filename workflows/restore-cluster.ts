@@ -10,6 +10,7 @@ import {
 } from '../src/contracts/data-runbooks.js';
 import { checkArchiveStep, loadSteps, planLoad } from './lib/data.js';
 import { openDataRunbook, runSteps } from './lib/open.js';
+import { Webapps } from './lib/quiesce.js';
 
 /**
  * Restores a backup taken by backupCluster. Everything is checked before anything changes:
@@ -22,8 +23,8 @@ import { openDataRunbook, runSteps } from './lib/open.js';
  * middleware on the node that backed it up (the master then), the controller on each node; a
  * failing step parks. ZooKeeper, Kafka and CockroachDB restore through their running cluster
  * (a znode tree replaced over a client session, topics deleted and produced again, a SQL
- * RESTORE), so no server is stopped; the controller's folders are swapped by rename while the
- * appliance, which clusterguard does not supervise, runs.
+ * RESTORE), so no server is stopped; the controller's folders are swapped by rename. The
+ * application's webapps are stopped around the changes (docs/design.md "Admission", quiesce).
  */
 export async function restoreCluster(rawInput: RestoreClusterInput): Promise<RestoreClusterResult> {
   const { input, ctx, rb, clusterId, master, members, manifestFor } = await openDataRunbook(
@@ -110,14 +111,23 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
   if (input.dryRun) return result();
   rb.tracker.addSteps(steps);
 
-  await runSteps(
-    rb,
-    {
-      started: { backupId, members, plan },
-      completed: () => ({ backupId, plan }),
-      failed: { backupId },
-    },
-    () => loadSteps(ctx, load, restored),
-  );
-  return result();
+  // The application's webapps are stopped around the changes (docs/design.md "Admission").
+  const webapps = new Webapps(ctx, members);
+  try {
+    await runSteps(
+      rb,
+      {
+        started: { backupId, members, plan },
+        completed: () => ({ backupId, plan }),
+        failed: { backupId },
+      },
+      async () => {
+        await webapps.stop();
+        await loadSteps(ctx, load, restored);
+      },
+    );
+    return result();
+  } finally {
+    await webapps.start();
+  }
 }

@@ -43,7 +43,7 @@ function refuse(message: string): ApplicationFailure {
  * a rollback of every node it changed to the version each had before.
  */
 export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<RolloutBundleResult> {
-  const { input, ...ctx } = openRunbook('rolloutBundle', rawInput);
+  const { input, ...ctx } = await openRunbook('rolloutBundle', rawInput);
   const { clusterId, sha256 } = input;
   const { rb } = ctx;
   const info = workflowInfo();

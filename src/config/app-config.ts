@@ -168,6 +168,14 @@ export const appConfigSchema = z.object({
       port: port.optional(),
     })
     .prefault({}),
+  /**
+   * Cluster-wide admission (docs/design.md "Admission"): how often a cluster's admission
+   * workflow asks whether its holders still run, so that one that ended without releasing
+   * (terminated, timed out) holds the cluster no longer than this.
+   */
+  admission: z
+    .object({ checkSeconds: z.coerce.number().int().min(1).max(3600).default(30) })
+    .prefault({}),
   /** Runbook events to Kafka (DESIGN.md "Events"); only the orchestrator publishes them. */
   events: z
     .object({

@@ -105,6 +105,11 @@ export const rolloutBundleInputSchema = lazySchema(() =>
       stepAttempts: z.number().int().min(1).max(100).default(3),
       /** How long an agent may leave a step unclaimed before `progress` shows its node unreachable. */
       agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+      /**
+       * When another runbook holds the cluster (docs/design.md "Admission"): queue behind it and
+       * start when it ends, instead of failing at once with ClusterBusy.
+       */
+      waitForCluster: z.boolean().default(false),
     })
     .strict()
     .refine((input) => input.nodes || input.master, {

@@ -32,6 +32,11 @@ const dataRunbookOptions = {
   stepAttempts: z.number().int().min(1).max(100).default(5),
   /** How long an agent may leave a step unclaimed before `progress` shows its node unreachable. */
   agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+  /**
+   * When another runbook holds the cluster (docs/design.md "Admission"): queue behind it and
+   * start when it ends, instead of failing at once with ClusterBusy.
+   */
+  waitForCluster: z.boolean().default(false),
 };
 
 /** A data runbook's input: the options every one takes, then its own; nothing else. */

@@ -4,8 +4,7 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { extractZip, zipFolder } from '../../src/archive/zip.js';
 import { orchestratorTaskQueue } from '../../src/contracts/addresses.js';
@@ -25,7 +24,7 @@ import {
 import type { Progress } from '../../src/contracts/progress.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
 import { startRunbook } from '../../src/client/index.js';
-import { recordHistory, startStack, type Stack } from '../helpers/stack.js';
+import { failureOf, recordHistory, startStack, type Stack } from '../helpers/stack.js';
 
 /**
  * The data runbooks end to end on three loopback nodes with real ZooKeeper and Kafka (their
@@ -166,17 +165,6 @@ const zkRemoveTree = (root: string) =>
     };
     await remove(root);
   });
-
-async function failureOf(handle: WorkflowHandle): Promise<ApplicationFailure> {
-  try {
-    await handle.result();
-  } catch (err) {
-    if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure)
-      return err.cause;
-    throw err;
-  }
-  throw new Error('the runbook did not fail');
-}
 
 /** Step ids of a run and how long each took, for the log. */
 function stepTimes(p: Progress): string {

@@ -4,7 +4,8 @@ import { execa } from 'execa';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { stringify as toYaml } from 'yaml';
 import { NodeLayout } from '../../src/config/layout.js';
 import type { ClusterFile } from '../../src/contracts/cluster-file.js';
@@ -232,6 +233,18 @@ export async function waitForProgress(
   throw new Error(
     `progress condition not met within ${timeoutMs} ms; last: ${JSON.stringify(last?.steps.map((s) => `${s.id}=${s.status}`))} ${lastError}`,
   );
+}
+
+/** The ApplicationFailure a runbook failed with; throws when it completed or failed otherwise. */
+export async function failureOf(handle: WorkflowHandle): Promise<ApplicationFailure> {
+  try {
+    await handle.result();
+  } catch (err) {
+    if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure)
+      return err.cause;
+    throw err;
+  }
+  throw new Error(`${handle.workflowId} did not fail`);
 }
 
 export const stepStatus = (p: Progress, id: string) => p.steps.find((s) => s.id === id)?.status;

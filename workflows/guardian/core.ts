@@ -236,10 +236,12 @@ export class GuardianCore {
         : { kind: 'completed', result };
     } catch (err) {
       const message = causeMessage(err);
+      const type = failureType(err);
+      // ClusterBusy: another runbook holds the cluster (docs/design.md "Admission").
       outcome =
-        failureType(err) === 'UnsafeMembershipChange'
+        type === 'UnsafeMembershipChange'
           ? { kind: 'refused', message }
-          : { kind: 'failed', message };
+          : { kind: type === 'ClusterBusy' ? 'busy' : 'failed', message };
     }
     record.finishedAt = now();
     record.outcome = outcome.kind === 'busy' ? 'failed' : outcome.kind;
