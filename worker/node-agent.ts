@@ -25,6 +25,8 @@ import { clusterguardVersion, isMain, onShutdownSignal } from '../src/process.js
 import { connectClient, connectWorker, dataConverterFor } from '../src/temporal/connection.js';
 import { askGuardianIfNotReady } from './guardian-hook.js';
 import { startRunbook } from '../src/client/index.js';
+import { Supervision } from '../src/agent/supervision.js';
+import { startAgentSupervisor } from './agent-supervisor.js';
 
 export interface RunningNodeAgent {
   address: string;
@@ -70,6 +72,7 @@ export async function startNodeAgent(
     logger,
   });
 
+  const supervision = Supervision.forConfFolder(layout.confFolder, logger);
   const connection = await connectWorker(config.temporal);
   const dataConverter = await dataConverterFor(config.codec);
   const taskQueue = nodeTaskQueue(address);
@@ -85,7 +88,7 @@ export async function startNodeAgent(
       activity: [...activityInterceptors(address), ...(interceptors?.activity ?? [])],
     },
     activities: {
-      ...createMiddlewareActivities({ address, layout, config, logger }),
+      ...createMiddlewareActivities({ address, layout, config, logger, supervision }),
       ...createNodeActivities({
         address,
         layout,
@@ -132,6 +135,7 @@ export async function startNodeAgent(
     });
     return client;
   };
+  const supervisor = startAgentSupervisor({ config, layout, clusterStore, supervision, logger });
   const app = createAgentApp({
     address,
     layout,
@@ -143,6 +147,7 @@ export async function startNodeAgent(
       taskQueue,
       worker: worker.getState(),
       clusterFile: clusterFileError ? { error: clusterFileError } : { ok: true },
+      ...(supervisor ? { supervisor: supervisor.health() } : {}),
     }),
     routes: [
       bundles.routes,
@@ -164,11 +169,13 @@ export async function startNodeAgent(
   try {
     http = await startAgentServer(app, config.agent.host ?? address, config.agent.port, agentTls);
   } catch (err) {
+    await supervisor?.stop();
     await connection.close();
     throw err;
   }
 
   const done = worker.run().finally(async () => {
+    await supervisor?.stop();
     await http.close();
     await bundles.close();
     await connection.close();

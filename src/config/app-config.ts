@@ -142,6 +142,21 @@ export const appConfigSchema = z.object({
        * and present this certificate as their client certificate.
        */
       tls: agentTlsSchema.optional(),
+      /**
+       * The self-healing node (docs/design.md): on a configured member the agent starts its
+       * servers in order and starts one that died again, with backoff, up to `maxFailures`
+       * failed starts in a row.
+       */
+      supervisor: z
+        .object({
+          enabled: z.stringbool().or(z.boolean()).default(true),
+          intervalMs: z.coerce.number().int().min(100).max(600_000).default(2000),
+          maxFailures: z.coerce.number().int().min(1).max(100).default(5),
+          initialBackoffMs: z.coerce.number().int().min(0).max(600_000).default(1000),
+          maxBackoffMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+          stableMs: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   middleware: middlewareConfigSchema,
