@@ -50,7 +50,10 @@ export async function startNodeAgent(
   const address = config.node.address;
   const layout = new NodeLayout(config.node.root);
   await layout.ensureAll();
-  const clusterStore = new ClusterStore({ file: layout.clusterFile });
+  const clusterStore = new ClusterStore({
+    file: layout.clusterFile,
+    dateFormat: config.node.clusterFileDateFormat,
+  });
   let clusterFileError: string | undefined;
   try {
     await clusterStore.load();

@@ -6,6 +6,7 @@ import { nodeAddressSchema, orchestratorTaskQueue } from '../contracts/addresses
 import { ClusterGuardError } from '../contracts/errors.js';
 import { agentTlsSchema, commandSchema, middlewareConfigSchema, port } from './config-schemas.js';
 import { applyTemporalProfile } from './temporal-profile.js';
+import { dateFormatSettings } from './cluster-store.js';
 
 /** Production data root of the seed (docs/design.md); development uses `.data/nodes/<address>`. */
 export const productionRoot = '/ibnsdata/guard';
@@ -120,6 +121,11 @@ export const appConfigSchema = z.object({
       address: nodeAddressSchema.default('127.0.0.1'),
       /** Data root of this node (docs/design.md); defaults to the production root. */
       root: z.string().min(1).default(productionRoot),
+      /**
+       * How cluster.json dates are written back (docs/design.md, "The old service's formats we
+       * keep"): `as-read` keeps the format the file came in.
+       */
+      clusterFileDateFormat: z.enum(dateFormatSettings).default('as-read'),
     })
     .prefault({}),
   agent: z

@@ -124,7 +124,15 @@ describe('a node agent heals its node (real ZooKeeper and Kafka)', () => {
       log(`ZooKeeper served again after ${zkBack} ms, Kafka after ${kafkaBack} ms (from the kill)`);
       assert.notEqual(await pidOf(stack, c, 'zookeeper'), zkPid, 'a new ZooKeeper process');
 
-      const servers = await supervisorOf(stack, c);
+      // The agent counts a start done when the server is ready by its own checks.
+      const servers = await until(
+        'the agent reports both running',
+        async () => {
+          const list = await supervisorOf(stack, c);
+          return list.filter((x) => x.state === 'running').length === 2 ? list : undefined;
+        },
+        120_000,
+      );
       for (const mw of ['zookeeper', 'kafka']) {
         const s = servers.find((x) => x.server === mw);
         assert.equal(s?.state, 'running', `${mw}: ${s?.detail}`);
