@@ -1,7 +1,11 @@
 import path from 'node:path';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createDataActivities } from '../activities/data-activities.js';
-import { createWebappActivities } from '../activities/guardian-activities.js';
+import {
+  createNodeHealthActivities,
+  createWebappActivities,
+} from '../activities/guardian-activities.js';
+import { nodeBundles } from '../src/bundles/view.js';
 import { createMembershipActivities } from '../activities/membership-activities.js';
 import { createMiddlewareActivities } from '../activities/middleware-activities.js';
 import { activityInterceptors } from '../activities/interceptor.js';
@@ -77,9 +81,10 @@ export async function startNodeAgent(
 
   const supervision = Supervision.forConfFolder(layout.confFolder, logger);
   const connection = await connectWorker(config.temporal);
+  const supervisor = startAgentSupervisor({ config, layout, clusterStore, supervision, logger });
   const dataConverter = await dataConverterFor(config.codec);
   const taskQueue = nodeTaskQueue(address);
-  const worker = await Worker.create({
+  const worker = await createWorker({
     connection,
     ...(dataConverter ? { dataConverter } : {}),
     namespace: config.temporal.namespace,
@@ -123,11 +128,27 @@ export async function startNodeAgent(
       ...createBundleActivities(bundles.activityDeps),
       ...createBundleViewActivities(bundles.viewActivityDeps),
       ...createWebappActivities({ address, webapps: config.webapps, logger }),
+      ...createNodeHealthActivities({
+        address,
+        ...(supervisor ? { supervisor: () => supervisor.health() } : {}),
+        ...(config.middleware.enabled.includes('felix')
+          ? { listBundles: () => nodeBundles(bundles.viewActivityDeps) }
+          : {}),
+      }),
     },
     // Node work is mostly waiting on processes and disks; a few at a time is plenty and keeps
     // one slow middleware from starving the others.
     maxConcurrentActivityTaskExecutions: 8,
   });
+
+  async function createWorker(options: WorkerOptions): Promise<Worker> {
+    try {
+      return await Worker.create(options);
+    } catch (err) {
+      await supervisor?.stop();
+      throw err;
+    }
+  }
 
   // A client only for the runbooks the agent's HTTP API starts; connected on first use.
   let client: Promise<Client> | undefined;
@@ -138,7 +159,6 @@ export async function startNodeAgent(
     });
     return client;
   };
-  const supervisor = startAgentSupervisor({ config, layout, clusterStore, supervision, logger });
   const app = createAgentApp({
     address,
     layout,
