@@ -79,6 +79,9 @@ describe('a node agent heals its node (real ZooKeeper and Kafka)', () => {
         CG_AGENT__SUPERVISOR__INTERVAL_MS: '500',
         CG_AGENT__SUPERVISOR__INITIAL_BACKOFF_MS: '200',
         CG_AGENT__SUPERVISOR__MAX_BACKOFF_MS: '1000',
+        // A server that ran 5 s counts as started well: the kill in the second test is not
+        // counted as a failed start of the restart in the first.
+        CG_AGENT__SUPERVISOR__STABLE_MS: '5000',
       }),
     });
     const handle = await stack.client.workflow.start('bootstrapCluster', {
