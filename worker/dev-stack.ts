@@ -9,7 +9,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { repoRoot } from '../src/process.js';
 import { assertPortFree, startDevServer, type DevServer } from '../src/temporal/dev-server.js';
 import { connectClient } from '../src/temporal/connection.js';
@@ -205,22 +205,33 @@ async function main(): Promise<number> {
           `stopping, starting or joining somewhere, ${s(timing.totalMs - timing.middlewareMs)} orchestration ` +
           `only (cluster.json, archives, scheduling); ${s(Date.now() - started)} since npm start`,
       );
-      // The application runtime comes after ZooKeeper and Kafka, one framework per node.
+      // The application runtime comes after ZooKeeper and Kafka, one framework per node: each
+      // agent's supervisor starts it once cluster.json says the node is a configured member
+      // (docs/design.md, "Self-healing node").
       const t0 = Date.now();
-      const config = await loadAppConfig({ file: agentConfigFile, env: {} });
-      const logger = createLogger('dev-stack', 'warn');
       const felix = await Promise.all(
-        nodes.map((address) =>
-          createMiddlewareAdapter('felix', config, {
-            address,
-            layout: new NodeLayout(nodeRoot(address)),
-            logger,
-          }).startServer(),
-        ),
+        nodes.map((address) => supervisedServer(address, agentPort, 'felix', 180_000)),
       );
       say(
-        `Apache Felix on every node in ${s(Date.now() - t0)} (pids ${felix.map((f) => f.pid).join(', ')}); ` +
+        `Apache Felix on every node in ${s(Date.now() - t0)} (${felix.join('; ')}), started by the agents; ` +
           'roll bundles out into it: docs/bundles.md',
+      );
+      // The guardian of cluster dev watches membership and every node's health.
+      const guardian = await startRunbook(client, 'clusterGuardian', {
+        clusterId: 'dev',
+        master: nodes[0]!,
+        desired: nodes,
+        intervalSeconds: 15,
+      }).catch((err: unknown) => {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) return undefined;
+        throw err;
+      });
+      say(
+        `guardian ${guardian ? 'started' : 'still running from an earlier start'}: ` +
+          `${workflowUiUrl(server.uiUrl!, server.namespace, 'cg/dev/guardian')}`,
+      );
+      say(
+        `or: .tools/bin/temporal workflow query --address ${server.address} -w cg/dev/guardian --type state`,
       );
     } catch (err) {
       exitCode = 1;
@@ -245,6 +256,32 @@ async function main(): Promise<number> {
     await stopAll();
     return 1;
   }
+}
+
+/** Waits until the agent of `address` reports `server` running (its /healthz); says how it runs. */
+async function supervisedServer(
+  address: string,
+  port: number,
+  server: string,
+  timeoutMs: number,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://${address}:${port}/healthz`);
+      const body = (await res.json()) as {
+        supervisor?: { servers: { server: string; state: string; detail: string }[] };
+      };
+      const s = body.supervisor?.servers.find((x) => x.server === server);
+      if (s?.state === 'running') return `${address}: ${s.state}`;
+      last = s ? `${s.state}: ${s.detail}` : 'not supervised';
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`${server} on ${address} is not running after ${timeoutMs / 1000} s (${last})`);
 }
 
 main().then(

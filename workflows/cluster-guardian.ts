@@ -3,6 +3,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -37,6 +38,7 @@ import {
   setMembershipUpdate,
 } from '../src/contracts/messages.js';
 import { GuardianCore, now } from './guardian/core.js';
+import { checkHealth } from './guardian/health.js';
 import { causeMessage } from './lib/runbook.js';
 import { runbookInput } from './lib/open.js';
 
@@ -108,6 +110,7 @@ class ClusterGuardian extends GuardianCore {
       run: state.run,
       history: state.history,
       events: state.events,
+      ...(state.health ? { health: state.health } : {}),
     };
     return continueAsNew<typeof clusterGuardian>({
       clusterId: this.clusterId,
@@ -234,6 +237,24 @@ class ClusterGuardian extends GuardianCore {
 
   // --- the check -------------------------------------------------------------------------------
 
+  /** Every member's health (docs/guardian.md, "Health"); a change is noted and raised as an event. */
+  private async watchHealth(members: string[]): Promise<void> {
+    const changes = await checkHealth(this.state, members, now());
+    for (const c of changes) {
+      this.note(
+        c.healthy
+          ? `${c.node} is healthy again`
+          : `${c.node} is unhealthy: ${c.problems.join('; ')}`,
+      );
+      await this.emit(
+        c.healthy ? 'io.clusterguard.node.recovered' : 'io.clusterguard.node.unhealthy',
+        { node: c.node, problems: c.problems },
+        c.node,
+      );
+    }
+    this.publish();
+  }
+
   private async check(): Promise<void> {
     const { state, input, clusterId } = this;
     if (input.source) {
@@ -304,6 +325,8 @@ class ClusterGuardian extends GuardianCore {
       this.done('error', `${master} is not the master; reading ${followed}'s cluster.json next`);
       return;
     }
+    // Runs recorded before the guardian watched health replay without it.
+    if (patched('guardian-watches-health')) await this.watchHealth(actual);
     const key = reconciliationKey(actual, desired);
     if (state.settled?.key === key && !this.forced) {
       this.done(state.settled.outcome, state.lastCheck?.message ?? '');

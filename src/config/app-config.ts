@@ -6,6 +6,7 @@ import { nodeAddressSchema, orchestratorTaskQueue } from '../contracts/addresses
 import { ClusterGuardError } from '../contracts/errors.js';
 import { agentTlsSchema, commandSchema, middlewareConfigSchema, port } from './config-schemas.js';
 import { applyTemporalProfile } from './temporal-profile.js';
+import { dateFormatSettings } from './cluster-store.js';
 
 /** Production data root of the seed (docs/design.md); development uses `.data/nodes/<address>`. */
 export const productionRoot = '/ibnsdata/guard';
@@ -120,6 +121,11 @@ export const appConfigSchema = z.object({
       address: nodeAddressSchema.default('127.0.0.1'),
       /** Data root of this node (docs/design.md); defaults to the production root. */
       root: z.string().min(1).default(productionRoot),
+      /**
+       * How cluster.json dates are written back (docs/design.md, "The old service's formats we
+       * keep"): `as-read` keeps the format the file came in.
+       */
+      clusterFileDateFormat: z.enum(dateFormatSettings).default('as-read'),
     })
     .prefault({}),
   agent: z
@@ -142,6 +148,21 @@ export const appConfigSchema = z.object({
        * and present this certificate as their client certificate.
        */
       tls: agentTlsSchema.optional(),
+      /**
+       * The self-healing node (docs/design.md): on a configured member the agent starts its
+       * servers in order and starts one that died again, with backoff, up to `maxFailures`
+       * failed starts in a row.
+       */
+      supervisor: z
+        .object({
+          enabled: z.stringbool().or(z.boolean()).default(true),
+          intervalMs: z.coerce.number().int().min(100).max(600_000).default(2000),
+          maxFailures: z.coerce.number().int().min(1).max(100).default(5),
+          initialBackoffMs: z.coerce.number().int().min(0).max(600_000).default(1000),
+          maxBackoffMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+          stableMs: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   middleware: middlewareConfigSchema,

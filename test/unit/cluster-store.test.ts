@@ -172,15 +172,25 @@ describe('ClusterStore.update', () => {
     assert.equal(updated.history.length, 2);
   });
 
-  test('rewrites the old Java dates as ISO-8601, indented by 2 with a trailing newline', async () => {
+  test('with dateFormat iso, rewrites the old Java dates as ISO-8601, indented by 2 with a trailing newline', async () => {
     await put(javaFile);
-    const updated = await store().update((f) => f, 'normalise');
+    const iso = new ClusterStore({ file, now: () => fixedNow, dateFormat: 'iso' });
+    const updated = await iso.update((f) => f, 'normalise');
     const text = await readFile(file, 'utf8');
     assert.ok(!text.includes('GMT'), text);
     assert.equal(text, `${JSON.stringify(updated, null, 2)}\n`);
     const written = JSON.parse(text) as ClusterFile;
     assert.equal(written.history[0]?.datetime, '2018-10-24T03:19:25.000Z');
     assert.equal(written.cluster['uuid'], 'kept-by-us');
+  });
+
+  test('by default keeps the old Java date format when it writes the file back', async () => {
+    await put(javaFile);
+    await store().update((f) => f, 'normalise');
+    const written = JSON.parse(await readFile(file, 'utf8')) as ClusterFile;
+    assert.match(written.cluster.datetime, /^\w{3} \w{3} \d{2} \d{4} \d{2}:\d{2}:\d{2} GMT\+0800/);
+    assert.equal(written.history[0]?.datetime, 'Wed Oct 24 2018 11:19:25 GMT+0800');
+    assert.equal((await store().load()).history[0]?.datetime, '2018-10-24T03:19:25.000Z');
   });
 
   test('keeps the replaced bytes as .last-good and leaves no temp file', async () => {
