@@ -40,12 +40,24 @@ export const workflowsPath = fileURLToPath(
 /** Where `npm run build:bundle` leaves the pre-built bundle (`workflowBundle: { codePath }`). */
 export const prebuiltBundlePath = path.join(repoRoot, 'dist', 'workflow-bundle.js');
 
+/** What goes into the workflow bundle besides the workflows (see loadWorkflowBundle). */
+export interface WorkflowBundleExtras {
+  /** The data converter's `failureConverterPath` (payload encryption on: failure-converter.ts). */
+  failureConverterPath?: string | undefined;
+  /** Workflow interceptor modules (tracing: src/observability/tracing.ts). */
+  workflowInterceptorModules?: string[] | undefined;
+}
+
 /**
  * The workflow code: the pre-built bundle named by CG_WORKFLOW_BUNDLE (the Docker image sets
- * it), else bundled now from source (a few seconds). Only when named: a bundle left in dist/
- * by an earlier build would otherwise run workflow code older than the source beside it.
+ * it), else bundled now from source (a few seconds) with `extras`. Only when named: a bundle
+ * left in dist/ by an earlier build would otherwise run workflow code older than the source
+ * beside it. A pre-built bundle carries what `npm run build:bundle` put in it (the encoding
+ * failure converter, no tracing interceptors).
  */
-export async function loadWorkflowBundle(): Promise<WorkflowBundleOption> {
+export async function loadWorkflowBundle(
+  extras: WorkflowBundleExtras = {},
+): Promise<WorkflowBundleOption> {
   const prebuilt = process.env.CG_WORKFLOW_BUNDLE;
   if (prebuilt) {
     if (!existsSync(prebuilt)) {
@@ -55,7 +67,14 @@ export async function loadWorkflowBundle(): Promise<WorkflowBundleOption> {
     }
     return { codePath: prebuilt };
   }
-  return bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  return bundleWorkflowCode({
+    workflowsPath,
+    logger: new DefaultLogger('WARN'),
+    ...(extras.failureConverterPath ? { failureConverterPath: extras.failureConverterPath } : {}),
+    ...(extras.workflowInterceptorModules?.length
+      ? { workflowInterceptorModules: extras.workflowInterceptorModules }
+      : {}),
+  });
 }
 
 export interface OrchestratorOptions {
@@ -188,7 +207,9 @@ async function main(): Promise<void> {
     ...(dataConverter ? { dataConverter } : {}),
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    workflowBundle: await loadWorkflowBundle(),
+    workflowBundle: await loadWorkflowBundle({
+      failureConverterPath: dataConverter?.failureConverterPath,
+    }),
     activities: orchestratorActivities.activities,
     interceptors: observability.interceptors,
   });

@@ -62,7 +62,8 @@ export async function startTestOrchestrator(
     runtimeInstalled = true;
   }
   const { address, namespace } = options.server ?? testServer();
-  const key = options.workflowsPath ?? '';
+  const failureConverterPath = options.dataConverter?.failureConverterPath;
+  const key = `${options.workflowsPath ?? ''}|${failureConverterPath ?? ''}`;
   let bundle = bundles.get(key);
   if (!bundle) {
     bundle = options.workflowsPath
@@ -70,7 +71,7 @@ export async function startTestOrchestrator(
           workflowsPath: options.workflowsPath,
           logger: new DefaultLogger('WARN'),
         })
-      : loadWorkflowBundle();
+      : loadWorkflowBundle({ failureConverterPath });
     bundles.set(key, bundle);
   }
   const nativeConnection = await NativeConnection.connect({ address });
