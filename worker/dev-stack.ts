@@ -117,7 +117,7 @@ async function main(): Promise<number> {
   const agentPort = Number(flags['agent-port']);
   if (flags.production) {
     const { runProductionStack } = await import('./production-stack.js');
-    return runProductionStack({ once: flags.once, nodes, agentPort });
+    return runProductionStack({ once: flags.once, nodes, agentPort, uiPort });
   }
   const started = Date.now();
 

@@ -87,6 +87,8 @@ export interface OrchestratorOptions {
   /** Cluster-level activities that run beside the workflows (see createOrchestratorActivities). */
   activities?: WorkerOptions['activities'];
   interceptors?: WorkerOptions['interceptors'];
+  /** The workflow spans' sink, with tracing on (src/observability/tracing.ts). */
+  sinks?: WorkerOptions['sinks'];
 }
 
 /** The worker that runs every runbook (workflows) on the `clusterguard` task queue. */
@@ -98,6 +100,7 @@ export async function createOrchestratorWorker(options: OrchestratorOptions): Pr
     workflowBundle: options.workflowBundle,
     ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
     ...(options.activities ? { activities: options.activities } : {}),
+    ...(options.sinks ? { sinks: options.sinks } : {}),
     // Failure conversion and heartbeats of our activities, plus what the caller adds (metrics).
     interceptors: {
       ...options.interceptors,
@@ -198,7 +201,7 @@ async function main(): Promise<void> {
     console.error(`orchestrator: ${(err as Error).message}`);
     process.exit(2);
   }
-  const observability = await setupObservability(config, '127.0.0.1', {}, logger);
+  const observability = await setupObservability(config, '127.0.0.1', {}, logger, 'orchestrator');
   const connection = await connectWorker(config.temporal);
   const dataConverter = await dataConverterFor(config.codec);
   const orchestratorActivities = createOrchestratorActivities(config, logger);
@@ -209,9 +212,11 @@ async function main(): Promise<void> {
     taskQueue: config.temporal.taskQueue,
     workflowBundle: await loadWorkflowBundle({
       failureConverterPath: dataConverter?.failureConverterPath,
+      workflowInterceptorModules: observability.workflowInterceptorModules,
     }),
     activities: orchestratorActivities.activities,
     interceptors: observability.interceptors,
+    sinks: observability.sinks,
   });
   // The runbooks' metrics read Temporal's visibility: a client of its own, made on first scrape.
   let metricsClient: Promise<Client> | undefined;
