@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
 import { repoRoot } from '../src/process.js';
 import { assertPortFree, startDevServer, type DevServer } from '../src/temporal/dev-server.js';
@@ -17,6 +16,7 @@ import { stringify as toYaml } from 'yaml';
 import { loadAppConfig } from '../src/config/app-config.js';
 import { NodeLayout } from '../src/config/layout.js';
 import { createLogger } from '../src/logger.js';
+import { installRuntime } from '../src/observability/runtime.js';
 import { createMiddlewareAdapter } from '../src/middleware/index.js';
 import {
   membershipWorkflowId,
@@ -100,7 +100,14 @@ async function ensureToken(): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  // The SDK's lines in the orchestrator's JSON format; warnings and errors only, unless
+  // CG_LOG_LEVEL says otherwise.
+  try {
+    installRuntime({ defaultLevel: 'warn' });
+  } catch (err) {
+    console.error(`[clusterguard] ERROR: ${(err as Error).message}`);
+    return 2;
+  }
   const nodes = flags.nodes
     .split(',')
     .map((n) => n.trim())
@@ -110,7 +117,7 @@ async function main(): Promise<number> {
   const agentPort = Number(flags['agent-port']);
   if (flags.production) {
     const { runProductionStack } = await import('./production-stack.js');
-    return runProductionStack({ once: flags.once, nodes, agentPort });
+    return runProductionStack({ once: flags.once, nodes, agentPort, uiPort });
   }
   const started = Date.now();
 

@@ -242,6 +242,7 @@ async function main(): Promise<void> {
     config.node.address,
     { node: config.node.address },
     logger,
+    'node-agent',
   );
   registerAgentMetrics(observability.metrics, config, logger);
   let agent: RunningNodeAgent;

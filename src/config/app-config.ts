@@ -197,7 +197,20 @@ export const appConfigSchema = z.object({
   admission: z
     .object({ checkSeconds: z.coerce.number().int().min(1).max(3600).default(30) })
     .prefault({}),
-  /** Runbook events to Kafka (DESIGN.md "Events"); only the orchestrator publishes them. */
+  /**
+   * OpenTelemetry traces (src/observability/tracing.ts). `otlpEndpoint` (CG_TRACING__OTLP_ENDPOINT):
+   * OTLP over HTTP, e.g. http://collector:4318/v1/traces; `console`: spans as JSON log lines on
+   * stderr (for development). Neither: off.
+   */
+  tracing: z
+    .object({
+      otlpEndpoint: z.url({ protocol: /^https?$/ }).optional(),
+      console: z.stringbool().or(z.boolean()).default(false),
+      /** `service.name` of the spans; default the process's role (orchestrator, node-agent). */
+      serviceName: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  /** Runbook events to Kafka (docs/design.md "Events"); only the orchestrator publishes them. */
   events: z
     .object({
       enabled: z.stringbool().or(z.boolean()).default(true),

@@ -14,6 +14,7 @@ import {
 } from '@temporalio/worker';
 import { appConfigSchema } from '../../src/config/app-config.js';
 import { createLogger } from '../../src/logger.js';
+import type { Tracing } from '../../src/observability/tracing.js';
 import {
   createOrchestratorActivities,
   createOrchestratorWorker,
@@ -55,6 +56,8 @@ export async function startTestOrchestrator(
     dataConverter?: DataConverter;
     /** A fixed task queue (the README's `clusterguard`) instead of a private one. */
     taskQueue?: string;
+    /** The worker's and the client's spans (src/observability/tracing.ts). */
+    tracing?: Tracing;
   } = {},
 ): Promise<TestOrchestrator> {
   if (!runtimeInstalled) {
@@ -62,7 +65,9 @@ export async function startTestOrchestrator(
     runtimeInstalled = true;
   }
   const { address, namespace } = options.server ?? testServer();
-  const key = options.workflowsPath ?? '';
+  const failureConverterPath = options.dataConverter?.failureConverterPath;
+  const workflowInterceptorModules = options.tracing?.workflowInterceptorModules;
+  const key = `${options.workflowsPath ?? ''}|${failureConverterPath ?? ''}|${workflowInterceptorModules?.join() ?? ''}`;
   let bundle = bundles.get(key);
   if (!bundle) {
     bundle = options.workflowsPath
@@ -70,7 +75,7 @@ export async function startTestOrchestrator(
           workflowsPath: options.workflowsPath,
           logger: new DefaultLogger('WARN'),
         })
-      : loadWorkflowBundle();
+      : loadWorkflowBundle({ failureConverterPath, workflowInterceptorModules });
     bundles.set(key, bundle);
   }
   const nativeConnection = await NativeConnection.connect({ address });
@@ -91,6 +96,12 @@ export async function startTestOrchestrator(
     workflowBundle: await bundle,
     activities: events.activities,
     ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
+    ...(options.tracing
+      ? {
+          interceptors: { activity: options.tracing.activityInterceptors },
+          sinks: options.tracing.sinks,
+        }
+      : {}),
   });
   const running = worker.run();
   const connection = await Connection.connect({ address });
@@ -98,6 +109,7 @@ export async function startTestOrchestrator(
     connection,
     namespace,
     ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
+    ...(options.tracing ? { interceptors: options.tracing.clientInterceptors } : {}),
   });
   return {
     client,
