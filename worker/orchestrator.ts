@@ -18,6 +18,11 @@ import {
 } from '../activities/event-activities.js';
 import { activityInterceptors } from '../activities/interceptor.js';
 import {
+  createClusterRecordActivities,
+  type ClusterRecordActivities,
+} from '../activities/cluster-record-activities.js';
+import { ClusterRegistry } from '../src/config/cluster-registry.js';
+import {
   createGuardianActivities,
   type GuardianActivities,
 } from '../activities/guardian-activities.js';
@@ -92,7 +97,7 @@ export async function createOrchestratorWorker(options: OrchestratorOptions): Pr
 
 export interface OrchestratorActivities {
   /** Events, and the guardian's controller poll (a cluster-level call, not a node's). */
-  activities: EventActivities & GuardianActivities;
+  activities: EventActivities & GuardianActivities & ClusterRecordActivities;
   /** Publishes what it can within 5 s; the rest stays in the spool for the next start. */
   close(): Promise<void>;
   /** Events not yet acknowledged by Kafka (a metric). */
@@ -107,10 +112,15 @@ export function createOrchestratorActivities(
   config: AppConfig,
   logger: Logger,
 ): OrchestratorActivities {
+  const records = createClusterRecordActivities({
+    registry: new ClusterRegistry(config.clusters.recordFile),
+    logger,
+  });
   if (!config.events.enabled) {
     return {
       activities: {
         ...createGuardianActivities({ logger }),
+        ...records,
         publishEvent(input: PublishEventInput) {
           logger.debug('events are disabled; event not published', {
             id: input.id,
@@ -132,6 +142,7 @@ export function createOrchestratorActivities(
   return {
     activities: {
       ...createGuardianActivities({ logger }),
+      ...records,
       ...createEventActivities({
         publisher,
         kafkaPort: config.events.kafkaPort,

@@ -28,6 +28,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
+import { recordCluster } from './lib/cluster-record.js';
 import { openRunbook } from './lib/open.js';
 
 /**
@@ -280,6 +281,7 @@ export async function bootstrapCluster(
     );
     rb.state = `[${nodes.join(', ')}] run the cluster and record it`;
     if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
+    await recordCluster(clusterId, nodes);
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', { nodes, skipped: rb.skipped });
     return result();

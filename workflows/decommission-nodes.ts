@@ -28,6 +28,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
+import { recordCluster } from './lib/cluster-record.js';
 import { openRunbook } from './lib/open.js';
 
 const refuse = (message: string, type = 'InvalidInput') =>
@@ -414,6 +415,8 @@ export async function decommissionNodes(
     if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${finalMaster}`, finalMaster);
     await rb.emit('configuration.after-change', { nodes: survivors });
     rb.state = `[${survivors.join(', ')}] run the cluster and record it`;
+    const after = [finalMaster, ...survivors.filter((n) => n !== finalMaster)];
+    await recordCluster(input.clusterId, after);
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', { nodes: survivors, skipped: rb.skipped });
     return result();

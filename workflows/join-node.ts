@@ -26,6 +26,7 @@ import {
   type MembershipContext,
 } from './lib/membership.js';
 import { convergeBundles } from './lib/bundle-converge.js';
+import { recordCluster } from './lib/cluster-record.js';
 import { openRunbook, type RunbookBase } from './lib/open.js';
 
 function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
@@ -260,6 +261,7 @@ export async function runJoin(
         view.nodes.filter((n) => n !== node),
       );
     }
+    await recordCluster(input.clusterId, view.nodes);
     rb.tracker.finish('completed');
     await rb.emit('runbook.completed', { nodes: view.nodes, skipped: rb.skipped });
     return result();

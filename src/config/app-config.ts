@@ -200,6 +200,12 @@ export const appConfigSchema = z.object({
       spoolFile: z.string().min(1).default('.data/events-spool.jsonl'),
     })
     .prefault({}),
+  /**
+   * The orchestrator's record of the clusters it ran runbooks on (src/config/cluster-registry.ts):
+   * runbooks given only a cluster id find its master there. Orchestrators that share a Temporal
+   * namespace must share this file (a shared volume), or each adopts the clusters it serves.
+   */
+  clusters: z.object({ recordFile: z.string().min(1).default('.data/clusters.json') }).prefault({}),
   /** Bundle rollout on this node (issue 6, docs/bundles.md). */
   bundles: z
     .object({

@@ -79,7 +79,10 @@ export const rolloutBundleInputSchema = lazySchema(() =>
        * cluster.json of `master` describes.
        */
       nodes: nodeListSchema.optional(),
-      /** A member whose cluster.json names the members; needed when `nodes` is left out. */
+      /**
+       * A member whose cluster.json names the members. Default: the master in clusterguard's
+       * record of the cluster (docs/design.md, "The cluster record").
+       */
       master: nodeAddressSchema.optional(),
       /**
        * The agent the bundle was uploaded to, when it is not one of the nodes. Every node that
@@ -106,16 +109,7 @@ export const rolloutBundleInputSchema = lazySchema(() =>
       /** How long an agent may leave a step unclaimed before `progress` shows its node unreachable. */
       agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
     })
-    .strict()
-    .superRefine((input, ctx) => {
-      if (!input.nodes && !input.master) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['nodes'],
-          message: 'name the nodes to install on, or a master whose cluster.json lists the members',
-        });
-      }
-    }),
+    .strict(),
 );
 
 export type RolloutBundleInput = z.input<typeof rolloutBundleInputSchema>;

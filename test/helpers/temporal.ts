@@ -55,6 +55,8 @@ export async function startTestOrchestrator(
     dataConverter?: DataConverter;
     /** A fixed task queue (the README's `clusterguard`) instead of a private one. */
     taskQueue?: string;
+    /** The cluster record (`clusters.recordFile`); default a fresh file removed on close. */
+    clusterRecordFile?: string;
   } = {},
 ): Promise<TestOrchestrator> {
   if (!runtimeInstalled) {
@@ -78,9 +80,12 @@ export async function startTestOrchestrator(
   // Runbooks publish events; without a Kafka for the tests, publishEvent only logs.
   const kafkaBrokers = process.env.CG_TEST_KAFKA_BROKERS;
   const spoolFile = path.join(os.tmpdir(), `${taskQueue}-events.jsonl`);
+  const recordFile =
+    options.clusterRecordFile ?? path.join(os.tmpdir(), `${taskQueue}-clusters.json`);
   const events = createOrchestratorActivities(
     appConfigSchema.parse({
       events: kafkaBrokers ? { brokers: kafkaBrokers, spoolFile } : { enabled: false },
+      clusters: { recordFile },
     }),
     createLogger('test-orchestrator', 'warn'),
   );
@@ -108,6 +113,7 @@ export async function startTestOrchestrator(
       await running;
       await events.close();
       await rm(spoolFile, { force: true });
+      if (!options.clusterRecordFile) await rm(recordFile, { force: true });
       await nativeConnection.close();
       await connection.close();
     },
