@@ -63,7 +63,7 @@ function refuse(message: string): ApplicationFailure {
 }
 
 /**
- * Rolls a stored bundle out to a cluster (issue 6, seeds 000/003): node by node in batches,
+ * Rolls a stored bundle out to a cluster (docs/bundles.md): node by node in batches,
  * skipping nodes already at this version, with an optional canary batch that waits for the
  * `approve` update, a named health check per node, and — when failures exceed `maxFailures` —
  * a rollback of every node it changed to the version each had before.

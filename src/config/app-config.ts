@@ -7,7 +7,7 @@ import { ClusterGuardError } from '../contracts/errors.js';
 import { agentTlsSchema, commandSchema, middlewareConfigSchema, port } from './config-schemas.js';
 import { applyTemporalProfile } from './temporal-profile.js';
 
-/** Production data root of the seed (docs/design.md); development uses `.data/nodes/<address>`. */
+/** Production data root of the old guard service (docs/design.md, "On-disk layout of a node"); development uses `.data/nodes/<address>`. */
 export const productionRoot = '/ibnsdata/guard';
 export const envPrefix = 'CG_';
 

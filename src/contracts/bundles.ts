@@ -5,7 +5,7 @@ import { clusterIdSchema } from './ping.js';
 import { lazySchema } from './validation.js';
 
 /**
- * Bundle rollout (issue 6, seeds 000/002/003/004): identities, inputs and results of
+ * Bundle rollout (docs/bundles.md): identities, inputs and results of
  * `rolloutBundle`, what the bundle activities exchange, and the pure planning rules (batches,
  * what to roll back). Workflow-safe: no Node built-ins.
  */
