@@ -276,6 +276,9 @@ export function ensureJavaBuild(name, { jar, linkAs }) {
       fail(`Maven could not build ${name} (see above).`);
     }
     renameSync(built, path.join(staging, jar));
+    // Dependencies copied by the project (maven-dependency-plugin) go beside the jar.
+    const lib = path.join(staging, 'target', 'lib');
+    if (existsSync(lib)) renameSync(lib, path.join(staging, 'lib'));
     rmSync(path.join(staging, 'target'), { recursive: true, force: true });
     writeFileSync(path.join(staging, '.complete'), `${name}\n`);
     rmSync(home, { recursive: true, force: true });
@@ -291,6 +294,11 @@ ensureTemporal();
 if (!process.argv.includes('--no-jars')) {
   jarTools.forEach(ensureJars);
   ensureJavaBuild('cg-felix-agent', { jar: 'cg-felix-agent.jar', linkAs: 'cg-felix-agent' });
+  // The Temporal Java SDK example of docs/api.md, run by test/workflow/java-client.test.ts.
+  ensureJavaBuild('cg-client-example', {
+    jar: 'cg-client-example.jar',
+    linkAs: 'cg-client-example',
+  });
 }
 if (process.argv.includes('--browser')) ensureTestPackages();
 log(`tools ready in ${((Date.now() - started) / 1000).toFixed(1)} s (cache: ${toolsCache})`);

@@ -22,6 +22,11 @@ import {
   type AdmissionActivities,
 } from '../activities/admission-activities.js';
 import {
+  createClusterRecordActivities,
+  type ClusterRecordActivities,
+} from '../activities/cluster-record-activities.js';
+import { ClusterRegistry } from '../src/config/cluster-registry.js';
+import {
   createGuardianActivities,
   type GuardianActivities,
 } from '../activities/guardian-activities.js';
@@ -117,8 +122,8 @@ export async function createOrchestratorWorker(options: OrchestratorOptions): Pr
 }
 
 export interface OrchestratorActivities {
-  /** Events, admission, the guardian's controller poll (cluster-level calls, not a node's). */
-  activities: EventActivities & GuardianActivities & AdmissionActivities;
+  /** Events, admission, the cluster record, the guardian's controller poll (cluster-level calls). */
+  activities: EventActivities & GuardianActivities & AdmissionActivities & ClusterRecordActivities;
   /** Publishes what it can within 5 s; the rest stays in the spool for the next start. */
   close(): Promise<void>;
   /** Events not yet acknowledged by Kafka (a metric). */
@@ -133,11 +138,16 @@ export function createOrchestratorActivities(
   config: AppConfig,
   logger: Logger,
 ): OrchestratorActivities {
+  const records = createClusterRecordActivities({
+    registry: new ClusterRegistry(config.clusters.recordFile),
+    logger,
+  });
   if (!config.events.enabled) {
     return {
       activities: {
         ...createGuardianActivities({ logger }),
         ...createAdmissionActivities(config.admission),
+        ...records,
         publishEvent(input: PublishEventInput) {
           logger.debug('events are disabled; event not published', {
             id: input.id,
@@ -160,6 +170,7 @@ export function createOrchestratorActivities(
     activities: {
       ...createGuardianActivities({ logger }),
       ...createAdmissionActivities(config.admission),
+      ...records,
       ...createEventActivities({
         publisher,
         kafkaPort: config.events.kafkaPort,

@@ -28,6 +28,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
+import { recordCluster } from './lib/cluster-record.js';
 import { openRunbook, runSteps } from './lib/open.js';
 import { Webapps } from './lib/quiesce.js';
 
@@ -290,6 +291,7 @@ export async function bootstrapCluster(
         );
         rb.state = `[${nodes.join(', ')}] run the cluster and record it`;
         if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
+        await recordCluster(clusterId, nodes);
       },
     );
   } finally {

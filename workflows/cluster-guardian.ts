@@ -37,6 +37,7 @@ import {
   resumeSignal,
   setMembershipUpdate,
 } from '../src/contracts/messages.js';
+import { described } from '../src/contracts/message-descriptions.js';
 import { GuardianCore, now } from './guardian/core.js';
 import { checkHealth } from './guardian/health.js';
 import { causeMessage } from './lib/runbook.js';
@@ -65,12 +66,17 @@ export async function clusterGuardian(rawInput: ClusterGuardianInput): Promise<n
 class ClusterGuardian extends GuardianCore {
   constructor(input: ConstructorParameters<typeof GuardianCore>[0]) {
     super(input);
-    setHandler(guardianStateQuery, () => JSON.parse(JSON.stringify(this.state)) as GuardianState);
-    setHandler(progressQuery, () => this.progress());
-    setHandler(pauseSignal, (reason?: string) => this.pause(reason));
-    setHandler(resumeSignal, () => this.resume());
-    setHandler(reconcileSignal, (arg) => this.requestReconcile(arg));
+    setHandler(
+      guardianStateQuery,
+      () => JSON.parse(JSON.stringify(this.state)) as GuardianState,
+      described(guardianStateQuery),
+    );
+    setHandler(progressQuery, () => this.progress(), described(progressQuery));
+    setHandler(pauseSignal, (reason?: string) => this.pause(reason), described(pauseSignal));
+    setHandler(resumeSignal, () => this.resume(), described(resumeSignal));
+    setHandler(reconcileSignal, (arg) => this.requestReconcile(arg), described(reconcileSignal));
     setHandler(setMembershipUpdate, (arg) => this.setMembership(arg), {
+      ...described(setMembershipUpdate),
       validator: (arg) => this.validateSetMembership(arg),
     });
   }

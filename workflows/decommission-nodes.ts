@@ -28,6 +28,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
+import { recordCluster } from './lib/cluster-record.js';
 import { openRunbook, runSteps } from './lib/open.js';
 import { Webapps } from './lib/quiesce.js';
 
@@ -431,6 +432,8 @@ export async function decommissionNodes(
           inSync = await inSyncStep(ctx, `in-sync:${finalMaster}`, finalMaster);
         await rb.emit('configuration.after-change', { nodes: survivors });
         rb.state = `[${survivors.join(', ')}] run the cluster and record it`;
+        const after = [finalMaster, ...survivors.filter((n) => n !== finalMaster)];
+        await recordCluster(input.clusterId, after);
       },
     );
   } finally {

@@ -26,6 +26,7 @@ import {
   type MembershipContext,
 } from './lib/membership.js';
 import { convergeBundles } from './lib/bundle-converge.js';
+import { recordCluster } from './lib/cluster-record.js';
 import { openRunbook, type RunbookBase, runSteps } from './lib/open.js';
 import { Webapps } from './lib/quiesce.js';
 
@@ -270,6 +271,7 @@ export async function runJoin(
             view.nodes.filter((n) => n !== node),
           );
         }
+        await recordCluster(input.clusterId, view.nodes);
       },
     );
   } finally {

@@ -8,7 +8,7 @@ import { agentTlsSchema, commandSchema, middlewareConfigSchema, port } from './c
 import { applyTemporalProfile } from './temporal-profile.js';
 import { dateFormatSettings } from './cluster-store.js';
 
-/** Production data root of the seed (docs/design.md); development uses `.data/nodes/<address>`. */
+/** Production data root of the old guard service (docs/design.md, "On-disk layout of a node"); development uses `.data/nodes/<address>`. */
 export const productionRoot = '/ibnsdata/guard';
 export const envPrefix = 'CG_';
 
@@ -242,6 +242,12 @@ export const appConfigSchema = z.object({
       spoolFile: z.string().min(1).default('.data/events-spool.jsonl'),
     })
     .prefault({}),
+  /**
+   * The orchestrator's record of the clusters it ran runbooks on (src/config/cluster-registry.ts):
+   * runbooks given only a cluster id find its master there. Orchestrators that share a Temporal
+   * namespace must share this file (a shared volume), or each adopts the clusters it serves.
+   */
+  clusters: z.object({ recordFile: z.string().min(1).default('.data/clusters.json') }).prefault({}),
   /** Bundle rollout on this node (issue 6, docs/bundles.md). */
   bundles: z
     .object({

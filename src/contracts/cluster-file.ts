@@ -173,7 +173,7 @@ export const clusterStateSchema = z.looseObject({
   revision: z.string().optional(),
 });
 
-/** One earlier membership, in either seed shape; normalised to `{datetime, nodes, …}`. */
+/** One earlier membership, in either shape the old service wrote (docs/design.md); normalised to `{datetime, nodes, …}`. */
 export const historyEntrySchema = z
   .object({
     datetime: datetimeSchema,

@@ -24,10 +24,11 @@ const componentListSchema = z
 const dataRunbookOptions = {
   clusterId: clusterIdSchema,
   /**
-   * A member of the cluster, normally its master: the runbook reads this node's cluster.json
-   * and works with the master it names (a workflow knows no node addresses of its own).
+   * Optional: a member of the cluster, normally its master: the runbook reads this node's
+   * cluster.json and works with the master it names. Default: the master in clusterguard's
+   * record of the cluster (docs/design.md, "The cluster record").
    */
-  master: nodeAddressSchema,
+  master: nodeAddressSchema.optional(),
   /** Attempts of a step before it parks and waits for an operator (retryStep, abort). */
   stepAttempts: z.number().int().min(1).max(100).default(5),
   /** How long an agent may leave a step unclaimed before `progress` shows its node unreachable. */

@@ -58,6 +58,8 @@ export async function startTestOrchestrator(
     taskQueue?: string;
     /** The worker's and the client's spans (src/observability/tracing.ts). */
     tracing?: Tracing;
+    /** The cluster record (`clusters.recordFile`); default a fresh file removed on close. */
+    clusterRecordFile?: string;
   } = {},
 ): Promise<TestOrchestrator> {
   if (!runtimeInstalled) {
@@ -83,9 +85,12 @@ export async function startTestOrchestrator(
   // Runbooks publish events; without a Kafka for the tests, publishEvent only logs.
   const kafkaBrokers = process.env.CG_TEST_KAFKA_BROKERS;
   const spoolFile = path.join(os.tmpdir(), `${taskQueue}-events.jsonl`);
+  const recordFile =
+    options.clusterRecordFile ?? path.join(os.tmpdir(), `${taskQueue}-clusters.json`);
   const events = createOrchestratorActivities(
     appConfigSchema.parse({
       events: kafkaBrokers ? { brokers: kafkaBrokers, spoolFile } : { enabled: false },
+      clusters: { recordFile },
     }),
     createLogger('test-orchestrator', 'warn'),
   );
@@ -120,6 +125,7 @@ export async function startTestOrchestrator(
       await running;
       await events.close();
       await rm(spoolFile, { force: true });
+      if (!options.clusterRecordFile) await rm(recordFile, { force: true });
       await nativeConnection.close();
       await connection.close();
     },

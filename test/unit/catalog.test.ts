@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { described } from '../../src/contracts/message-descriptions.js';
 import {
   ClusterBusyError,
   ClusterGuardError,
@@ -127,6 +128,12 @@ describe('the runbook catalog', () => {
         'state',
       ],
     );
+  });
+
+  test('every signal, query and update has a description for the Web UI', () => {
+    for (const d of Object.values(messages)) {
+      assert.ok(described(d).description.length > 20, d.name);
+    }
   });
 
   test('every failure has one kind', () => {

@@ -17,7 +17,7 @@ const b = '172.18.135.12';
 const c = '172.18.135.13';
 const d = '172.18.135.14';
 
-// Seed 001 §1.2 as the old service wrote it (without the seed's `//` comments).
+// A formed cluster's file as the old service wrote it (docs/design.md).
 const javaFile = `{
     "cluster": {
         "datetime": "Wed Oct 24 2018 11:19:25 GMT+0800",
@@ -74,7 +74,7 @@ function withNodes(nodes: string[]) {
 }
 
 describe('ClusterStore.load', () => {
-  test('creates the seed §1.1 default (and its folder) when the file is missing', async () => {
+  test('creates the old service’s default (and its folder) when the file is missing', async () => {
     const loaded = await store().load();
     assert.deepEqual(loaded, defaultClusterFile(fixedNow));
     assert.equal(await readFile(file, 'utf8'), serializeClusterFile(defaultClusterFile(fixedNow)));

@@ -63,7 +63,7 @@ export async function openRunbook<N extends RunbookName>(
  */
 export async function openDataRunbook<N extends DataRunbookName>(name: N, raw: unknown) {
   const { input, ...ctx } = await openRunbook(name, raw);
-  const { clusterId, master: asked } = input as { clusterId: string; master: string };
+  const { clusterId, master: asked } = input as { clusterId: string; master?: string };
   const startedAt = new Date();
   const { master, members, file } = await readMembers(ctx, asked);
   tagRunbook(name, clusterId, members);
