@@ -107,14 +107,9 @@ export const rolloutBundleInputSchema = lazySchema(() =>
       agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
     })
     .strict()
-    .superRefine((input, ctx) => {
-      if (!input.nodes && !input.master) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['nodes'],
-          message: 'name the nodes to install on, or a master whose cluster.json lists the members',
-        });
-      }
+    .refine((input) => input.nodes || input.master, {
+      path: ['nodes'],
+      message: 'name the nodes to install on, or a master whose cluster.json lists the members',
     }),
 );
 

@@ -1,6 +1,12 @@
-import { runbooks, type RunbookName, type RunbookParams } from '../../src/contracts/catalog.js';
+import {
+  runbooks,
+  type DataRunbookName,
+  type RunbookName,
+  type RunbookParams,
+} from '../../src/contracts/catalog.js';
 import { parseInput } from '../../src/contracts/validation.js';
-import { assertDataWorkflowId } from './data.js';
+import type { ArchivePlan } from '../../src/contracts/data-runbooks.js';
+import { assertDataWorkflowId, manifestOf, readMembers } from './data.js';
 import { assertMembershipWorkflowId, tagRunbook } from './membership.js';
 import { startRunbook, type Runbook } from './runbook.js';
 
@@ -44,4 +50,52 @@ export function openRunbook<N extends RunbookName>(
   }
   const options = input as { stepAttempts: number; agentTimeoutSeconds: number };
   return { input, ...startRunbook(title, clusterId, options) };
+}
+
+/**
+ * A data runbook's opening: `openRunbook`, the workflow's clock read (the same instant on every
+ * retry and on replay), the master and members read from `input.master`'s cluster.json, and the
+ * run tagged with the members. `manifestFor` gives the fields every archive of the run shares.
+ */
+export async function openDataRunbook<N extends DataRunbookName>(name: N, raw: unknown) {
+  const { input, ...ctx } = openRunbook(name, raw);
+  const { clusterId, master: asked } = input as { clusterId: string; master: string };
+  const startedAt = new Date();
+  const { master, members, file } = await readMembers(ctx, asked);
+  tagRunbook(name, clusterId, members);
+  const { clusterUuid } = file.cluster;
+  const manifestFor = (plan: ArchivePlan) =>
+    manifestOf(clusterId, members, plan, startedAt, clusterUuid);
+  return { input, ctx, rb: ctx.rb, clusterId, startedAt, master, members, manifestFor };
+}
+
+/** What one of a runbook's events carries. */
+type EventData = Record<string, unknown>;
+
+/**
+ * A runbook's steps between its events: `runbook.started`, then `body`. When `body` returns, the
+ * progress completes and `runbook.completed` carries `completed(value)`; when it throws, the
+ * progress fails, `runbook.failed` carries `failed`, the error and the runbook's state, and the
+ * error goes on.
+ */
+export async function runSteps<T>(
+  rb: Runbook,
+  events: { started: EventData; completed: (value: T) => EventData; failed?: EventData },
+  body: () => Promise<T>,
+): Promise<T> {
+  await rb.emit('runbook.started', events.started);
+  try {
+    const value = await body();
+    rb.tracker.finish('completed');
+    await rb.emit('runbook.completed', events.completed(value));
+    return value;
+  } catch (err) {
+    rb.tracker.finish('failed');
+    await rb.emit('runbook.failed', {
+      ...events.failed,
+      error: (err as Error).message,
+      state: rb.state,
+    });
+    throw err;
+  }
 }
