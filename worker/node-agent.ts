@@ -124,6 +124,8 @@ export async function startNodeAgent(
           controllerDataFolders: config.middleware.controller.dataFolders,
         },
         probeVersions: (signal) => probeMiddlewareVersions(binDir, signal),
+        // Backup copies are fetched from the member that wrote them, like the configuration.
+        peer: { token, agentPort: config.agent.port, ...(agentTls ? { agentTls } : {}) },
       }),
       ...createBundleActivities(bundles.activityDeps),
       ...createBundleViewActivities(bundles.viewActivityDeps),

@@ -21,6 +21,7 @@ import {
   nodeCalls,
   planOrRefuse,
   prepareConfigSteps,
+  readRoleState,
   readState,
   resetNodeStep,
   resolveMiddleware,
@@ -56,8 +57,14 @@ export async function decommissionNodes(
   const [firstLeaving = ''] = input.nodes;
   const master =
     input.master ??
-    (await readState(base, firstLeaving, `read ${firstLeaving}'s cluster.json to find the master`))
-      .cluster.nodes[0] ??
+    (
+      await readRoleState(
+        base,
+        firstLeaving,
+        `read ${firstLeaving}'s cluster.json to find the master`,
+        'decommissionNodes',
+      )
+    ).cluster.nodes[0] ??
     '';
   if (master === standaloneAddress) {
     throw refuse(

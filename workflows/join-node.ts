@@ -19,8 +19,10 @@ import {
   nodeCalls,
   planOrRefuse,
   prepareConfigSteps,
+  readRoleState,
   readState,
   resolveMiddleware,
+  rolePatch,
   stopAllStep,
   writeStateStep,
   type MembershipContext,
@@ -68,7 +70,7 @@ export async function runJoin(
   } else {
     master =
       input.master ??
-      (await readState(base, node, "read this node's cluster.json")).cluster.nodes[0] ??
+      (await readRoleState(base, node, "read this node's cluster.json", name)).cluster.nodes[0] ??
       '';
     if (master === node || master === standaloneAddress) {
       throw refuse(
@@ -87,6 +89,13 @@ export async function runJoin(
     if (rejoin && !members.includes(node)) {
       throw refuse(
         `${node} is not a member of [${members.join(', ')}], so it cannot rejoin: join it with joinNode`,
+      );
+    }
+    if (!rejoin && members.includes(node) && patched(rolePatch)) {
+      throw refuse(
+        `${node} is already a member of cluster ${clusterId} ([${members.join(', ')}]): nothing to join. ` +
+          'Nothing was changed: to bring it back keeping its data, or to finish a join that stopped ' +
+          'half way, start rejoinNode; to replace it, decommission it first',
       );
     }
     if (!masterFile.cluster.clusterUuid) {

@@ -38,7 +38,10 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
   const checks = await Promise.all(
     members.map((n) => checkArchiveStep(ctx, n, 'backup', backupId)),
   );
-  const { problems, manifest } = evaluateBackup(clusterId, backupId, checks);
+  const { problems, manifest, copies } = evaluateBackup(clusterId, backupId, checks);
+  // A node of the backup whose archive is gone restores from another member's copy of it.
+  const from = (node: string) =>
+    copies[node] !== undefined && patched('backup-copies') ? copies[node] : node;
   const unsafe = problems.length > 0 && checks.some((c) => c.problem);
   if (manifest) {
     const differs = membersDifference(manifest.members, members);
@@ -62,7 +65,7 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
   const wanted = input.middleware ?? dataComponents;
   const plan: ArchivePlan = manifest.archives.flatMap(({ node, components }) => {
     const mine = components.filter((c) => wanted.includes(c));
-    return mine.length ? [{ node, components: mine }] : [];
+    return mine.length ? [{ node: from(node), components: mine }] : [];
   });
   const archives: DataArchive[] = checks.flatMap((c) =>
     c.archive && plan.some((p) => p.node === c.node)

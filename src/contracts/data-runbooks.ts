@@ -146,6 +146,8 @@ export interface BackupClusterResult {
   steps: PlannedStep[];
   /** Each verified archive (empty on a dry run). */
   archives: DataArchive[];
+  /** Second copies of the replicated data's archive on other members, checked by sha256. */
+  copies?: (DataArchive & { from: string })[];
   /** Archives deleted by retention (`keep`). */
   pruned: PrunedArchive[];
   skipped: { step: string; node?: string; reason: string }[];

@@ -32,7 +32,7 @@ import { failureOf, recordHistory, startStack, type Stack } from '../helpers/sta
  * messages are backed up, verified, destroyed and restored identical; retention prunes the
  * older backup; a tampered archive is refused by verifyBackup and by restoreCluster before
  * anything changed. The stack's agents configure no controller folders, so the backups hold
- * ZooKeeper and Kafka only, on the master.
+ * ZooKeeper and Kafka only, on the master, with a second copy on the next member.
  */
 
 const [n1, n2, n3] = ['127.0.0.21', '127.0.0.22', '127.0.0.23'] as const;
@@ -290,7 +290,13 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       assert.deepEqual(plan.archives, []);
       assert.deepEqual(
         plan.steps.map((s) => s.id),
-        [`backup:${n1}:zookeeper`, `backup:${n1}:kafka`, `archive:${n1}`, `verify:${n1}`],
+        [
+          `backup:${n1}:zookeeper`,
+          `backup:${n1}:kafka`,
+          `archive:${n1}`,
+          `verify:${n1}`,
+          `copy:${n2}`,
+        ],
       );
 
       const started = Date.now();
@@ -316,13 +322,19 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       const bytes = await readFile(archive.file);
       assert.equal(sha256(bytes), archive.sha256);
       assert.equal(bytes.length, archive.bytes);
-      for (const n of [n2, n3]) {
-        assert.deepEqual(
-          await readdir(stack.layout(n).archiveFolder('backup')),
-          [],
-          `${n} holds nothing`,
-        );
-      }
+      // The second copy, on the first member that holds no archive of its own.
+      assert.deepEqual(
+        result.copies?.map((c) => [c.node, c.from, c.sha256]),
+        [[n2, n1, archive.sha256]],
+      );
+      assert.deepEqual(await readdir(stack.layout(n2).archiveFolder('backup')), [
+        `${result.backupId}.zip`,
+      ]);
+      assert.deepEqual(
+        await readdir(stack.layout(n3).archiveFolder('backup')),
+        [],
+        'n3 holds nothing',
+      );
       const manifest = JSON.parse(
         await readFile(path.join(stack.layout(n1).root, 'backup-data', 'manifest.json'), 'utf8'),
       ) as { files: { path: string }[]; members: string[]; versions?: Record<string, string> };
@@ -356,7 +368,7 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
         verified.nodes.map((v) => [v.node, v.present]),
         [
           [n1, true],
-          [n2, false],
+          [n2, true],
           [n3, false],
         ],
       );
@@ -427,7 +439,11 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       // The restore's keep-aside backup is a backup like any other: older, so pruned too.
       assert.deepEqual(
         second.pruned.map((p) => `${p.node}:${p.backupId}`).sort(),
-        [`${n1}:${firstBackup.backupId}`, expect.keptAs ? `${n1}:${expect.keptAs}` : '']
+        [
+          `${n1}:${firstBackup.backupId}`,
+          `${n2}:${firstBackup.backupId}`,
+          expect.keptAs ? `${n1}:${expect.keptAs}` : '',
+        ]
           .filter(Boolean)
           .sort(),
       );
