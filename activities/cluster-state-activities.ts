@@ -106,7 +106,11 @@ export function createClusterStateActivities(deps: ClusterStateActivityDeps) {
       describeActivity(`writeClusterState on node ${self}`);
       requireRevision(input.revision);
       const at = workflowDate(input.datetime);
-      const store = new ClusterStore({ file: deps.clusterStore.file, now: () => at });
+      const store = new ClusterStore({
+        file: deps.clusterStore.file,
+        now: () => at,
+        dateFormat: deps.clusterStore.dateFormat,
+      });
       const result = await recordOnce(store, input.revision, input.reason, (current) => ({
         ...current,
         cluster: { ...current.cluster, ...input.cluster, revision: input.revision },
@@ -159,7 +163,11 @@ export function createClusterStateActivities(deps: ClusterStateActivityDeps) {
       await wipe(deps.layout.clusterDistributionFolder);
 
       // Last, so that a crash before it leaves the revision unset and the retry wipes again.
-      const store = new ClusterStore({ file: deps.clusterStore.file, now: () => at });
+      const store = new ClusterStore({
+        file: deps.clusterStore.file,
+        now: () => at,
+        dateFormat: deps.clusterStore.dateFormat,
+      });
       const { changed } = await recordOnce(store, input.revision, input.reason, (file) => {
         const cluster: ClusterState = {
           ...file.cluster,

@@ -96,90 +96,95 @@ async function readErrorBody(res: IncomingMessage): Promise<string> {
   return text.trim().slice(0, 300) || '(no message)';
 }
 
-type Attempt =
+export type Attempt =
   | { ok: true; sha256: string; bytes: number }
   | { ok: false; error: string; status?: number; body?: string };
+
+/**
+ * One GET from another node's agent (as `peer.self`, with the cluster token) into `temp`. Resolves with what to do next; rejects only
+ * when the request was aborted (cancellation or the per-request timeout).
+ */
+export function fetchToFile(
+  url: string,
+  temp: string,
+  peer: { self: string; token: string; agentTls?: ClientTls },
+  signal: AbortSignal,
+): Promise<Attempt> {
+  return new Promise<Attempt>((resolve, reject) => {
+    const options = {
+      method: 'GET',
+      // The master's agent takes the connection's source address as the node's identity
+      // (it serves each node only its own archive), so the socket must be bound to ours.
+      localAddress: peer.self,
+      headers: { authorization: `Bearer ${peer.token}`, accept: 'application/zip' },
+      // A fresh connection per attempt: nothing pooled outlives the activity.
+      agent: false,
+      signal,
+    } as const;
+    const tls = peer.agentTls;
+    const req = tls
+      ? https.request(url, {
+          ...options,
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
+        })
+      : http.request(url, options);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (signal.aborted) reject(err);
+      else if (err.code === 'EADDRNOTAVAIL') {
+        resolve({
+          ok: false,
+          error: `this node's address ${peer.self} is not on this machine (EADDRNOTAVAIL); check node.address in its config`,
+        });
+      } else {
+        resolve({
+          ok: false,
+          error: describeTlsError(err, url) ?? `cannot reach ${url}: ${err.message}`,
+        });
+      }
+    });
+    req.on('response', (res) => {
+      const status = res.statusCode ?? 0;
+      if (status !== 200) {
+        readErrorBody(res).then(
+          (body) => resolve({ ok: false, status, body, error: `HTTP ${status}: ${body}` }),
+          (err: Error) =>
+            signal.aborted
+              ? reject(err)
+              : resolve({ ok: false, status, error: `HTTP ${status}: ${err.message}` }),
+        );
+        return;
+      }
+      const hash = createHash('sha256');
+      let bytes = 0;
+      pipeline(
+        res,
+        hashing(hash, (n) => (bytes += n)),
+        createWriteStream(temp),
+      ).then(
+        () => {
+          const declared = Number(res.headers['content-length']);
+          if (Number.isFinite(declared) && declared !== bytes) {
+            resolve({
+              ok: false,
+              error: `the archive was cut short: ${bytes} of ${declared} bytes arrived`,
+            });
+          } else resolve({ ok: true, sha256: hash.digest('hex'), bytes });
+        },
+        (err: Error) => {
+          if (signal.aborted) reject(err);
+          else resolve({ ok: false, error: `the download broke off: ${err.message}` });
+        },
+      );
+    });
+    req.end();
+  });
+}
 
 /** The activities that hand each node its configuration archive from the master. */
 export function createDistributionActivities(deps: DistributionActivityDeps) {
   const self = deps.address;
   const retry = deps.downloadRetry ?? defaultDownloadRetry;
-
-  /**
-   * One GET of this node's archive into `temp`. Resolves with what to do next; rejects only
-   * when the request was aborted (cancellation or the per-request timeout).
-   */
-  function fetchOnce(url: string, temp: string, signal: AbortSignal): Promise<Attempt> {
-    return new Promise<Attempt>((resolve, reject) => {
-      const options = {
-        method: 'GET',
-        // The master's agent takes the connection's source address as the node's identity
-        // (it serves each node only its own archive), so the socket must be bound to ours.
-        localAddress: self,
-        headers: { authorization: `Bearer ${deps.token}`, accept: 'application/zip' },
-        // A fresh connection per attempt: nothing pooled outlives the activity.
-        agent: false,
-        signal,
-      } as const;
-      const tls = deps.agentTls;
-      const req = tls
-        ? https.request(url, {
-            ...options,
-            ...(tls.ca ? { ca: tls.ca } : {}),
-            ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
-          })
-        : http.request(url, options);
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        if (signal.aborted) reject(err);
-        else if (err.code === 'EADDRNOTAVAIL') {
-          resolve({
-            ok: false,
-            error: `this node's address ${self} is not on this machine (EADDRNOTAVAIL); check node.address in its config`,
-          });
-        } else {
-          resolve({
-            ok: false,
-            error: describeTlsError(err, url) ?? `cannot reach ${url}: ${err.message}`,
-          });
-        }
-      });
-      req.on('response', (res) => {
-        const status = res.statusCode ?? 0;
-        if (status !== 200) {
-          readErrorBody(res).then(
-            (body) => resolve({ ok: false, status, body, error: `HTTP ${status}: ${body}` }),
-            (err: Error) =>
-              signal.aborted
-                ? reject(err)
-                : resolve({ ok: false, status, error: `HTTP ${status}: ${err.message}` }),
-          );
-          return;
-        }
-        const hash = createHash('sha256');
-        let bytes = 0;
-        pipeline(
-          res,
-          hashing(hash, (n) => (bytes += n)),
-          createWriteStream(temp),
-        ).then(
-          () => {
-            const declared = Number(res.headers['content-length']);
-            if (Number.isFinite(declared) && declared !== bytes) {
-              resolve({
-                ok: false,
-                error: `the archive was cut short: ${bytes} of ${declared} bytes arrived`,
-              });
-            } else resolve({ ok: true, sha256: hash.digest('hex'), bytes });
-          },
-          (err: Error) => {
-            if (signal.aborted) reject(err);
-            else resolve({ ok: false, error: `the download broke off: ${err.message}` });
-          },
-        );
-      });
-      req.end();
-    });
-  }
 
   return {
     /**
@@ -270,7 +275,7 @@ export function createDistributionActivities(deps: DistributionActivityDeps) {
         let result: Attempt;
         try {
           if (signal.aborted) throw signal.reason;
-          result = await fetchOnce(url, temp, timeout.signal);
+          result = await fetchToFile(url, temp, { self, ...deps }, timeout.signal);
         } catch (err) {
           await rm(temp, { force: true });
           if (signal.aborted) throw signal.reason;

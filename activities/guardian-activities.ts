@@ -3,7 +3,13 @@ import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import type { ErrorType } from '../src/contracts/errors.js';
 import { ClusterGuardError } from '../src/contracts/errors.js';
-import { desiredFromController, type ControllerMembership } from '../src/contracts/guardian.js';
+import type { NodeBundles } from '../src/contracts/bundle-view.js';
+import {
+  desiredFromController,
+  type ControllerMembership,
+  type NodeHealthReport,
+  type ServerHealthReport,
+} from '../src/contracts/guardian.js';
 import type { Logger } from '../src/logger.js';
 import { describeActivity, keepHeartbeating } from './interceptor.js';
 
@@ -180,3 +186,64 @@ export function createWebappActivities(deps: {
 }
 
 export type WebappActivities = ReturnType<typeof createWebappActivities>;
+
+export interface NodeHealthDeps {
+  address: string;
+  /** The agent's supervisor (src/agent/supervisor.ts); absent when it is disabled. */
+  supervisor?: () => { member: boolean; servers: ServerHealthReport[] };
+  /** This node's bundles (framework listing); absent without bundles. */
+  listBundles?: () => Promise<NodeBundles>;
+}
+
+/** Whether the framework runs each desired bundle, at its version, ACTIVE. */
+function bundlesAsDesired(
+  mine: NodeBundles,
+  desired: { symbolicName: string; version: string }[],
+): NodeHealthReport['bundles'] {
+  const fw = mine.framework;
+  if (!fw) return undefined;
+  if ('error' in fw) return { ok: false, detail: `the framework does not answer: ${fw.error}` };
+  const wrong = desired.flatMap((d) => {
+    const b = fw.bundles.find((x) => x.symbolicName === d.symbolicName);
+    if (!b) return [`${d.symbolicName} ${d.version} missing`];
+    if (b.version !== d.version) return [`${d.symbolicName} runs ${b.version}, not ${d.version}`];
+    return b.state === 'ACTIVE' ? [] : [`${d.symbolicName} ${d.version} is ${b.state}`];
+  });
+  return wrong.length === 0
+    ? { ok: true, detail: `${desired.length} desired bundle(s) active` }
+    : { ok: false, detail: wrong.join('; ') };
+}
+
+/** Node-side: what the guardian reads of a node's health (docs/guardian.md, "Health"). */
+export function createNodeHealthActivities(deps: NodeHealthDeps) {
+  return {
+    async nodeHealth(input: {
+      desiredBundles?: { symbolicName: string; version: string }[];
+    }): Promise<NodeHealthReport> {
+      describeActivity(`nodeHealth on node ${deps.address}`);
+      const supervised = deps.supervisor?.() ?? { member: false, servers: [] };
+      const desired = input.desiredBundles ?? [];
+      let bundles: NodeHealthReport['bundles'];
+      if (desired.length > 0 && deps.listBundles) {
+        try {
+          bundles = bundlesAsDesired(await deps.listBundles(), desired);
+        } catch (err) {
+          bundles = { ok: false, detail: `cannot list bundles: ${(err as Error).message}` };
+        }
+      }
+      return {
+        node: deps.address,
+        member: supervised.member,
+        servers: supervised.servers.map(({ server, state, detail, restarts }) => ({
+          server,
+          state,
+          detail,
+          restarts,
+        })),
+        ...(bundles ? { bundles } : {}),
+      };
+    },
+  };
+}
+
+export type NodeHealthActivities = ReturnType<typeof createNodeHealthActivities>;

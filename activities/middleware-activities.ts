@@ -12,6 +12,7 @@ import type {
   OperationName,
   ServerStatus,
 } from '../src/middleware/kit/index.js';
+import type { Supervision } from '../src/agent/supervision.js';
 import { describeActivity, keepHeartbeating } from './interceptor.js';
 
 export interface MiddlewareActivityDeps {
@@ -19,6 +20,12 @@ export interface MiddlewareActivityDeps {
   layout: NodeLayout;
   config: AppConfig;
   logger: Logger;
+  /**
+   * The agent's record of servers a runbook holds (docs/design.md, "Self-healing node"): every
+   * operation runs through it, so the supervisor neither restarts a server a runbook stopped nor
+   * races one it is starting.
+   */
+  supervision?: Supervision;
 }
 
 export interface MiddlewareOperationInput {
@@ -91,12 +98,17 @@ export function createMiddlewareActivities(deps: MiddlewareActivityDeps) {
           operation: input.operation,
           attempt: ctx.info.attempt,
         });
-        const result = await operation({
-          where,
-          cluster: input.cluster,
-          leaving: input.leaving,
-          force: input.force,
-        });
+        const run = () =>
+          operation({ where, cluster: input.cluster, leaving: input.leaving, force: input.force });
+        const result =
+          deps.supervision && input.component !== 'controller'
+            ? await deps.supervision.runbookOperation(
+                input.component,
+                input.operation,
+                run,
+                async () => (await adapter.checkServer()).running,
+              )
+            : await run();
         deps.logger.info('middleware operation completed', {
           component: input.component,
           operation: input.operation,

@@ -60,6 +60,7 @@ export const scenarioNames = [
   'guardian_history',
   'node_loss_detection',
   'memory',
+  'felix_three_nodes',
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 

@@ -40,6 +40,7 @@ import { guardianState, startRunbook } from '../src/client/index.js';
 import { freePort } from '../src/temporal/dev-server.js';
 import { workflowsPath } from '../worker/orchestrator.js';
 import { createBenchActivities } from './activities.js';
+import { felixThreeNodes } from './felix.js';
 import {
   ansibleInventory,
   ansiblePlaybook,
@@ -70,6 +71,7 @@ const counts = {
   ansibleHosts: Q ? 20 : 100,
   guardianTicks: Q ? 150 : 5000,
   inFlight: Q ? 20 : 100,
+  felixRuns: Q ? 3 : 10,
 };
 const benchStarted = Date.now();
 /** The guardian stops here at the latest, so that the whole bench stays under 15 minutes. */
@@ -904,6 +906,14 @@ async function main(): Promise<void> {
     await attempt('start_latency', () => startLatency(env));
     await attempt('memory', () => memory(env, idleAgentMiB, orchestratorIdleMiB));
     await attempt('node_loss_detection', () => nodeLoss(env));
+    await attempt('felix_three_nodes', async () => {
+      const felix = await felixThreeNodes(
+        { ...env, serverAddress: env.server.address, line: env.log.line },
+        counts.felixRuns,
+      );
+      note(`felix_three_nodes: ${JSON.stringify(felix.rolloutSeconds)} s`);
+      report(felix);
+    });
 
     const scalingRuns: RolloutRun[] = [];
     if (has('rollout_scaling') || has('rollout_vs_ansible')) {

@@ -6,10 +6,18 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { failureConverterPath } from '../src/client/transport.js';
 import { prebuiltBundlePath, workflowsPath } from '../worker/orchestrator.js';
 
 const started = Date.now();
-const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+// With the failure converter of payload encryption (src/client/failure-converter.ts): with a key
+// ring, failure messages are encrypted; without one, they sit in a plain payload that every
+// client still reads.
+const { code } = await bundleWorkflowCode({
+  workflowsPath,
+  logger: new DefaultLogger('WARN'),
+  failureConverterPath,
+});
 await mkdir(path.dirname(prebuiltBundlePath), { recursive: true });
 await writeFile(prebuiltBundlePath, code);
 console.log(

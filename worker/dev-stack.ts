@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { repoRoot } from '../src/process.js';
 import { assertPortFree, startDevServer, type DevServer } from '../src/temporal/dev-server.js';
 import { connectClient } from '../src/temporal/connection.js';
@@ -16,6 +16,7 @@ import { stringify as toYaml } from 'yaml';
 import { loadAppConfig } from '../src/config/app-config.js';
 import { NodeLayout } from '../src/config/layout.js';
 import { createLogger } from '../src/logger.js';
+import { installRuntime } from '../src/observability/runtime.js';
 import { createMiddlewareAdapter } from '../src/middleware/index.js';
 import {
   membershipWorkflowId,
@@ -104,7 +105,14 @@ async function ensureToken(): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  // The SDK's lines in the orchestrator's JSON format; warnings and errors only, unless
+  // CG_LOG_LEVEL says otherwise.
+  try {
+    installRuntime({ defaultLevel: 'warn' });
+  } catch (err) {
+    console.error(`[clusterguard] ERROR: ${(err as Error).message}`);
+    return 2;
+  }
   const nodes = flags.nodes
     .split(',')
     .map((n) => n.trim())
@@ -114,7 +122,7 @@ async function main(): Promise<number> {
   const agentPort = Number(flags['agent-port']);
   if (flags.production) {
     const { runProductionStack } = await import('./production-stack.js');
-    return runProductionStack({ once: flags.once, nodes, agentPort });
+    return runProductionStack({ once: flags.once, nodes, agentPort, uiPort });
   }
   const started = Date.now();
 
@@ -209,22 +217,33 @@ async function main(): Promise<number> {
           `stopping, starting or joining somewhere, ${s(timing.totalMs - timing.middlewareMs)} orchestration ` +
           `only (cluster.json, archives, scheduling); ${s(Date.now() - started)} since npm start`,
       );
-      // The application runtime comes after ZooKeeper and Kafka, one framework per node.
+      // The application runtime comes after ZooKeeper and Kafka, one framework per node: each
+      // agent's supervisor starts it once cluster.json says the node is a configured member
+      // (docs/design.md, "Self-healing node").
       const t0 = Date.now();
-      const config = await loadAppConfig({ file: agentConfigFile, env: {} });
-      const logger = createLogger('dev-stack', 'warn');
       const felix = await Promise.all(
-        nodes.map((address) =>
-          createMiddlewareAdapter('felix', config, {
-            address,
-            layout: new NodeLayout(nodeRoot(address)),
-            logger,
-          }).startServer(),
-        ),
+        nodes.map((address) => supervisedServer(address, agentPort, 'felix', 180_000)),
       );
       say(
-        `Apache Felix on every node in ${s(Date.now() - t0)} (pids ${felix.map((f) => f.pid).join(', ')}); ` +
+        `Apache Felix on every node in ${s(Date.now() - t0)} (${felix.join('; ')}), started by the agents; ` +
           'roll bundles out into it: docs/bundles.md',
+      );
+      // The guardian of cluster dev watches membership and every node's health.
+      const guardian = await startRunbook(client, 'clusterGuardian', {
+        clusterId: 'dev',
+        master: nodes[0]!,
+        desired: nodes,
+        intervalSeconds: 15,
+      }).catch((err: unknown) => {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) return undefined;
+        throw err;
+      });
+      say(
+        `guardian ${guardian ? 'started' : 'still running from an earlier start'}: ` +
+          `${workflowUiUrl(server.uiUrl!, server.namespace, 'cg/dev/guardian')}`,
+      );
+      say(
+        `or: .tools/bin/temporal workflow query --address ${server.address} -w cg/dev/guardian --type state`,
       );
     } catch (err) {
       exitCode = 1;
@@ -245,6 +264,32 @@ async function main(): Promise<number> {
     await stopAll();
     return 1;
   }
+}
+
+/** Waits until the agent of `address` reports `server` running (its /healthz); says how it runs. */
+async function supervisedServer(
+  address: string,
+  port: number,
+  server: string,
+  timeoutMs: number,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://${address}:${port}/healthz`);
+      const body = (await res.json()) as {
+        supervisor?: { servers: { server: string; state: string; detail: string }[] };
+      };
+      const s = body.supervisor?.servers.find((x) => x.server === server);
+      if (s?.state === 'running') return `${address}: ${s.state}`;
+      last = s ? `${s.state}: ${s.detail}` : 'not supervised';
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`${server} on ${address} is not running after ${timeoutMs / 1000} s (${last})`);
 }
 
 main().then(

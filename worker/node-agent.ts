@@ -1,7 +1,11 @@
 import path from 'node:path';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
 import { createDataActivities } from '../activities/data-activities.js';
-import { createWebappActivities } from '../activities/guardian-activities.js';
+import {
+  createNodeHealthActivities,
+  createWebappActivities,
+} from '../activities/guardian-activities.js';
+import { nodeBundles } from '../src/bundles/view.js';
 import { createMembershipActivities } from '../activities/membership-activities.js';
 import { createMiddlewareActivities } from '../activities/middleware-activities.js';
 import { activityInterceptors } from '../activities/interceptor.js';
@@ -25,6 +29,8 @@ import { clusterguardVersion, isMain, onShutdownSignal } from '../src/process.js
 import { connectClient, connectWorker, dataConverterFor } from '../src/temporal/connection.js';
 import { askGuardianIfNotReady } from './guardian-hook.js';
 import { startRunbook } from '../src/client/index.js';
+import { Supervision } from '../src/agent/supervision.js';
+import { startAgentSupervisor } from './agent-supervisor.js';
 
 export interface RunningNodeAgent {
   address: string;
@@ -48,7 +54,10 @@ export async function startNodeAgent(
   const address = config.node.address;
   const layout = new NodeLayout(config.node.root);
   await layout.ensureAll();
-  const clusterStore = new ClusterStore({ file: layout.clusterFile });
+  const clusterStore = new ClusterStore({
+    file: layout.clusterFile,
+    dateFormat: config.node.clusterFileDateFormat,
+  });
   let clusterFileError: string | undefined;
   try {
     await clusterStore.load();
@@ -70,10 +79,12 @@ export async function startNodeAgent(
     logger,
   });
 
+  const supervision = Supervision.forConfFolder(layout.confFolder, logger);
   const connection = await connectWorker(config.temporal);
+  const supervisor = startAgentSupervisor({ config, layout, clusterStore, supervision, logger });
   const dataConverter = await dataConverterFor(config.codec);
   const taskQueue = nodeTaskQueue(address);
-  const worker = await Worker.create({
+  const worker = await createWorker({
     connection,
     ...(dataConverter ? { dataConverter } : {}),
     namespace: config.temporal.namespace,
@@ -85,7 +96,7 @@ export async function startNodeAgent(
       activity: [...activityInterceptors(address), ...(interceptors?.activity ?? [])],
     },
     activities: {
-      ...createMiddlewareActivities({ address, layout, config, logger }),
+      ...createMiddlewareActivities({ address, layout, config, logger, supervision }),
       ...createNodeActivities({
         address,
         layout,
@@ -113,15 +124,33 @@ export async function startNodeAgent(
           controllerDataFolders: config.middleware.controller.dataFolders,
         },
         probeVersions: (signal) => probeMiddlewareVersions(binDir, signal),
+        // Backup copies are fetched from the member that wrote them, like the configuration.
+        peer: { token, agentPort: config.agent.port, ...(agentTls ? { agentTls } : {}) },
       }),
       ...createBundleActivities(bundles.activityDeps),
       ...createBundleViewActivities(bundles.viewActivityDeps),
       ...createWebappActivities({ address, webapps: config.webapps, logger }),
+      ...createNodeHealthActivities({
+        address,
+        ...(supervisor ? { supervisor: () => supervisor.health() } : {}),
+        ...(config.middleware.enabled.includes('felix')
+          ? { listBundles: () => nodeBundles(bundles.viewActivityDeps) }
+          : {}),
+      }),
     },
     // Node work is mostly waiting on processes and disks; a few at a time is plenty and keeps
     // one slow middleware from starving the others.
     maxConcurrentActivityTaskExecutions: 8,
   });
+
+  async function createWorker(options: WorkerOptions): Promise<Worker> {
+    try {
+      return await Worker.create(options);
+    } catch (err) {
+      await supervisor?.stop();
+      throw err;
+    }
+  }
 
   // A client only for the runbooks the agent's HTTP API starts; connected on first use.
   let client: Promise<Client> | undefined;
@@ -143,6 +172,7 @@ export async function startNodeAgent(
       taskQueue,
       worker: worker.getState(),
       clusterFile: clusterFileError ? { error: clusterFileError } : { ok: true },
+      ...(supervisor ? { supervisor: supervisor.health() } : {}),
     }),
     routes: [
       bundles.routes,
@@ -164,11 +194,13 @@ export async function startNodeAgent(
   try {
     http = await startAgentServer(app, config.agent.host ?? address, config.agent.port, agentTls);
   } catch (err) {
+    await supervisor?.stop();
     await connection.close();
     throw err;
   }
 
   const done = worker.run().finally(async () => {
+    await supervisor?.stop();
     await http.close();
     await bundles.close();
     await connection.close();
@@ -212,6 +244,7 @@ async function main(): Promise<void> {
     config.node.address,
     { node: config.node.address },
     logger,
+    'node-agent',
   );
   registerAgentMetrics(observability.metrics, config, logger);
   let agent: RunningNodeAgent;

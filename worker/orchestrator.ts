@@ -18,6 +18,15 @@ import {
 } from '../activities/event-activities.js';
 import { activityInterceptors } from '../activities/interceptor.js';
 import {
+  createAdmissionActivities,
+  type AdmissionActivities,
+} from '../activities/admission-activities.js';
+import {
+  createClusterRecordActivities,
+  type ClusterRecordActivities,
+} from '../activities/cluster-record-activities.js';
+import { ClusterRegistry } from '../src/config/cluster-registry.js';
+import {
   createGuardianActivities,
   type GuardianActivities,
 } from '../activities/guardian-activities.js';
@@ -40,12 +49,24 @@ export const workflowsPath = fileURLToPath(
 /** Where `npm run build:bundle` leaves the pre-built bundle (`workflowBundle: { codePath }`). */
 export const prebuiltBundlePath = path.join(repoRoot, 'dist', 'workflow-bundle.js');
 
+/** What goes into the workflow bundle besides the workflows (see loadWorkflowBundle). */
+export interface WorkflowBundleExtras {
+  /** The data converter's `failureConverterPath` (payload encryption on: failure-converter.ts). */
+  failureConverterPath?: string | undefined;
+  /** Workflow interceptor modules (tracing: src/observability/tracing.ts). */
+  workflowInterceptorModules?: string[] | undefined;
+}
+
 /**
  * The workflow code: the pre-built bundle named by CG_WORKFLOW_BUNDLE (the Docker image sets
- * it), else bundled now from source (a few seconds). Only when named: a bundle left in dist/
- * by an earlier build would otherwise run workflow code older than the source beside it.
+ * it), else bundled now from source (a few seconds) with `extras`. Only when named: a bundle
+ * left in dist/ by an earlier build would otherwise run workflow code older than the source
+ * beside it. A pre-built bundle carries what `npm run build:bundle` put in it (the encoding
+ * failure converter, no tracing interceptors).
  */
-export async function loadWorkflowBundle(): Promise<WorkflowBundleOption> {
+export async function loadWorkflowBundle(
+  extras: WorkflowBundleExtras = {},
+): Promise<WorkflowBundleOption> {
   const prebuilt = process.env.CG_WORKFLOW_BUNDLE;
   if (prebuilt) {
     if (!existsSync(prebuilt)) {
@@ -55,7 +76,14 @@ export async function loadWorkflowBundle(): Promise<WorkflowBundleOption> {
     }
     return { codePath: prebuilt };
   }
-  return bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  return bundleWorkflowCode({
+    workflowsPath,
+    logger: new DefaultLogger('WARN'),
+    ...(extras.failureConverterPath ? { failureConverterPath: extras.failureConverterPath } : {}),
+    ...(extras.workflowInterceptorModules?.length
+      ? { workflowInterceptorModules: extras.workflowInterceptorModules }
+      : {}),
+  });
 }
 
 export interface OrchestratorOptions {
@@ -68,6 +96,8 @@ export interface OrchestratorOptions {
   /** Cluster-level activities that run beside the workflows (see createOrchestratorActivities). */
   activities?: WorkerOptions['activities'];
   interceptors?: WorkerOptions['interceptors'];
+  /** The workflow spans' sink, with tracing on (src/observability/tracing.ts). */
+  sinks?: WorkerOptions['sinks'];
 }
 
 /** The worker that runs every runbook (workflows) on the `clusterguard` task queue. */
@@ -79,6 +109,7 @@ export async function createOrchestratorWorker(options: OrchestratorOptions): Pr
     workflowBundle: options.workflowBundle,
     ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
     ...(options.activities ? { activities: options.activities } : {}),
+    ...(options.sinks ? { sinks: options.sinks } : {}),
     // Failure conversion and heartbeats of our activities, plus what the caller adds (metrics).
     interceptors: {
       ...options.interceptors,
@@ -91,8 +122,8 @@ export async function createOrchestratorWorker(options: OrchestratorOptions): Pr
 }
 
 export interface OrchestratorActivities {
-  /** Events, and the guardian's controller poll (a cluster-level call, not a node's). */
-  activities: EventActivities & GuardianActivities;
+  /** Events, admission, the cluster record, the guardian's controller poll (cluster-level calls). */
+  activities: EventActivities & GuardianActivities & AdmissionActivities & ClusterRecordActivities;
   /** Publishes what it can within 5 s; the rest stays in the spool for the next start. */
   close(): Promise<void>;
   /** Events not yet acknowledged by Kafka (a metric). */
@@ -107,10 +138,16 @@ export function createOrchestratorActivities(
   config: AppConfig,
   logger: Logger,
 ): OrchestratorActivities {
+  const records = createClusterRecordActivities({
+    registry: new ClusterRegistry(config.clusters.recordFile),
+    logger,
+  });
   if (!config.events.enabled) {
     return {
       activities: {
         ...createGuardianActivities({ logger }),
+        ...createAdmissionActivities(config.admission),
+        ...records,
         publishEvent(input: PublishEventInput) {
           logger.debug('events are disabled; event not published', {
             id: input.id,
@@ -132,6 +169,8 @@ export function createOrchestratorActivities(
   return {
     activities: {
       ...createGuardianActivities({ logger }),
+      ...createAdmissionActivities(config.admission),
+      ...records,
       ...createEventActivities({
         publisher,
         kafkaPort: config.events.kafkaPort,
@@ -179,7 +218,7 @@ async function main(): Promise<void> {
     console.error(`orchestrator: ${(err as Error).message}`);
     process.exit(2);
   }
-  const observability = await setupObservability(config, '127.0.0.1', {}, logger);
+  const observability = await setupObservability(config, '127.0.0.1', {}, logger, 'orchestrator');
   const connection = await connectWorker(config.temporal);
   const dataConverter = await dataConverterFor(config.codec);
   const orchestratorActivities = createOrchestratorActivities(config, logger);
@@ -188,9 +227,13 @@ async function main(): Promise<void> {
     ...(dataConverter ? { dataConverter } : {}),
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    workflowBundle: await loadWorkflowBundle(),
+    workflowBundle: await loadWorkflowBundle({
+      failureConverterPath: dataConverter?.failureConverterPath,
+      workflowInterceptorModules: observability.workflowInterceptorModules,
+    }),
     activities: orchestratorActivities.activities,
     interceptors: observability.interceptors,
+    sinks: observability.sinks,
   });
   // The runbooks' metrics read Temporal's visibility: a client of its own, made on first scrape.
   let metricsClient: Promise<Client> | undefined;

@@ -12,12 +12,19 @@ import {
 } from '../src/contracts/membership-runbooks.js';
 import { repoRoot } from '../src/process.js';
 import { startProductionStack, type ProductionStack } from '../src/production/stack.js';
-import { failureMessage, membershipTiming, startRunbook } from '../src/client/index.js';
+import {
+  failureMessage,
+  membershipTiming,
+  startRunbook,
+  workflowUiUrl,
+} from '../src/client/index.js';
 
 export interface ProductionFlags {
   once: boolean;
   nodes: string[];
   agentPort: number;
+  /** The Temporal Web UI's port on 127.0.0.1. */
+  uiPort: number;
 }
 
 const say = (msg: string) => console.log(`[clusterguard] ${msg}`);
@@ -68,6 +75,7 @@ export async function runProductionStack(flags: ProductionFlags): Promise<number
       clusterId: 'dev',
       middleware: ['zookeeper', 'kafka'],
       metricsPorts: { orchestrators: [9464, 9465], agent: 9464 },
+      uiPort: flags.uiPort,
     });
   } catch (err) {
     console.error(`[clusterguard] ERROR: ${(err as Error).message}`);
@@ -78,6 +86,7 @@ export async function runProductionStack(flags: ProductionFlags): Promise<number
   say(
     `production stack ready in ${s(Date.now() - started)}: Temporal at ${stack.temporalAddress} (mutual TLS)`,
   );
+  say(`Web UI at ${stack.uiUrl}`);
   await reportRss(stack, dataDir);
   const tlsFlags =
     `--tls-ca-path ${stack.certs.ca} --tls-cert-path ${stack.certs.client.cert} ` +
@@ -99,8 +108,9 @@ export async function runProductionStack(flags: ProductionFlags): Promise<number
         nodes: flags.nodes,
       });
   say(`${running ? 'following' : 'started'} bootstrapCluster ${handle.workflowId}`);
+  say(`watch it: ${workflowUiUrl(stack.uiUrl!, stack.namespace, handle.workflowId)}`);
   say(
-    `watch it: .tools/bin/temporal workflow query --address ${stack.temporalAddress} ${tlsFlags} -w '${handle.workflowId}' --type progress`,
+    `or: .tools/bin/temporal workflow query --address ${stack.temporalAddress} ${tlsFlags} -w '${handle.workflowId}' --type progress`,
   );
   let exitCode = 0;
   try {

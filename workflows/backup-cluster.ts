@@ -1,11 +1,13 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import {
   backupIdOf,
   planBackup,
+  planBackupCopies,
   replicatedComponents,
   type ArchivePlan,
   type BackupClusterInput,
   type BackupClusterResult,
+  type BackupCopy,
   type DataArchive,
   type PrunedArchive,
 } from '../src/contracts/data-runbooks.js';
@@ -28,6 +30,27 @@ function plannedSteps(
     ...(retention ? [{ id: `prune:${p.node}`, title: retention, node: p.node }] : []),
   ]);
 }
+
+/** The copies' steps: fetched by the member that keeps it, checked by sha256; retention there. */
+function copySteps(copies: BackupCopy[], backupId: string, retention?: string): PlannedStep[] {
+  return [
+    ...copies.map(({ from, to }) => ({
+      id: `copy:${to}`,
+      title: `copy ${from}'s ${backupId}.zip here, checked by its sha256`,
+      node: to,
+    })),
+    ...(retention
+      ? [...new Set(copies.map((c) => c.to))].map((to) => ({
+          id: `prune:${to}`,
+          title: retention,
+          node: to,
+        }))
+      : []),
+  ];
+}
+
+/** Runs since this patch keep a second copy of the replicated data on another member. */
+const copiesPatch = 'backup-copies';
 
 /**
  * Backs up the cluster (docs/design.md): the replicated middleware once, on the master (its
@@ -65,9 +88,15 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
     controllerNodes = sources.flatMap((s) => (s?.controller ? [s.node] : []));
   }
   const plan = planBackup(master, members, replicated, controllerNodes);
-  const steps = plannedSteps(plan, backupId, input.keep, input.maxAgeDays);
+  const copies = patched(copiesPatch) ? planBackupCopies(members, plan) : [];
+  const planned = plannedSteps(plan, backupId, input.keep, input.maxAgeDays);
+  const steps = [
+    ...planned,
+    ...copySteps(copies, backupId, planned.find((s) => s.id.startsWith('prune:'))?.title),
+  ];
   const order = (node: string) => plan.findIndex((p) => p.node === node);
   const archives: DataArchive[] = [];
+  const copied: (DataArchive & { from: string })[] = [];
   const pruned: PrunedArchive[] = [];
   const result = (): BackupClusterResult => ({
     runbook: 'backupCluster',
@@ -77,6 +106,7 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
     plan,
     steps,
     archives: [...archives].sort((a, b) => order(a.node) - order(b.node)),
+    ...(copies.length ? { copies: copied } : {}),
     pruned: [...pruned].sort((a, b) => order(a.node) - order(b.node)),
     skipped: rb.skipped,
   });
@@ -107,13 +137,15 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
         ...(await archiveSteps(ctx, { op: 'backup', backupId, plan, manifest: manifestFor(plan) })),
       );
       rb.state = `backup ${backupId} is written and verified on ${plan.map((p) => p.node).join(', ')}`;
+      await copySteps_(copies);
 
       const { keep, maxAgeDays } = input;
       if (keep !== undefined || maxAgeDays !== undefined) {
         // Only after every archive verified: the backup just taken is then the newest verified
         // one, and protecting it keeps the rule "never delete the newest verified backup".
+        const holders = [...new Set([...plan.map((p) => p.node), ...copies.map((c) => c.to)])];
         await Promise.all(
-          plan.map(async ({ node }) => {
+          holders.map(async (node) => {
             const r = await rb.step(
               `prune:${node}`,
               { title: steps.find((s) => s.id === `prune:${node}`)?.title ?? 'retention', node },
@@ -132,4 +164,26 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
     },
   );
   return result();
+
+  /** Each copy fetched by the member that keeps it, checked against the verified sha256. */
+  async function copySteps_(todo: BackupCopy[]): Promise<void> {
+    for (const { from, to } of todo) {
+      const original = archives.find((a) => a.node === from);
+      const copy = await rb.step(
+        `copy:${to}`,
+        { title: `copy ${from}'s ${backupId}.zip here, checked by its sha256`, node: to },
+        () =>
+          dataCalls(ctx, to, 'copyArchive').copyArchive({
+            op: 'backup',
+            backupId,
+            from,
+            sha256: original?.sha256 ?? '',
+          }),
+      );
+      if (!copy) continue;
+      const { file, bytes, sha256 } = copy;
+      copied.push({ node: to, from, file, bytes, sha256, entries: original?.entries ?? 0 });
+      rb.state = `backup ${backupId} is verified on ${plan.map((p) => p.node).join(', ')} and copied to ${to}`;
+    }
+  }
 }

@@ -3,6 +3,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -36,7 +37,9 @@ import {
   resumeSignal,
   setMembershipUpdate,
 } from '../src/contracts/messages.js';
+import { described } from '../src/contracts/message-descriptions.js';
 import { GuardianCore, now } from './guardian/core.js';
+import { checkHealth } from './guardian/health.js';
 import { causeMessage } from './lib/runbook.js';
 import { runbookInput } from './lib/open.js';
 
@@ -63,12 +66,17 @@ export async function clusterGuardian(rawInput: ClusterGuardianInput): Promise<n
 class ClusterGuardian extends GuardianCore {
   constructor(input: ConstructorParameters<typeof GuardianCore>[0]) {
     super(input);
-    setHandler(guardianStateQuery, () => JSON.parse(JSON.stringify(this.state)) as GuardianState);
-    setHandler(progressQuery, () => this.progress());
-    setHandler(pauseSignal, (reason?: string) => this.pause(reason));
-    setHandler(resumeSignal, () => this.resume());
-    setHandler(reconcileSignal, (arg) => this.requestReconcile(arg));
+    setHandler(
+      guardianStateQuery,
+      () => JSON.parse(JSON.stringify(this.state)) as GuardianState,
+      described(guardianStateQuery),
+    );
+    setHandler(progressQuery, () => this.progress(), described(progressQuery));
+    setHandler(pauseSignal, (reason?: string) => this.pause(reason), described(pauseSignal));
+    setHandler(resumeSignal, () => this.resume(), described(resumeSignal));
+    setHandler(reconcileSignal, (arg) => this.requestReconcile(arg), described(reconcileSignal));
     setHandler(setMembershipUpdate, (arg) => this.setMembership(arg), {
+      ...described(setMembershipUpdate),
       validator: (arg) => this.validateSetMembership(arg),
     });
   }
@@ -108,6 +116,7 @@ class ClusterGuardian extends GuardianCore {
       run: state.run,
       history: state.history,
       events: state.events,
+      ...(state.health ? { health: state.health } : {}),
     };
     return continueAsNew<typeof clusterGuardian>({
       clusterId: this.clusterId,
@@ -234,6 +243,24 @@ class ClusterGuardian extends GuardianCore {
 
   // --- the check -------------------------------------------------------------------------------
 
+  /** Every member's health (docs/guardian.md, "Health"); a change is noted and raised as an event. */
+  private async watchHealth(members: string[]): Promise<void> {
+    const changes = await checkHealth(this.state, members, now());
+    for (const c of changes) {
+      this.note(
+        c.healthy
+          ? `${c.node} is healthy again`
+          : `${c.node} is unhealthy: ${c.problems.join('; ')}`,
+      );
+      await this.emit(
+        c.healthy ? 'io.clusterguard.node.recovered' : 'io.clusterguard.node.unhealthy',
+        { node: c.node, problems: c.problems },
+        c.node,
+      );
+    }
+    this.publish();
+  }
+
   private async check(): Promise<void> {
     const { state, input, clusterId } = this;
     if (input.source) {
@@ -304,6 +331,8 @@ class ClusterGuardian extends GuardianCore {
       this.done('error', `${master} is not the master; reading ${followed}'s cluster.json next`);
       return;
     }
+    // Runs recorded before the guardian watched health replay without it.
+    if (patched('guardian-watches-health')) await this.watchHealth(actual);
     const key = reconciliationKey(actual, desired);
     if (state.settled?.key === key && !this.forced) {
       this.done(state.settled.outcome, state.lastCheck?.message ?? '');

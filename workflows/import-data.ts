@@ -8,6 +8,7 @@ import {
 } from '../src/contracts/data-runbooks.js';
 import { checkArchiveStep, dataCalls, loadSteps, planLoad } from './lib/data.js';
 import { openDataRunbook, runSteps } from './lib/open.js';
+import { Webapps } from './lib/quiesce.js';
 
 /**
  * Imports an export (docs/design.md, importData) into the running cluster, through the member whose
@@ -98,14 +99,23 @@ export async function importData(rawInput: ImportDataInput): Promise<ImportDataR
   if (input.dryRun) return result();
   rb.tracker.addSteps(steps);
 
-  await runSteps(
-    rb,
-    {
-      started: { archive, node, components, from: manifest.clusterId },
-      completed: () => ({ archive, node, components, keptAs }),
-      failed: { archive },
-    },
-    () => loadSteps(ctx, load, imported),
-  );
-  return result();
+  // The application's webapps are stopped around the changes (docs/design.md "Admission").
+  const webapps = new Webapps(ctx, members);
+  try {
+    await runSteps(
+      rb,
+      {
+        started: { archive, node, components, from: manifest.clusterId },
+        completed: () => ({ archive, node, components, keptAs }),
+        failed: { archive },
+      },
+      async () => {
+        await webapps.stop();
+        await loadSteps(ctx, load, imported);
+      },
+    );
+    return result();
+  } finally {
+    await webapps.start();
+  }
 }

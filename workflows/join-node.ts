@@ -19,14 +19,18 @@ import {
   nodeCalls,
   planOrRefuse,
   prepareConfigSteps,
+  readRoleState,
   readState,
   resolveMiddleware,
+  rolePatch,
   stopAllStep,
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
 import { convergeBundles } from './lib/bundle-converge.js';
+import { recordCluster } from './lib/cluster-record.js';
 import { openRunbook, type RunbookBase, runSteps } from './lib/open.js';
+import { Webapps } from './lib/quiesce.js';
 
 function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, type);
@@ -39,7 +43,7 @@ function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
  * master first generates the configuration for the grown membership and every member records it.
  */
 export async function joinNode(rawInput: JoinNodeInput): Promise<MembershipRunbookResult> {
-  const { input, ...base } = openRunbook('joinNode', rawInput, (i) =>
+  const { input, ...base } = await openRunbook('joinNode', rawInput, (i) =>
     i.rejoin ? 'rejoinNode' : 'joinNode',
   );
   return runJoin(input, base);
@@ -66,7 +70,7 @@ export async function runJoin(
   } else {
     master =
       input.master ??
-      (await readState(base, node, "read this node's cluster.json")).cluster.nodes[0] ??
+      (await readRoleState(base, node, "read this node's cluster.json", name)).cluster.nodes[0] ??
       '';
     if (master === node || master === standaloneAddress) {
       throw refuse(
@@ -85,6 +89,13 @@ export async function runJoin(
     if (rejoin && !members.includes(node)) {
       throw refuse(
         `${node} is not a member of [${members.join(', ')}], so it cannot rejoin: join it with joinNode`,
+      );
+    }
+    if (!rejoin && members.includes(node) && patched(rolePatch)) {
+      throw refuse(
+        `${node} is already a member of cluster ${clusterId} ([${members.join(', ')}]): nothing to join. ` +
+          'Nothing was changed: to bring it back keeping its data, or to finish a join that stopped ' +
+          'half way, start rejoinNode; to replace it, decommission it first',
       );
     }
     if (!masterFile.cluster.clusterUuid) {
@@ -167,106 +178,114 @@ export async function runJoin(
   rb.tracker.addSteps(planned);
   rb.eventNodes = view.nodes;
 
-  await runSteps(
-    rb,
-    {
-      started: { node, master, nodes: view.nodes, rejoin },
-      completed: () => ({ nodes: view.nodes, skipped: rb.skipped }),
-    },
-    async () => {
-      let sha: string | undefined = input.expectedSha256;
-      if (standalone) {
-        await rb.emit('configuration.before-change', { nodes: current, next: view.nodes });
-        const packed = await prepareConfigSteps(ctx, master, view, [node]);
-        sha = packed[node];
-        rb.state = `the master ${master} has generated the configuration for ${node}; nothing else changed`;
-      }
-      await rb.step(
-        `download:${node}`,
-        {
-          title: `download the configuration from ${master}`,
+  // The application's webapps are stopped around the change (docs/design.md "Admission").
+  const webapps = new Webapps(base, view.nodes);
+  try {
+    await runSteps(
+      rb,
+      {
+        started: { node, master, nodes: view.nodes, rejoin },
+        completed: () => ({ nodes: view.nodes, skipped: rb.skipped }),
+      },
+      async () => {
+        await webapps.stop();
+        let sha: string | undefined = input.expectedSha256;
+        if (standalone) {
+          await rb.emit('configuration.before-change', { nodes: current, next: view.nodes });
+          const packed = await prepareConfigSteps(ctx, master, view, [node]);
+          sha = packed[node];
+          rb.state = `the master ${master} has generated the configuration for ${node}; nothing else changed`;
+        }
+        await rb.step(
+          `download:${node}`,
+          {
+            title: `download the configuration from ${master}`,
+            node,
+            waitingText: `waiting for master ${master} to serve ${node}'s archive`,
+          },
+          () =>
+            nodeCalls(ctx, node, `download from ${master}`, true).downloadDistribution({
+              master,
+              ...(sha ? { expectedSha256: sha } : {}),
+            }),
+        );
+        await stopAllStep(ctx, node);
+        rb.state = `${node}'s middleware is stopped and it has its configuration; it has not ${verb}ed yet`;
+        await rb.emit('server.before-start', { node, middleware }, node);
+        for (const component of middleware) {
+          await middlewareStep(ctx, `${verb}:${node}:${component}`, `${verb} ${component}`, node, {
+            component,
+            operation: rejoin ? 'rejoinCluster' : 'joinCluster',
+            cluster: view,
+          });
+        }
+        await rb.emit('server.after-start', { node, middleware }, node);
+        rb.state = `${node} runs as a member of [${view.nodes.join(', ')}]; cluster.json not updated everywhere yet`;
+        const recordedAt = new Date().toISOString();
+        if (standalone) {
+          for (const m of current.filter((n) => n !== node)) {
+            await writeStateStep(
+              ctx,
+              `sync:${m}`,
+              'record the new membership',
+              m,
+              memberState(view, [], lastMemberId),
+              `${name}: ${node} ${verb}ed`,
+              () =>
+                m === master
+                  ? 'the master must record the membership: the joining node waits for it'
+                  : undefined,
+              recordedAt,
+            );
+          }
+        }
+        await rb.step(
+          `wait-master:${node}`,
+          {
+            title: `wait until ${master} has recorded ${node}`,
+            node,
+            waitingText: `waiting for master ${master} to finish its membership work`,
+          },
+          async () => {
+            const calls = nodeCalls(ctx, master, 'readClusterState');
+            for (;;) {
+              const file = await calls.readClusterState();
+              if (file.cluster.clusterConfigReady && file.cluster.nodes.includes(node)) return;
+              await sleep('3s');
+            }
+          },
+        );
+        await writeStateStep(
+          ctx,
+          `record:${node}`,
+          'record the membership in cluster.json',
           node,
-          waitingText: `waiting for master ${master} to serve ${node}'s archive`,
-        },
-        () =>
-          nodeCalls(ctx, node, `download from ${master}`, true).downloadDistribution({
-            master,
-            ...(sha ? { expectedSha256: sha } : {}),
-          }),
-      );
-      await stopAllStep(ctx, node);
-      rb.state = `${node}'s middleware is stopped and it has its configuration; it has not ${verb}ed yet`;
-      await rb.emit('server.before-start', { node, middleware }, node);
-      for (const component of middleware) {
-        await middlewareStep(ctx, `${verb}:${node}:${component}`, `${verb} ${component}`, node, {
-          component,
-          operation: rejoin ? 'rejoinCluster' : 'joinCluster',
-          cluster: view,
-        });
-      }
-      await rb.emit('server.after-start', { node, middleware }, node);
-      rb.state = `${node} runs as a member of [${view.nodes.join(', ')}]; cluster.json not updated everywhere yet`;
-      const recordedAt = new Date().toISOString();
-      if (standalone) {
-        for (const m of current.filter((n) => n !== node)) {
-          await writeStateStep(
+          { ...memberState(view, [], lastMemberId), nodeIsMaster: false, nodeIsRejoin: rejoin },
+          `${name}: ${verb}ed [${view.nodes.join(', ')}]`,
+          undefined,
+          // A child of bootstrapCluster is recorded again by its parent; an operator's join
+          // recorded the others at `recordedAt`.
+          recordedAt,
+        );
+        await rb.emit('configuration.after-change', { nodes: view.nodes }, node);
+        // A join started by another runbook is waited for by that runbook, once all have joined.
+        if (!workflowInfo().parent && patched(inSyncPatch)) {
+          inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
+        }
+        // A new cluster (a child of bootstrapCluster) has no desired bundles yet.
+        if (standalone && patched('bundle-converge')) {
+          await convergeBundles(
             ctx,
-            `sync:${m}`,
-            'record the new membership',
-            m,
-            memberState(view, [], lastMemberId),
-            `${name}: ${node} ${verb}ed`,
-            () =>
-              m === master
-                ? 'the master must record the membership: the joining node waits for it'
-                : undefined,
-            recordedAt,
+            node,
+            view.nodes.filter((n) => n !== node),
           );
         }
-      }
-      await rb.step(
-        `wait-master:${node}`,
-        {
-          title: `wait until ${master} has recorded ${node}`,
-          node,
-          waitingText: `waiting for master ${master} to finish its membership work`,
-        },
-        async () => {
-          const calls = nodeCalls(ctx, master, 'readClusterState');
-          for (;;) {
-            const file = await calls.readClusterState();
-            if (file.cluster.clusterConfigReady && file.cluster.nodes.includes(node)) return;
-            await sleep('3s');
-          }
-        },
-      );
-      await writeStateStep(
-        ctx,
-        `record:${node}`,
-        'record the membership in cluster.json',
-        node,
-        { ...memberState(view, [], lastMemberId), nodeIsMaster: false, nodeIsRejoin: rejoin },
-        `${name}: ${verb}ed [${view.nodes.join(', ')}]`,
-        undefined,
-        // A child of bootstrapCluster is recorded again by its parent; an operator's join
-        // recorded the others at `recordedAt`.
-        recordedAt,
-      );
-      await rb.emit('configuration.after-change', { nodes: view.nodes }, node);
-      // A join started by another runbook is waited for by that runbook, once all have joined.
-      if (!workflowInfo().parent && patched(inSyncPatch)) {
-        inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
-      }
-      // A new cluster (a child of bootstrapCluster) has no desired bundles yet.
-      if (standalone && patched('bundle-converge')) {
-        await convergeBundles(
-          ctx,
-          node,
-          view.nodes.filter((n) => n !== node),
-        );
-      }
-    },
-  );
+        await recordCluster(input.clusterId, view.nodes);
+      },
+    );
+  } finally {
+    await webapps.start();
+  }
   return result();
 }
 

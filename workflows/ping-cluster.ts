@@ -18,6 +18,7 @@ import {
 } from '../src/contracts/ping.js';
 import { clusterIdKey, nodesKey, runbookKey } from '../src/contracts/search-attributes.js';
 import { progressQuery } from '../src/contracts/messages.js';
+import { described } from '../src/contracts/message-descriptions.js';
 import { ProgressTracker } from './lib/progress-tracker.js';
 import { runbookInput } from './lib/open.js';
 
@@ -53,7 +54,7 @@ export async function pingCluster(rawInput: PingClusterInput): Promise<PingClust
     input.clusterId,
     input.nodes.map((node) => ({ id: `ping:${node}`, title: 'ping node agent', node })),
   );
-  setHandler(progressQuery, () => tracker.snapshot());
+  setHandler(progressQuery, () => tracker.snapshot(), described(progressQuery));
 
   async function pingOne(node: string): Promise<NodePing & { attempts: number }> {
     const stepId = `ping:${node}`;

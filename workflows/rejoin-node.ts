@@ -10,6 +10,6 @@ import { openRunbook } from './lib/open.js';
  * store, and Kafka keeps its KRaft identity while its messages are copied back from the others.
  */
 export async function rejoinNode(rawInput: RejoinNodeInput): Promise<MembershipRunbookResult> {
-  const { input, ...base } = openRunbook('rejoinNode', rawInput);
+  const { input, ...base } = await openRunbook('rejoinNode', rawInput);
   return runJoin({ ...input, rejoin: true }, base);
 }

@@ -10,6 +10,7 @@ import {
 } from '../src/contracts/data-runbooks.js';
 import { checkArchiveStep, loadSteps, planLoad } from './lib/data.js';
 import { openDataRunbook, runSteps } from './lib/open.js';
+import { Webapps } from './lib/quiesce.js';
 
 /**
  * Restores a backup taken by backupCluster. Everything is checked before anything changes:
@@ -22,8 +23,8 @@ import { openDataRunbook, runSteps } from './lib/open.js';
  * middleware on the node that backed it up (the master then), the controller on each node; a
  * failing step parks. ZooKeeper, Kafka and CockroachDB restore through their running cluster
  * (a znode tree replaced over a client session, topics deleted and produced again, a SQL
- * RESTORE), so no server is stopped; the controller's folders are swapped by rename while the
- * appliance, which clusterguard does not supervise, runs.
+ * RESTORE), so no server is stopped; the controller's folders are swapped by rename. The
+ * application's webapps are stopped around the changes (docs/design.md "Admission", quiesce).
  */
 export async function restoreCluster(rawInput: RestoreClusterInput): Promise<RestoreClusterResult> {
   const { input, ctx, rb, clusterId, members, manifestFor, summary } = await openDataRunbook(
@@ -37,7 +38,10 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
   const checks = await Promise.all(
     members.map((n) => checkArchiveStep(ctx, n, 'backup', backupId)),
   );
-  const { problems, manifest } = evaluateBackup(clusterId, backupId, checks);
+  const { problems, manifest, copies } = evaluateBackup(clusterId, backupId, checks);
+  // A node of the backup whose archive is gone restores from another member's copy of it.
+  const from = (node: string) =>
+    copies[node] !== undefined && patched('backup-copies') ? copies[node] : node;
   const unsafe = problems.length > 0 && checks.some((c) => c.problem);
   if (manifest) {
     const differs = membersDifference(manifest.members, members);
@@ -61,7 +65,7 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
   const wanted = input.middleware ?? dataComponents;
   const plan: ArchivePlan = manifest.archives.flatMap(({ node, components }) => {
     const mine = components.filter((c) => wanted.includes(c));
-    return mine.length ? [{ node, components: mine }] : [];
+    return mine.length ? [{ node: from(node), components: mine }] : [];
   });
   const archives: DataArchive[] = checks.flatMap((c) =>
     c.archive && plan.some((p) => p.node === c.node)
@@ -108,14 +112,23 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
   if (input.dryRun) return result();
   rb.tracker.addSteps(steps);
 
-  await runSteps(
-    rb,
-    {
-      started: { backupId, members, plan },
-      completed: () => ({ backupId, plan }),
-      failed: { backupId },
-    },
-    () => loadSteps(ctx, load, restored),
-  );
-  return result();
+  // The application's webapps are stopped around the changes (docs/design.md "Admission").
+  const webapps = new Webapps(ctx, members);
+  try {
+    await runSteps(
+      rb,
+      {
+        started: { backupId, members, plan },
+        completed: () => ({ backupId, plan }),
+        failed: { backupId },
+      },
+      async () => {
+        await webapps.stop();
+        await loadSteps(ctx, load, restored);
+      },
+    );
+    return result();
+  } finally {
+    await webapps.start();
+  }
 }

@@ -23,6 +23,7 @@ import {
 } from '../src/contracts/bundles.js';
 import { describeZodError } from '../src/contracts/validation.js';
 import { approveUpdate, bundlesQuery } from '../src/contracts/messages.js';
+import { described } from '../src/contracts/message-descriptions.js';
 import { bundleCalls } from './lib/bundle-converge.js';
 import { recordAndShowBundles } from './lib/bundle-view.js';
 import { readMembers } from './lib/data.js';
@@ -43,14 +44,14 @@ function refuse(message: string): ApplicationFailure {
  * a rollback of every node it changed to the version each had before.
  */
 export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<RolloutBundleResult> {
-  const { input, ...ctx } = openRunbook('rolloutBundle', rawInput);
+  const { input, ...ctx } = await openRunbook('rolloutBundle', rawInput);
   const { clusterId, sha256 } = input;
   const { rb } = ctx;
   const info = workflowInfo();
   const datetime = new Date().toISOString();
 
   const view: BundlesView = { sha256, phase: 'inspecting', nodes: [] };
-  setHandler(bundlesQuery, () => view);
+  setHandler(bundlesQuery, () => view, described(bundlesQuery));
   let waitingForApproval = false;
   let approval: { by?: string; reject?: string } | undefined;
   setHandler(
@@ -62,6 +63,7 @@ export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<Rollo
         : `approved: rolling out ${view.symbolicName ?? sha256} to the remaining nodes`;
     },
     {
+      ...described(approveUpdate),
       validator: (arg) => {
         if (!waitingForApproval || approval) {
           throw new Error(
@@ -77,7 +79,9 @@ export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<Rollo
 
   // --- which nodes, and what they hold ----------------------------------------------------------
   let members: string[] | undefined;
-  if (input.master) members = (await readMembers(ctx, input.master)).members;
+  // Without nodes or master, the members come from the master in the cluster record.
+  let master = input.master;
+  if (input.master || !input.nodes) ({ members, master } = await readMembers(ctx, input.master));
   const nodes = input.nodes ?? members ?? [];
   const strangers = members ? nodes.filter((n) => !members.includes(n)) : [];
   if (strangers.length > 0) {
@@ -328,7 +332,7 @@ export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<Rollo
       if (patched('bundle-desired-set')) {
         const shown = await recordAndShowBundles(ctx, {
           nodes,
-          recordOn: [input.master ?? nodes[0] ?? ''].filter(Boolean),
+          recordOn: [master ?? nodes[0] ?? ''].filter(Boolean),
           desired: { symbolicName, version, sha256, workflowId: info.workflowId, at: datetime },
         });
         view.table = shown.rows;

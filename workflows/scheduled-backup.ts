@@ -13,6 +13,7 @@ import {
 import { clusterIdKey, runbookKey } from '../src/contracts/search-attributes.js';
 import type { backupCluster } from './backup-cluster.js';
 import { progressQuery } from '../src/contracts/messages.js';
+import { described } from '../src/contracts/message-descriptions.js';
 import { tagRunbook } from './lib/membership.js';
 import { ProgressTracker } from './lib/progress-tracker.js';
 import { causeMessage } from './lib/runbook.js';
@@ -34,8 +35,8 @@ export async function scheduledBackup(
   const tracker = new ProgressTracker('scheduledBackup', clusterId, [
     { id: 'backup', title: `backupCluster as ${workflowId}` },
   ]);
-  setHandler(progressQuery, () => tracker.snapshot());
-  tagRunbook('scheduledBackup', clusterId, [input.master]);
+  setHandler(progressQuery, () => tracker.snapshot(), described(progressQuery));
+  tagRunbook('scheduledBackup', clusterId, input.master ? [input.master] : []);
   tracker.update('backup', { status: 'running', attempts: 1 });
 
   let child;

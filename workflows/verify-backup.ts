@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import {
   evaluateBackup,
   type VerifyBackupInput,
@@ -33,15 +33,19 @@ export async function verifyBackup(rawInput: VerifyBackupInput): Promise<VerifyB
     const checks = await Promise.all(
       members.map((n) => checkArchiveStep(ctx, n, 'backup', backupId)),
     );
-    const { problems, manifest } = evaluateBackup(clusterId, backupId, checks);
+    const { problems, manifest, copies } = evaluateBackup(clusterId, backupId, checks);
     if (problems.length || !manifest) {
       throw ApplicationFailure.nonRetryable(
         `backup ${backupId} of cluster ${clusterId} is not whole: ${problems.join('; ')}`,
         'UnsafeArchive',
       );
     }
-    // The node holding the replicated data (the master when it was taken) reads its dumps back.
-    const tested = manifest.archives[0];
+    // The node holding the replicated data (the master when it was taken) reads its dumps back,
+    // or the member whose copy stands in for its archive.
+    const first = manifest.archives[0];
+    const copy = first && copies[first.node];
+    const tested =
+      first && copy !== undefined && patched('backup-copies') ? { ...first, node: copy } : first;
     const restoreTest =
       input.restoreTest && tested
         ? await rb.step(

@@ -7,7 +7,8 @@ import { TLSSocket } from 'node:tls';
 import { Readable } from 'node:stream';
 import { serve, type ServerType } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
-import { Hono } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { z } from 'zod';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { isNodeAddress } from '../contracts/addresses.js';
@@ -54,6 +55,12 @@ function clientCertificateNames(env: { incoming?: IncomingMessage }): string[] |
 function plainAddress(address: string | undefined): string | undefined {
   return address?.replace(/^::ffff:/, '');
 }
+
+/** The old guard service's download body (docs/design.md); `nodes` is not needed to answer. */
+const legacyDownloadSchema = z.looseObject({
+  nodes: z.array(z.string()).optional(),
+  currentNode: z.string().min(1).max(253),
+});
 
 function problem(status: number, error: string, hint?: string) {
   return { status, body: { error, ...(hint ? { hint } : {}) } };
@@ -102,7 +109,7 @@ export function createAgentApp(deps: AgentServerDeps): Hono {
         413,
       ),
   });
-  app.use('/v1/*', tooLarge, async (c, next) => {
+  const authenticated: MiddlewareHandler = async (c, next) => {
     if (!tokenMatches(bearerToken(c.req.header('authorization')), deps.token)) {
       const from = plainAddress(getConnInfo(c).remote.address);
       deps.logger.warn('refused request without a valid cluster token', {
@@ -120,10 +127,34 @@ export function createAgentApp(deps: AgentServerDeps): Hono {
       );
     }
     await next();
+  };
+  app.use('/v1/*', tooLarge, authenticated);
+  // The old guard service's path prefix (docs/design.md): its download request, same rules.
+  app.use('/guard/v1/*', tooLarge, authenticated);
+
+  app.get('/v1/cluster/config/actions/download', (c) => download(c, c.req.query('node')));
+  // The old guard service's request (docs/design.md): POST, JSON `{nodes, currentNode}`.
+  app.post('/guard/v1/config/actions/download', async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      body = undefined;
+    }
+    const parsed = legacyDownloadSchema.safeParse(body);
+    if (!parsed.success) {
+      return c.json(
+        {
+          error: 'the body must be JSON {"nodes": [...], "currentNode": "<address>"}',
+          hint: 'currentNode names the node whose configuration archive is asked for',
+        },
+        400,
+      );
+    }
+    return download(c, parsed.data.currentNode);
   });
 
-  app.get('/v1/cluster/config/actions/download', async (c) => {
-    const node = c.req.query('node');
+  async function download(c: Context, node: string | undefined) {
     const from = plainAddress(getConnInfo(c).remote.address);
     let refusal: ReturnType<typeof problem> | undefined;
     if (!node || !isNodeAddress(node)) {
@@ -170,7 +201,7 @@ export function createAgentApp(deps: AgentServerDeps): Hono {
     c.header('Content-Length', String(size));
     c.header('Content-Disposition', `attachment; filename="${node}.zip"`);
     return c.body(Readable.toWeb(createReadStream(file)) as ReadableStream);
-  });
+  }
 
   for (const mount of deps.routes ?? []) mount(app, deps);
 

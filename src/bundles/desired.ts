@@ -132,7 +132,13 @@ function parse(data: Buffer | undefined): DesiredBundle | undefined {
   }
 }
 
-/** The desired set: one entry per bundle; empty when nothing was ever rolled out. */
+/**
+ * The desired set: one entry per bundle, empty when nothing was ever rolled out, in the order
+ * the bundles first came into the cluster (the creation order of their znodes, czxid). That is
+ * an order a node can install them in: a rollout is verified, so a bundle that needs another
+ * (a package, a DS service) completed only after that one ran; by name, a consumer would come
+ * before its provider and be refused.
+ */
 export async function readDesiredBundles(
   connectionString: string,
   timeoutMs = 20_000,
@@ -146,15 +152,19 @@ export async function readDesiredBundles(
         if (codeOf(err) === zookeeper.Exception.NO_NODE) return [];
         throw err;
       }
-      const out: DesiredBundle[] = [];
+      const out: { entry: DesiredBundle; czxid: Buffer }[] = [];
       for (const name of names.sort()) {
-        const data = await new Promise<Buffer | undefined>((resolve, reject) =>
-          client.getData(`${desiredRoot}/${name}`, (err, d) => (err ? reject(err) : resolve(d))),
+        const [data, stat] = await new Promise<[Buffer | undefined, zookeeper.Stat]>(
+          (resolve, reject) =>
+            client.getData(`${desiredRoot}/${name}`, (err, d, st) =>
+              err ? reject(err) : resolve([d, st]),
+            ),
         );
         const entry = parse(data);
-        if (entry) out.push(entry);
+        if (entry) out.push({ entry, czxid: stat.czxid });
       }
-      return out;
+      // Big-endian 64-bit: byte order is number order. The sort is stable: ties stay by name.
+      return out.sort((a, b) => Buffer.compare(a.czxid, b.czxid)).map((o) => o.entry);
     });
   } catch (err) {
     throw fail('reading the desired bundles', connectionString, err);

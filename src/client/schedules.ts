@@ -1,3 +1,4 @@
+import { startMetadata } from './start-metadata.js';
 import {
   ScheduleAlreadyRunning,
   ScheduleOverlapPolicy,
@@ -95,6 +96,7 @@ export async function createBackupSchedule(
         // The input as given: defaults are applied by the runbook of each fire.
         args: [options.input],
         taskQueue: connection.taskQueue ?? orchestratorTaskQueue,
+        ...startMetadata('scheduledBackup', { clusterId }, undefined, options.input),
         typedSearchAttributes: [
           { key: clusterIdKey, value: clusterId },
           { key: runbookKey, value: 'scheduledBackup' },

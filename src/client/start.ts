@@ -18,6 +18,7 @@ import {
 import { clusterIdKey, nodesKey, runbookKey } from '../contracts/search-attributes.js';
 import { checked } from '../contracts/validation.js';
 import { ClusterBusyError } from './errors.js';
+import { startMetadata } from './start-metadata.js';
 
 export interface StartOptions {
   /** The orchestrator's task queue; default `clusterguard`. */
@@ -103,6 +104,7 @@ export async function startRunbook<N extends RunbookName>(
       args: [input],
       taskQueue: options.taskQueue ?? orchestratorTaskQueue,
       workflowId,
+      ...startMetadata(name, params, nodes, input),
       typedSearchAttributes: [
         { key: clusterIdKey, value: params.clusterId },
         { key: runbookKey, value: name },

@@ -1,8 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import type { TLSConfig } from '@temporalio/client';
-import type { DataConverter } from '@temporalio/common';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import {
+  defaultPayloadConverter,
+  type DataConverter,
+  type LoadedDataConverter,
+} from '@temporalio/common';
 import { ClusterGuardError } from '../contracts/errors.js';
 import { EncryptionCodec, keyRingFrom, loadKeyRing, parseKeyList } from './codec.js';
+import { failureConverter } from './failure-converter.js';
+
+/** The failure converter's module, beside this one (`.ts` from source, `.js` when built). */
+export const failureConverterPath = fileURLToPath(
+  new URL(`./failure-converter${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+);
 
 /** TLS as the config file and connection profiles give it: PEM files or inline PEM text. */
 export interface TlsOptions {
@@ -72,10 +84,18 @@ export function metadataFor(options: { grpcMeta?: Record<string, string> }) {
  */
 export async function dataConverterFor(
   codec: CodecOptions | undefined,
-): Promise<DataConverter | undefined> {
+): Promise<(DataConverter & LoadedDataConverter) | undefined> {
   if (!codec?.keyFile && !codec?.keys) return undefined;
   const ring = codec.keyFile
     ? await loadKeyRing(codec.keyFile)
     : keyRingFrom({ current: codec.current, keys: parseKeyList(codec.keys ?? '') }, 'codec.keys');
-  return { payloadCodecs: [new EncryptionCodec(ring)] };
+  // Failure messages and stack traces go through the codec too (failure-converter.ts). A
+  // worker loads the converter from its path, into the workflow bundle as well; a client takes
+  // the instance, so that no process has to `require` a TypeScript file.
+  return {
+    payloadCodecs: [new EncryptionCodec(ring)],
+    failureConverterPath,
+    payloadConverter: defaultPayloadConverter,
+    failureConverter,
+  };
 }

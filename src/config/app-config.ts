@@ -6,8 +6,9 @@ import { nodeAddressSchema, orchestratorTaskQueue } from '../contracts/addresses
 import { ClusterGuardError } from '../contracts/errors.js';
 import { agentTlsSchema, commandSchema, middlewareConfigSchema, port } from './config-schemas.js';
 import { applyTemporalProfile } from './temporal-profile.js';
+import { dateFormatSettings } from './cluster-store.js';
 
-/** Production data root of the seed (docs/design.md); development uses `.data/nodes/<address>`. */
+/** Production data root of the old guard service (docs/design.md, "On-disk layout of a node"); development uses `.data/nodes/<address>`. */
 export const productionRoot = '/ibnsdata/guard';
 export const envPrefix = 'CG_';
 
@@ -120,6 +121,11 @@ export const appConfigSchema = z.object({
       address: nodeAddressSchema.default('127.0.0.1'),
       /** Data root of this node (docs/design.md); defaults to the production root. */
       root: z.string().min(1).default(productionRoot),
+      /**
+       * How cluster.json dates are written back (docs/design.md, "The old service's formats we
+       * keep"): `as-read` keeps the format the file came in.
+       */
+      clusterFileDateFormat: z.enum(dateFormatSettings).default('as-read'),
     })
     .prefault({}),
   agent: z
@@ -142,6 +148,21 @@ export const appConfigSchema = z.object({
        * and present this certificate as their client certificate.
        */
       tls: agentTlsSchema.optional(),
+      /**
+       * The self-healing node (docs/design.md): on a configured member the agent starts its
+       * servers in order and starts one that died again, with backoff, up to `maxFailures`
+       * failed starts in a row.
+       */
+      supervisor: z
+        .object({
+          enabled: z.stringbool().or(z.boolean()).default(true),
+          intervalMs: z.coerce.number().int().min(100).max(600_000).default(2000),
+          maxFailures: z.coerce.number().int().min(1).max(100).default(5),
+          initialBackoffMs: z.coerce.number().int().min(0).max(600_000).default(1000),
+          maxBackoffMs: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+          stableMs: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   middleware: middlewareConfigSchema,
@@ -168,7 +189,28 @@ export const appConfigSchema = z.object({
       port: port.optional(),
     })
     .prefault({}),
-  /** Runbook events to Kafka (DESIGN.md "Events"); only the orchestrator publishes them. */
+  /**
+   * Cluster-wide admission (docs/design.md "Admission"): how often a cluster's admission
+   * workflow asks whether its holders still run, so that one that ended without releasing
+   * (terminated, timed out) holds the cluster no longer than this.
+   */
+  admission: z
+    .object({ checkSeconds: z.coerce.number().int().min(1).max(3600).default(30) })
+    .prefault({}),
+  /**
+   * OpenTelemetry traces (src/observability/tracing.ts). `otlpEndpoint` (CG_TRACING__OTLP_ENDPOINT):
+   * OTLP over HTTP, e.g. http://collector:4318/v1/traces; `console`: spans as JSON log lines on
+   * stderr (for development). Neither: off.
+   */
+  tracing: z
+    .object({
+      otlpEndpoint: z.url({ protocol: /^https?$/ }).optional(),
+      console: z.stringbool().or(z.boolean()).default(false),
+      /** `service.name` of the spans; default the process's role (orchestrator, node-agent). */
+      serviceName: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  /** Runbook events to Kafka (docs/design.md "Events"); only the orchestrator publishes them. */
   events: z
     .object({
       enabled: z.stringbool().or(z.boolean()).default(true),
@@ -200,6 +242,12 @@ export const appConfigSchema = z.object({
       spoolFile: z.string().min(1).default('.data/events-spool.jsonl'),
     })
     .prefault({}),
+  /**
+   * The orchestrator's record of the clusters it ran runbooks on (src/config/cluster-registry.ts):
+   * runbooks given only a cluster id find its master there. Orchestrators that share a Temporal
+   * namespace must share this file (a shared volume), or each adopts the clusters it serves.
+   */
+  clusters: z.object({ recordFile: z.string().min(1).default('.data/clusters.json') }).prefault({}),
   /** Bundle rollout on this node (issue 6, docs/bundles.md). */
   bundles: z
     .object({

@@ -2,7 +2,9 @@ import { access, link, mkdir, open, readFile, rename, unlink } from 'node:fs/pro
 import path from 'node:path';
 import {
   clusterFileSchema,
+  dateFormatOf,
   defaultClusterFile,
+  type ClusterDateFormat,
   formatIssues,
   serializeClusterFile,
   type ClusterFile,
@@ -21,6 +23,31 @@ export interface ClusterStoreOptions {
   /** Path of `cluster.json` (`NodeLayout#clusterFile`). */
   file: string;
   now?: () => Date;
+  /**
+   * How dates are written back (docs/design.md, "The old service's formats we keep"): `as-read`
+   * (default) keeps the format the file came in, else always ISO-8601, the old service's
+   * format (at the file's offset, or this host's) or epoch milliseconds.
+   */
+  dateFormat?: DateFormatSetting;
+}
+
+export const dateFormatSettings = ['as-read', 'iso', 'legacy', 'epoch'] as const;
+export type DateFormatSetting = (typeof dateFormatSettings)[number];
+
+/** The format an update writes, from the setting and the file as it was read. */
+export function writtenDateFormat(setting: DateFormatSetting, raw: string): ClusterDateFormat {
+  let found: ClusterDateFormat | undefined;
+  try {
+    const json = JSON.parse(raw.replace(/^\uFEFF/, '')) as { cluster?: { datetime?: unknown } };
+    found = dateFormatOf(json.cluster?.datetime);
+  } catch {
+    found = undefined;
+  }
+  if (setting === 'as-read') return found ?? { kind: 'iso' };
+  if (setting !== 'legacy') return { kind: setting };
+  return found?.kind === 'legacy'
+    ? found
+    : { kind: 'legacy', offsetMinutes: -new Date().getTimezoneOffset() };
 }
 
 export type ClusterMutator = (current: ClusterFile) => ClusterFile | Promise<ClusterFile>;
@@ -143,10 +170,12 @@ function jsonErrorPlace(text: string): string {
 export class ClusterStore {
   readonly file: string;
   readonly lastGoodFile: string;
+  readonly dateFormat: DateFormatSetting;
   private readonly now: () => Date;
 
   constructor(options: ClusterStoreOptions) {
     this.file = path.resolve(options.file);
+    this.dateFormat = options.dateFormat ?? 'as-read';
     this.lastGoodFile = lastGoodPath(this.file);
     this.now = options.now ?? (() => new Date());
   }
@@ -174,7 +203,10 @@ export class ClusterStore {
       const next = this.validNext(this.withHistory(current, changed, why), why);
       // The bytes just validated, not a fresh copy of the file: what is kept is known good.
       await replaceAtomically(this.lastGoodFile, raw);
-      await replaceAtomically(this.file, serializeClusterFile(next));
+      await replaceAtomically(
+        this.file,
+        serializeClusterFile(next, writtenDateFormat(this.dateFormat, raw)),
+      );
       return next;
     });
   }

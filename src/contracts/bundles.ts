@@ -5,7 +5,7 @@ import { clusterIdSchema } from './ping.js';
 import { lazySchema } from './validation.js';
 
 /**
- * Bundle rollout (issue 6, seeds 000/002/003/004): identities, inputs and results of
+ * Bundle rollout (docs/bundles.md): identities, inputs and results of
  * `rolloutBundle`, what the bundle activities exchange, and the pure planning rules (batches,
  * what to roll back). Workflow-safe: no Node built-ins.
  */
@@ -79,7 +79,10 @@ export const rolloutBundleInputSchema = lazySchema(() =>
        * cluster.json of `master` describes.
        */
       nodes: nodeListSchema.optional(),
-      /** A member whose cluster.json names the members; needed when `nodes` is left out. */
+      /**
+       * A member whose cluster.json names the members. Default: the master in clusterguard's
+       * record of the cluster (docs/design.md, "The cluster record").
+       */
       master: nodeAddressSchema.optional(),
       /**
        * The agent the bundle was uploaded to, when it is not one of the nodes. Every node that
@@ -105,12 +108,13 @@ export const rolloutBundleInputSchema = lazySchema(() =>
       stepAttempts: z.number().int().min(1).max(100).default(3),
       /** How long an agent may leave a step unclaimed before `progress` shows its node unreachable. */
       agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+      /**
+       * When another runbook holds the cluster (docs/design.md "Admission"): queue behind it and
+       * start when it ends, instead of failing at once with ClusterBusy.
+       */
+      waitForCluster: z.boolean().default(false),
     })
-    .strict()
-    .refine((input) => input.nodes || input.master, {
-      path: ['nodes'],
-      message: 'name the nodes to install on, or a master whose cluster.json lists the members',
-    }),
+    .strict(),
 );
 
 export type RolloutBundleInput = z.input<typeof rolloutBundleInputSchema>;

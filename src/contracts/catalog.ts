@@ -111,7 +111,10 @@ const data =
       lane: 'data',
       input,
       workflowId: (p) => dataWorkflowId((p as { clusterId: string }).clusterId),
-      nodes: (p) => [(p as { master: string }).master],
+      nodes: (p) => {
+        const { master } = p as { master?: string };
+        return master ? [master] : undefined;
+      },
     });
 
 export const runbooks = {

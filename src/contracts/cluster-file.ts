@@ -173,7 +173,7 @@ export const clusterStateSchema = z.looseObject({
   revision: z.string().optional(),
 });
 
-/** One earlier membership, in either seed shape; normalised to `{datetime, nodes, …}`. */
+/** One earlier membership, in either shape the old service wrote (docs/design.md); normalised to `{datetime, nodes, …}`. */
 export const historyEntrySchema = z
   .object({
     datetime: datetimeSchema,
@@ -258,9 +258,69 @@ export function masterOf(file: ClusterFile): string {
   return master;
 }
 
-/** Canonical text: normalised by the schema, 2-space indentation, trailing newline. */
-export function serializeClusterFile(file: ClusterFile): string {
-  return `${JSON.stringify(clusterFileSchema.parse(file), null, 2)}\n`;
+/**
+ * How a file writes its dates (docs/design.md, "The old service's formats we keep"): ISO-8601,
+ * the old service's `Wed Oct 24 2018 11:19:25 GMT+0800` at a fixed offset (with the zone name
+ * suffix it came with, if any), or epoch milliseconds. A file taken over from the old service is
+ * written back the way it came, so that the old service's readers still parse it.
+ */
+export type ClusterDateFormat =
+  | { kind: 'iso' }
+  | { kind: 'epoch' }
+  | { kind: 'legacy'; offsetMinutes: number; zoneName?: string };
+
+/** The format of one `datetime` value as found on disk; undefined when it is none of them. */
+export function dateFormatOf(value: unknown): ClusterDateFormat | undefined {
+  if (typeof value === 'number') return parseClusterDatetime(value) ? { kind: 'epoch' } : undefined;
+  if (typeof value !== 'string') return undefined;
+  if (parseIsoDateTime(value)) return { kind: 'iso' };
+  const m = legacyPattern.exec(value.trim());
+  if (!m || !parseLegacyDate(value)) return undefined;
+  const zoneName = /\(([^()]*)\)$/.exec(value.trim())?.[1];
+  return {
+    kind: 'legacy',
+    offsetMinutes: offsetMinutes(m[8] ?? '+', m[9] ?? '0', m[10] ?? '0'),
+    ...(zoneName ? { zoneName } : {}),
+  };
+}
+
+const two = (n: number) => String(n).padStart(2, '0');
+
+/** An ISO-8601 instant in `format`. */
+export function formatClusterDatetime(iso: string, format: ClusterDateFormat): string | number {
+  const date = new Date(iso);
+  if (format.kind === 'epoch') return date.getTime();
+  if (format.kind === 'iso') return date.toISOString();
+  const local = new Date(date.getTime() + format.offsetMinutes * 60_000);
+  const off = Math.abs(format.offsetMinutes);
+  const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+  const text =
+    `${cap(weekdays[local.getUTCDay()] ?? '')} ${cap(months[local.getUTCMonth()] ?? '')} ` +
+    `${two(local.getUTCDate())} ${local.getUTCFullYear()} ` +
+    `${two(local.getUTCHours())}:${two(local.getUTCMinutes())}:${two(local.getUTCSeconds())} ` +
+    `GMT${format.offsetMinutes < 0 ? '-' : '+'}${two(Math.floor(off / 60))}${two(off % 60)}`;
+  return format.zoneName ? `${text} (${format.zoneName})` : text;
+}
+
+/**
+ * Canonical text: normalised by the schema, 2-space indentation, trailing newline; dates in
+ * `dateFormat` (default ISO-8601).
+ */
+export function serializeClusterFile(file: ClusterFile, dateFormat?: ClusterDateFormat): string {
+  const parsed = clusterFileSchema.parse(file);
+  if (!dateFormat || dateFormat.kind === 'iso') return `${JSON.stringify(parsed, null, 2)}\n`;
+  const out = {
+    ...parsed,
+    cluster: {
+      ...parsed.cluster,
+      datetime: formatClusterDatetime(parsed.cluster.datetime, dateFormat),
+    },
+    history: parsed.history.map((h) => ({
+      ...h,
+      datetime: formatClusterDatetime(h.datetime, dateFormat),
+    })),
+  };
+  return `${JSON.stringify(out, null, 2)}\n`;
 }
 
 function pathText(path: readonly PropertyKey[]): string {

@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { nodeAddressSchema } from './addresses.js';
-import { backupIdSchema, dataComponents, type ReplicatedComponent } from './data-ids.js';
+import {
+  backupIdSchema,
+  dataComponents,
+  isReplicated,
+  type ReplicatedComponent,
+} from './data-ids.js';
 import { clusterIdSchema } from './ping.js';
 
 /**
@@ -128,6 +133,24 @@ export function planBackup(
   });
 }
 
+/** A second copy of one node's archive on another member. */
+export interface BackupCopy {
+  from: string;
+  to: string;
+}
+
+/**
+ * Where the archives holding replicated data get their second copy (docs/design.md, "A backup
+ * outlives its node"): on the first member, in member order, that holds no archive of the backup
+ * itself, so that no archive is ever put in the place of another. None when every member holds
+ * one of its own (or the cluster has one member).
+ */
+export function planBackupCopies(members: readonly string[], plan: ArchivePlan): BackupCopy[] {
+  const to = members.find((m) => !plan.some((p) => p.node === m));
+  if (!to) return [];
+  return plan.filter((p) => p.components.some(isReplicated)).map((p) => ({ from: p.node, to }));
+}
+
 /** What differs between the backup's members and the cluster's, or undefined when none. */
 export function membersDifference(
   backup: readonly string[],
@@ -155,15 +178,18 @@ export interface ArchiveCheck {
 
 /**
  * Whether the archives the members hold make up backup `backupId` of `clusterId`: each one
- * verified, all from the same run, every node of the backup's plan answering with its archive.
- * Returns the problems (empty when the backup is whole) and the plan found in the manifests.
+ * verified, all from the same run, every node of the backup's plan answering with its archive,
+ * or, when that archive is missing, another member with a verified copy of it (planBackupCopies).
+ * Returns the problems (empty when the backup is whole), the plan found in the manifests and,
+ * for each node of the plan whose own archive is missing, the member whose copy stands in.
  */
 export function evaluateBackup(
   clusterId: string,
   backupId: string,
   checks: readonly ArchiveCheck[],
-): { problems: string[]; manifest?: ManifestSummary } {
+): { problems: string[]; manifest?: ManifestSummary; copies: Record<string, string> } {
   const problems: string[] = [];
+  const copies: Record<string, string> = {};
   for (const c of checks) if (c.present && c.problem) problems.push(`${c.node}: ${c.problem}`);
   const good = checks.flatMap((c) => (c.archive ? [c.archive] : []));
   const first = good[0];
@@ -173,7 +199,7 @@ export function evaluateBackup(
         `no member has backup ${backupId} (asked ${checks.map((c) => c.node).join(', ')})`,
       );
     }
-    return { problems };
+    return { problems, copies };
   }
   const manifest = first.manifest;
   if (manifest.clusterId !== clusterId) {
@@ -189,22 +215,32 @@ export function evaluateBackup(
       );
     }
   }
+  const planned = (node: string) => manifest.archives.find((a) => a.node === node);
+  // A copy holds another node's archive of the plan, all of it replicated data.
+  const isCopy = (g: DataArchive & { manifest: ManifestSummary }) =>
+    g.manifest.node !== g.node &&
+    !planned(g.node) &&
+    (planned(g.manifest.node)?.components.every(isReplicated) ?? false);
   for (const g of good) {
-    if (g.manifest.node !== g.node) {
+    if (g.manifest.node !== g.node && !isCopy(g)) {
       problems.push(`${g.node}: its archive was written on ${g.manifest.node}`);
     }
   }
   for (const { node } of manifest.archives) {
     const c = checks.find((x) => x.node === node);
-    if (!c) problems.push(`${node} holds part of the backup but is not a member now`);
-    else if (!c.present) problems.push(`${node}: its archive of backup ${backupId} is missing`);
+    const copy = good.find((g) => g.manifest.node === node && isCopy(g));
+    if (c?.present) continue;
+    if (copy) copies[node] = copy.node;
+    else if (!c) problems.push(`${node} holds part of the backup but is not a member now`);
+    else problems.push(`${node}: its archive of backup ${backupId} is missing`);
   }
   for (const c of checks) {
-    if (c.present && !manifest.archives.some((a) => a.node === c.node)) {
+    const copy = c.archive && isCopy(c.archive);
+    if (c.present && !copy && !planned(c.node)) {
       problems.push(`${c.node}: holds an archive ${backupId} that the backup's plan does not list`);
     }
   }
-  return { problems, manifest };
+  return { problems, manifest, copies };
 }
 
 export interface DataArchive {

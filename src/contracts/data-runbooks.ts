@@ -24,14 +24,20 @@ const componentListSchema = z
 const dataRunbookOptions = {
   clusterId: clusterIdSchema,
   /**
-   * A member of the cluster, normally its master: the runbook reads this node's cluster.json
-   * and works with the master it names (a workflow knows no node addresses of its own).
+   * Optional: a member of the cluster, normally its master: the runbook reads this node's
+   * cluster.json and works with the master it names. Default: the master in clusterguard's
+   * record of the cluster (docs/design.md, "The cluster record").
    */
-  master: nodeAddressSchema,
+  master: nodeAddressSchema.optional(),
   /** Attempts of a step before it parks and waits for an operator (retryStep, abort). */
   stepAttempts: z.number().int().min(1).max(100).default(5),
   /** How long an agent may leave a step unclaimed before `progress` shows its node unreachable. */
   agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+  /**
+   * When another runbook holds the cluster (docs/design.md "Admission"): queue behind it and
+   * start when it ends, instead of failing at once with ClusterBusy.
+   */
+  waitForCluster: z.boolean().default(false),
 };
 
 /** A data runbook's input: the options every one takes, then its own; nothing else. */
@@ -157,6 +163,8 @@ export interface BackupClusterResult extends PlannedDataRunbookResult {
   plan: ArchivePlan;
   /** Each verified archive (empty on a dry run). */
   archives: DataArchive[];
+  /** Second copies of the replicated data's archive on other members, checked by sha256. */
+  copies?: (DataArchive & { from: string })[];
   /** Archives deleted by retention (`keep`). */
   pruned: PrunedArchive[];
   skipped: SkippedSteps;

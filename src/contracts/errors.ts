@@ -34,6 +34,11 @@ export const errorTypes = [
    * activate, or it left other bundles unresolved. Permanent for that artifact.
    */
   'BundleRejected',
+  /**
+   * A runbook named only a cluster (no `master`) that clusterguard has no record of: bootstrap
+   * it, or adopt it by naming its master once (docs/design.md, "The cluster record"). Permanent.
+   */
+  'UnknownCluster',
 ] as const;
 
 export type ErrorType = (typeof errorTypes)[number];
@@ -50,6 +55,7 @@ export const nonRetryableErrorTypes: ErrorType[] = [
   'Aborted',
   'ClusterBusy',
   'BundleRejected',
+  'UnknownCluster',
 ];
 
 /**

@@ -24,6 +24,12 @@ export const runbookEventTypes = [
   'io.clusterguard.bundle.rolled-back',
   /** clusterGuardian refused a membership change that would lose quorum (docs/design.md). */
   'io.clusterguard.guardian.unsafe-membership',
+  /** A node agent started a server that had died, or gave up on it (docs/design.md, "Self-healing node"). */
+  'io.clusterguard.server.restarted',
+  'io.clusterguard.server.gave-up',
+  /** clusterGuardian saw a node become unhealthy, or healthy again (docs/guardian.md). */
+  'io.clusterguard.node.unhealthy',
+  'io.clusterguard.node.recovered',
 ] as const;
 
 export type RunbookEventType = (typeof runbookEventTypes)[number];

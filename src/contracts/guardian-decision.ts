@@ -209,6 +209,14 @@ export function renderGuardianMarkdown(state: GuardianState): string {
     `| last child | ${state.lastChild ? `${state.lastChild.runbook}: ${state.lastChild.outcome} ${cell(state.lastChild.message)}` : '—'} |`,
     `| checks | ${state.totalTicks} in ${state.run} run(s) |`,
   ];
+  const health = Object.entries(state.health ?? {});
+  if (health.length > 0) {
+    lines.push('', '| node | health | since |', '|---|---|---|');
+    for (const [node, h] of health)
+      lines.push(
+        `| ${node} | ${h.healthy ? 'healthy' : `**unhealthy**: ${cell(h.problems.join('; '))}`} | ${h.since} |`,
+      );
+  }
   if (state.unsafe) {
     lines.push(
       '',

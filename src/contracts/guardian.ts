@@ -194,6 +194,48 @@ export const childRecordSchema = z.object({
 });
 export type ChildRecord = z.infer<typeof childRecordSchema>;
 
+// --- health (docs/guardian.md, "Health") -----------------------------------------------------
+
+/** One server as a node agent's supervisor reports it (src/agent/supervisor.ts). */
+export interface ServerHealthReport {
+  server: string;
+  state: string;
+  detail: string;
+  restarts: number;
+}
+
+/** What a node's agent answers to the activity `nodeHealth`. */
+export interface NodeHealthReport {
+  node: string;
+  /** cluster.json says it is a configured member (its servers are supervised). */
+  member: boolean;
+  servers: ServerHealthReport[];
+  /** Whether the application runs the cluster's desired bundles; absent without a framework. */
+  bundles?: { ok: boolean; detail: string };
+}
+
+/** Server states that are not a problem: running, held by a runbook, or not supervised. */
+const fineServerStates = new Set(['running', 'held', 'unsupervised']);
+
+/** What is wrong with a node, one line each; empty when it is healthy. */
+export function healthProblems(report: NodeHealthReport): string[] {
+  const problems = report.servers
+    .filter((s) => !fineServerStates.has(s.state))
+    .map((s) => `${s.server} ${s.state}: ${s.detail}`);
+  if (report.bundles && !report.bundles.ok) problems.push(`bundles: ${report.bundles.detail}`);
+  return problems;
+}
+
+export const nodeHealthSchema = z.object({
+  healthy: z.boolean(),
+  /** Why it is unhealthy (agent unreachable, a server down, bundles not as desired). */
+  problems: z.array(z.string()),
+  /** Since when it has been as it is. */
+  since: z.string(),
+  checkedAt: z.string(),
+});
+export type NodeHealth = z.infer<typeof nodeHealthSchema>;
+
 /** What a guardian carries from one run to the next (continue-as-new), and shows in `state`. */
 export const guardianCarriedSchema = lazySchema(() =>
   z.object({
@@ -241,6 +283,8 @@ export const guardianCarriedSchema = lazySchema(() =>
     history: z.array(z.object({ at: isoSchema, what: z.string() })).default([]),
     /** Events raised so far (their counter keeps event ids unique across runs). */
     events: z.number().int().nonnegative().default(0),
+    /** Per member, its health at the last check (docs/guardian.md, "Health"). */
+    health: z.record(z.string(), nodeHealthSchema).optional(),
   }),
 );
 export type GuardianCarried = z.output<typeof guardianCarriedSchema>;

@@ -59,6 +59,11 @@ const runbookOptions = {
    * unreachable; the runbook keeps waiting either way.
    */
   agentTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+  /**
+   * When another runbook holds the cluster (docs/design.md "Admission"): queue behind it and
+   * start when it ends, instead of failing at once with ClusterBusy.
+   */
+  waitForCluster: z.boolean().default(false),
 };
 
 export const bootstrapClusterInputSchema = lazySchema(() =>

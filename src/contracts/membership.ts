@@ -72,7 +72,7 @@ export function findUnsafeStep(
 
 /**
  * A node that has never joined a cluster carries the old guard service's placeholder address (docs/design.md,
- * §13: "如果是单机启动，则currentNode为127.0.0.1"). It is nobody else's peer, so it is never
+ * "The old service's formats we keep": a node started alone has currentNode 127.0.0.1). It is nobody else's peer, so it is never
  * decommissioned: the node simply takes its cluster address.
  */
 function isStandalonePlaceholder(address: string): boolean {

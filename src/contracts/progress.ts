@@ -46,15 +46,15 @@ const statusIcon: Record<StepStatus, string> = {
   skipped: '⏭️ skipped',
 };
 
-function cell(text: string | undefined): string {
+export function cell(text: string | undefined): string {
   // A pipe or newline inside a cell would break the Markdown table in the Web UI.
   return (text ?? '').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
 
-/** The Markdown the Web UI shows under "Current details". */
-export function renderProgressMarkdown(progress: Progress): string {
+/** The first lines of the details: runbook, cluster, status, steps done, pause and parked steps. */
+export function progressHeaderLines(progress: Progress): string[] {
   const done = progress.steps.filter((s) => s.status === 'completed' || s.status === 'skipped');
-  const lines = [
+  return [
     `**${progress.runbook}** on cluster \`${progress.clusterId}\` — ${progress.status}, ` +
       `${done.length}/${progress.steps.length} steps done`,
     '',
@@ -66,12 +66,22 @@ export function renderProgressMarkdown(progress: Progress): string {
         `send the update ${p.accepts.map((a) => `\`${a}\``).join(', ')}`,
       '',
     ]),
+  ];
+}
+
+/** A Markdown table with one row per step. */
+export function stepTableLines(steps: ProgressStep[]): string[] {
+  return [
     '| step | node | status | attempts | last error |',
     '| --- | --- | --- | --- | --- |',
-    ...progress.steps.map(
+    ...steps.map(
       (s) =>
         `| ${cell(s.title)} | ${cell(s.node ?? '—')} | ${statusIcon[s.status]} | ${s.attempts} | ${cell(s.lastError)} |`,
     ),
   ];
-  return lines.join('\n');
+}
+
+/** The whole step list as Markdown: the header, then one row per step. */
+export function renderProgressMarkdown(progress: Progress): string {
+  return [...progressHeaderLines(progress), ...stepTableLines(progress.steps)].join('\n');
 }

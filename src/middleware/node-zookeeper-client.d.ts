@@ -7,6 +7,8 @@ declare module 'node-zookeeper-client' {
     interface Stat {
       /** A 64-bit session id as 8 bytes: all zero unless the znode is ephemeral. */
       ephemeralOwner: Buffer;
+      /** The zxid that created the znode, 8 bytes big-endian: the ensemble's order of creation. */
+      czxid: Buffer;
       version: number;
       dataLength: number;
       numChildren: number;

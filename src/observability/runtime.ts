@@ -43,6 +43,8 @@ export function writeSdkEntry(entry: LogEntry): void {
 export interface RuntimeOptions {
   /** `host:port` where the SDK serves its own Prometheus metrics (src/observability/metrics.ts). */
   sdkMetricsAddress?: string;
+  /** The level when `CG_LOG_LEVEL` is unset (default info; `npm start` takes warn). */
+  defaultLevel?: LogLevel;
 }
 
 /**
@@ -51,7 +53,8 @@ export interface RuntimeOptions {
  * served in Prometheus text when asked for.
  */
 export function installRuntime(options: RuntimeOptions = {}): void {
-  const level = toSdkLevel[envLogLevel()];
+  const level =
+    toSdkLevel[process.env.CG_LOG_LEVEL ? envLogLevel() : (options.defaultLevel ?? 'info')];
   Runtime.install({
     logger: new DefaultLogger(level, writeSdkEntry),
     telemetryOptions: {

@@ -25,7 +25,8 @@ import {
   startTemporalServer,
   type TemporalServer,
 } from './temporal-server.js';
-import { ensureServerTools, type ServerTools } from './tools.js';
+import { ensureServerTools, ensureUiServer, type ServerTools } from './tools.js';
+import { startUiServer, type UiServer } from './ui-server.js';
 
 export interface ProductionStackOptions {
   /** Everything the stack keeps: PostgreSQL's data, certificates, node roots, logs. */
@@ -40,6 +41,8 @@ export interface ProductionStackOptions {
   middleware: ('zookeeper' | 'kafka')[];
   /** Prometheus text of the orchestrators on `host` (one port each), and of each agent. */
   metricsPorts: { orchestrators: [number, number]; agent: number };
+  /** The Temporal Web UI on `host` (deploy/temporal-ui/); none without it. */
+  uiPort?: number;
   /** Output lines of a process, by its label; default: this process's stderr, prefixed. */
   onLine?: (label: string, line: string) => void;
   say?: (msg: string) => void;
@@ -48,6 +51,8 @@ export interface ProductionStackOptions {
 export interface ProductionStack {
   client: Client;
   temporalAddress: string;
+  /** The Web UI, when `uiPort` was given. */
+  uiUrl: string | undefined;
   namespace: string;
   certs: ProductionCerts;
   tokenFile: string;
@@ -87,6 +92,7 @@ export async function startProductionStack(
     await assertPortFree(node, options.metricsPorts.agent, `agent metrics ${node}`);
   }
   await assertPortFree(options.host, 7233, 'Temporal frontend');
+  if (options.uiPort) await assertPortFree(options.host, options.uiPort, 'Temporal Web UI');
   for (const p of options.metricsPorts.orchestrators) {
     await assertPortFree(options.host, p, 'orchestrator metrics');
   }
@@ -106,6 +112,7 @@ export async function startProductionStack(
   };
   say('the Temporal server binaries…');
   const tools: ServerTools = await ensureServerTools();
+  const uiBinary = options.uiPort ? await ensureUiServer() : undefined;
   say(`PostgreSQL on ${options.host}:${options.postgresPort}…`);
   const postgres: RunningPostgres = await startPostgres({
     dir: path.join(dir, 'postgresql'),
@@ -121,6 +128,7 @@ export async function startProductionStack(
     logFile: path.join(dir, 'temporal-server.log'),
   };
   let temporal: TemporalServer | undefined;
+  let ui: UiServer | undefined;
   const orchestrators: (ChildProcess | undefined)[] = [undefined, undefined];
   const agents = new Map<string, ChildProcess>();
   const nodeRoot = (node: string) => path.join(dir, 'nodes', node);
@@ -146,6 +154,9 @@ export async function startProductionStack(
       return client;
     },
     temporalAddress,
+    get uiUrl() {
+      return ui?.url;
+    },
     namespace,
     certs,
     tokenFile,
@@ -155,6 +166,7 @@ export async function startProductionStack(
     pids() {
       return {
         'temporal-server': temporal?.process.pid,
+        ...(ui ? { 'temporal-ui': ui.process.pid } : {}),
         ...Object.fromEntries(
           orchestrators.map((o, i) => [`orchestrator-${i + 1}`, o?.process.pid]),
         ),
@@ -229,6 +241,7 @@ export async function startProductionStack(
       await Promise.all(orchestrators.map((o) => o?.stop() ?? Promise.resolve()));
       await client?.connection.close().catch(() => undefined);
       await stopNodeMiddleware(options.nodes, nodeRoot);
+      await ui?.stop();
       await temporal?.stop();
       await postgres.stop();
     },
@@ -244,8 +257,20 @@ export async function startProductionStack(
       connection: await connectTls(temporalAddress, tls.ca, tls.client),
       namespace,
     });
-    say('two orchestrators and the node agents…');
+    say(`two orchestrators and the node agents${uiBinary ? ', the Web UI' : ''}…`);
     await Promise.all([
+      uiBinary &&
+        startUiServer({
+          binary: uiBinary,
+          host: options.host,
+          port: options.uiPort!,
+          temporalAddress,
+          ca: certs.ca,
+          client: certs.client,
+          logFile: path.join(dir, 'temporal-ui.log'),
+        }).then((u) => {
+          ui = u;
+        }),
       stack.startOrchestrator(0),
       stack.startOrchestrator(1),
       ...options.nodes.map((n) => stack.startAgent(n)),

@@ -70,39 +70,70 @@ export interface ServerTools {
 }
 
 /**
+ * `go install` of `packages` into the tools cache's `binDir`, once: built in a staging folder and
+ * renamed into place, so an interrupted build never leaves a half-written binary behind.
+ */
+async function goInstall(
+  goBin: string,
+  what: string,
+  packages: string[],
+  binDir: string,
+  names: string[],
+): Promise<void> {
+  if (names.every((n) => existsSync(path.join(binDir, n)))) return;
+  say(`building ${what} with go install (minutes, once per machine)…`);
+  const staging = path.join(toolsCache, `.${path.basename(binDir)}-build-${process.pid}`);
+  await mkdir(staging, { recursive: true });
+  try {
+    const res = await execa(goBin, ['install', ...packages], {
+      env: { ...process.env, GOBIN: staging, CGO_ENABLED: '0' },
+      reject: false,
+      all: true,
+    });
+    if (res.exitCode !== 0) throw new Error(`go install of ${what} failed:\n${res.all}`);
+    await mkdir(binDir, { recursive: true });
+    for (const n of names) await rename(path.join(staging, n), path.join(binDir, n));
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/** The Web UI server release: the one the `temporal` CLI v1.5.1 embeds (it builds with Go 1.24+). */
+export const uiServerVersion = 'v2.42.1';
+
+/** The Temporal Web UI server (`github.com/temporalio/ui-server/v2`), built once per machine. */
+export async function ensureUiServer(): Promise<string> {
+  const binDir = path.join(toolsCache, 'ui-server-bin');
+  await goInstall(
+    await go(),
+    `the Temporal Web UI server ${uiServerVersion}`,
+    [`github.com/temporalio/ui-server/v2/cmd/server@${uiServerVersion}`],
+    binDir,
+    ['server'],
+  );
+  return path.join(binDir, 'server');
+}
+
+/**
  * The Temporal server and its SQL tool, built once per machine into the tools cache
  * (`go install`, several minutes the first time), and the release's schema folder from Go's
  * module cache.
  */
 export async function ensureServerTools(): Promise<ServerTools> {
   const binDir = path.join(toolsCache, 'server-bin');
+  const goBin = await go();
+  await goInstall(
+    goBin,
+    `the Temporal server ${temporalServerVersion}`,
+    [
+      `${serverModule}/cmd/server@${temporalServerVersion}`,
+      `${serverModule}/cmd/tools/sql@${temporalServerVersion}`,
+    ],
+    binDir,
+    ['server', 'sql'],
+  );
   const server = path.join(binDir, 'server');
   const sqlTool = path.join(binDir, 'sql');
-  const goBin = await go();
-  if (!existsSync(server) || !existsSync(sqlTool)) {
-    say(
-      `building the Temporal server ${temporalServerVersion} with go install (minutes, once per machine)…`,
-    );
-    const staging = path.join(toolsCache, `.server-build-${process.pid}`);
-    await mkdir(staging, { recursive: true });
-    try {
-      const res = await execa(
-        goBin,
-        ['install', `${serverModule}/cmd/server@${temporalServerVersion}`].concat([
-          `${serverModule}/cmd/tools/sql@${temporalServerVersion}`,
-        ]),
-        { env: { ...process.env, GOBIN: staging, CGO_ENABLED: '0' }, reject: false, all: true },
-      );
-      if (res.exitCode !== 0)
-        throw new Error(`go install of the Temporal server failed:\n${res.all}`);
-      await mkdir(binDir, { recursive: true });
-      // Renamed into place: an interrupted build never leaves a half-written binary behind.
-      await rename(path.join(staging, 'server'), server);
-      await rename(path.join(staging, 'sql'), sqlTool);
-    } finally {
-      await rm(staging, { recursive: true, force: true });
-    }
-  }
   const modCache = (await execa(goBin, ['env', 'GOMODCACHE'])).stdout.trim();
   const schemaDir = path.join(
     modCache,

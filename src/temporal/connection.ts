@@ -2,6 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { AppConfig } from '../config/app-config.js';
 import { dataConverterFor, metadataFor, tlsFor } from '../client/transport.js';
+import { activeTracing } from '../observability/tracing.js';
 
 export type TemporalOptions = AppConfig['temporal'];
 export type CodecOptions = AppConfig['codec'];
@@ -26,10 +27,13 @@ export async function connectClient(
     ...metadataFor(options),
   });
   const dataConverter = await dataConverterFor(codec);
+  // With tracing on (src/observability/tracing.ts), a runbook this client starts joins the trace.
+  const tracing = activeTracing();
   return new Client({
     connection,
     namespace: options.namespace,
     ...(dataConverter ? { dataConverter } : {}),
+    ...(tracing ? { interceptors: tracing.clientInterceptors } : {}),
   });
 }
 

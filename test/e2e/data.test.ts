@@ -4,8 +4,7 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { extractZip, zipFolder } from '../../src/archive/zip.js';
 import { orchestratorTaskQueue } from '../../src/contracts/addresses.js';
@@ -25,7 +24,7 @@ import {
 import type { Progress } from '../../src/contracts/progress.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
 import { startRunbook } from '../../src/client/index.js';
-import { recordHistory, startStack, type Stack } from '../helpers/stack.js';
+import { failureOf, recordHistory, startStack, type Stack } from '../helpers/stack.js';
 import { progressQuery } from '../../src/contracts/messages.js';
 
 /**
@@ -34,7 +33,7 @@ import { progressQuery } from '../../src/contracts/messages.js';
  * messages are backed up, verified, destroyed and restored identical; retention prunes the
  * older backup; a tampered archive is refused by verifyBackup and by restoreCluster before
  * anything changed. The stack's agents configure no controller folders, so the backups hold
- * ZooKeeper and Kafka only, on the master.
+ * ZooKeeper and Kafka only, on the master, with a second copy on the next member.
  */
 
 const [n1, n2, n3] = ['127.0.0.21', '127.0.0.22', '127.0.0.23'] as const;
@@ -168,17 +167,6 @@ const zkRemoveTree = (root: string) =>
     await remove(root);
   });
 
-async function failureOf(handle: WorkflowHandle): Promise<ApplicationFailure> {
-  try {
-    await handle.result();
-  } catch (err) {
-    if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure)
-      return err.cause;
-    throw err;
-  }
-  throw new Error('the runbook did not fail');
-}
-
 /** Step ids of a run and how long each took, for the log. */
 function stepTimes(p: Progress): string {
   return p.steps
@@ -303,7 +291,13 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       assert.deepEqual(plan.archives, []);
       assert.deepEqual(
         plan.steps.map((s) => s.id),
-        [`backup:${n1}:zookeeper`, `backup:${n1}:kafka`, `archive:${n1}`, `verify:${n1}`],
+        [
+          `backup:${n1}:zookeeper`,
+          `backup:${n1}:kafka`,
+          `archive:${n1}`,
+          `verify:${n1}`,
+          `copy:${n2}`,
+        ],
       );
 
       const started = Date.now();
@@ -329,13 +323,19 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       const bytes = await readFile(archive.file);
       assert.equal(sha256(bytes), archive.sha256);
       assert.equal(bytes.length, archive.bytes);
-      for (const n of [n2, n3]) {
-        assert.deepEqual(
-          await readdir(stack.layout(n).archiveFolder('backup')),
-          [],
-          `${n} holds nothing`,
-        );
-      }
+      // The second copy, on the first member that holds no archive of its own.
+      assert.deepEqual(
+        result.copies?.map((c) => [c.node, c.from, c.sha256]),
+        [[n2, n1, archive.sha256]],
+      );
+      assert.deepEqual(await readdir(stack.layout(n2).archiveFolder('backup')), [
+        `${result.backupId}.zip`,
+      ]);
+      assert.deepEqual(
+        await readdir(stack.layout(n3).archiveFolder('backup')),
+        [],
+        'n3 holds nothing',
+      );
       const manifest = JSON.parse(
         await readFile(path.join(stack.layout(n1).root, 'backup-data', 'manifest.json'), 'utf8'),
       ) as { files: { path: string }[]; members: string[]; versions?: Record<string, string> };
@@ -369,7 +369,7 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
         verified.nodes.map((v) => [v.node, v.present]),
         [
           [n1, true],
-          [n2, false],
+          [n2, true],
           [n3, false],
         ],
       );
@@ -440,7 +440,11 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       // The restore's keep-aside backup is a backup like any other: older, so pruned too.
       assert.deepEqual(
         second.pruned.map((p) => `${p.node}:${p.backupId}`).sort(),
-        [`${n1}:${firstBackup.backupId}`, expect.keptAs ? `${n1}:${expect.keptAs}` : '']
+        [
+          `${n1}:${firstBackup.backupId}`,
+          `${n2}:${firstBackup.backupId}`,
+          expect.keptAs ? `${n1}:${expect.keptAs}` : '',
+        ]
           .filter(Boolean)
           .sort(),
       );

@@ -16,7 +16,8 @@ import { waitForProgress } from '../helpers/stack.js';
  * orchestrators. The membership runbooks run through the high-availability events an operator
  * meets: the orchestrator running the runbook is SIGKILLed and the other one finishes it; the
  * Temporal server is SIGKILLed and restarted. The nodes run ZooKeeper only, to keep the file
- * short; the membership e2e file covers Kafka.
+ * short; the membership e2e file covers Kafka. The Web UI server serves its page and lists the
+ * runbooks, which it reads from the frontend over mutual TLS.
  */
 const host = '127.0.0.151';
 const [n1, n2, n3, n4] = ['127.0.0.152', '127.0.0.153', '127.0.0.154', '127.0.0.155'] as const;
@@ -86,6 +87,7 @@ describe('the production stack: PostgreSQL, Temporal with mutual TLS, two orches
       clusterId,
       middleware: ['zookeeper'],
       metricsPorts: { orchestrators: [9464, 9465], agent: 9464 },
+      uiPort: 8080,
       say: log,
       onLine: (label, line) => {
         const l = lines.get(label) ?? [];
@@ -170,6 +172,22 @@ describe('the production stack: PostgreSQL, Temporal with mutual TLS, two orches
     assert.deepEqual(result.nodes, [n1, n2, n4]);
     for (const n of [n1, n2, n4])
       assert.deepEqual((await clusterFile(n)).cluster.nodes, [n1, n2, n4]);
+  });
+
+  test('Web UI: its page, and the runbooks read through the frontend', async () => {
+    assert.equal(stack.uiUrl, `http://${host}:8080`);
+    const page = await fetch(`${stack.uiUrl}/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+    const query = encodeURIComponent(`WorkflowId = 'cg/${clusterId}/membership'`);
+    const res = await fetch(`${stack.uiUrl}/api/v1/namespaces/default/workflows?query=${query}`);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as {
+      executions?: { execution?: { workflowId?: string }; type?: { name?: string } }[];
+    };
+    const types = (body.executions ?? []).map((e) => e.type?.name).sort();
+    // The bootstrap, the decommission and the join, one workflow id (the membership lane).
+    assert.deepEqual(types, ['bootstrapCluster', 'decommissionNodes', 'joinNode']);
   });
 
   test('metrics: every process serves Prometheus text whose series moved', async () => {

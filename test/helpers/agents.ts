@@ -66,7 +66,9 @@ export async function startTestCluster(
         tokenFile,
         port,
         binDir: path.join(dir, 'bin'),
-        ...(options.env ? { env: options.env(address) } : {}),
+        // These agents run no middleware of their own (an empty binDir): no supervisor
+        // (docs/design.md, "Self-healing node") unless a test's env turns it on.
+        env: { CG_AGENT__SUPERVISOR__ENABLED: 'false', ...options.env?.(address) },
         onLine: (line) => log.push(line),
       });
       agents.set(address, agent);

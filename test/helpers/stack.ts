@@ -4,7 +4,8 @@ import { execa } from 'execa';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { stringify as toYaml } from 'yaml';
 import { NodeLayout } from '../../src/config/layout.js';
 import type { ClusterFile } from '../../src/contracts/cluster-file.js';
@@ -51,8 +52,8 @@ export interface Stack {
 export interface StackOptions {
   /** Environment of one node's agent beside the shared config (e.g. CG_CLUSTER_ID). */
   agentEnv?: (address: string) => Record<string, string>;
-  /** The middleware every agent runs (default ZooKeeper and Kafka). */
-  enabled?: ('cockroach' | 'zookeeper' | 'kafka')[];
+  /** The middleware every agent runs (default ZooKeeper and Kafka); `felix`: the application. */
+  enabled?: ('cockroach' | 'zookeeper' | 'kafka' | 'felix')[];
   /** Where agents find their binaries (default `.tools`). */
   binDir?: string;
 }
@@ -66,13 +67,17 @@ export async function startStack(
   const token = randomBytes(24).toString('base64url');
   await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
   const configFile = path.join(dir, 'agent.yaml');
+  const enabled = stackOptions.enabled ?? ['zookeeper', 'kafka'];
   const agentConfig = {
     middleware: {
       binDir: stackOptions.binDir ?? path.join(repoRoot, '.tools'),
-      enabled: stackOptions.enabled ?? ['zookeeper', 'kafka'],
+      enabled,
       // Small heaps: up to five nodes of both share a 2-core machine.
       zookeeper: { heapMb: 64 },
       kafka: { heapMb: 256, operationOptions: { stopServer: { timeoutMs: 15_000 } } },
+      ...(enabled.includes('felix')
+        ? { felix: { heapMb: 96, managementPort: await freePortOnAll(addresses) } }
+        : {}),
     },
   };
   await writeFile(configFile, toYaml(agentConfig));
@@ -178,11 +183,11 @@ export async function startStack(
   return stack;
 }
 
-/** Kills ZooKeeper and Kafka processes started under these node roots (their pid files). */
+/** Kills the middleware and Felix processes started under these node roots (their pid files). */
 export async function stopMiddleware(roots: string[]): Promise<void> {
   const { readdir } = await import('node:fs/promises');
   for (const root of roots) {
-    for (const mw of ['zookeeper', 'kafka', 'cockroach']) {
+    for (const mw of ['zookeeper', 'kafka', 'cockroach', 'felix']) {
       const folder = path.join(root, 'node-data', mw);
       let names: string[] = [];
       try {
@@ -233,6 +238,18 @@ export async function waitForProgress(
   throw new Error(
     `progress condition not met within ${timeoutMs} ms; last: ${JSON.stringify(last?.steps.map((s) => `${s.id}=${s.status}`))} ${lastError}`,
   );
+}
+
+/** The ApplicationFailure a runbook failed with; throws when it completed or failed otherwise. */
+export async function failureOf(handle: WorkflowHandle): Promise<ApplicationFailure> {
+  try {
+    await handle.result();
+  } catch (err) {
+    if (err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure)
+      return err.cause;
+    throw err;
+  }
+  throw new Error(`${handle.workflowId} did not fail`);
 }
 
 export const stepStatus = (p: Progress, id: string) => p.steps.find((s) => s.id === id)?.status;

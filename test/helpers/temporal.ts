@@ -14,6 +14,7 @@ import {
 } from '@temporalio/worker';
 import { appConfigSchema } from '../../src/config/app-config.js';
 import { createLogger } from '../../src/logger.js';
+import type { Tracing } from '../../src/observability/tracing.js';
 import {
   createOrchestratorActivities,
   createOrchestratorWorker,
@@ -55,6 +56,10 @@ export async function startTestOrchestrator(
     dataConverter?: DataConverter;
     /** A fixed task queue (the README's `clusterguard`) instead of a private one. */
     taskQueue?: string;
+    /** The worker's and the client's spans (src/observability/tracing.ts). */
+    tracing?: Tracing;
+    /** The cluster record (`clusters.recordFile`); default a fresh file removed on close. */
+    clusterRecordFile?: string;
   } = {},
 ): Promise<TestOrchestrator> {
   if (!runtimeInstalled) {
@@ -62,7 +67,9 @@ export async function startTestOrchestrator(
     runtimeInstalled = true;
   }
   const { address, namespace } = options.server ?? testServer();
-  const key = options.workflowsPath ?? '';
+  const failureConverterPath = options.dataConverter?.failureConverterPath;
+  const workflowInterceptorModules = options.tracing?.workflowInterceptorModules;
+  const key = `${options.workflowsPath ?? ''}|${failureConverterPath ?? ''}|${workflowInterceptorModules?.join() ?? ''}`;
   let bundle = bundles.get(key);
   if (!bundle) {
     bundle = options.workflowsPath
@@ -70,7 +77,7 @@ export async function startTestOrchestrator(
           workflowsPath: options.workflowsPath,
           logger: new DefaultLogger('WARN'),
         })
-      : loadWorkflowBundle();
+      : loadWorkflowBundle({ failureConverterPath, workflowInterceptorModules });
     bundles.set(key, bundle);
   }
   const nativeConnection = await NativeConnection.connect({ address });
@@ -78,9 +85,12 @@ export async function startTestOrchestrator(
   // Runbooks publish events; without a Kafka for the tests, publishEvent only logs.
   const kafkaBrokers = process.env.CG_TEST_KAFKA_BROKERS;
   const spoolFile = path.join(os.tmpdir(), `${taskQueue}-events.jsonl`);
+  const recordFile =
+    options.clusterRecordFile ?? path.join(os.tmpdir(), `${taskQueue}-clusters.json`);
   const events = createOrchestratorActivities(
     appConfigSchema.parse({
       events: kafkaBrokers ? { brokers: kafkaBrokers, spoolFile } : { enabled: false },
+      clusters: { recordFile },
     }),
     createLogger('test-orchestrator', 'warn'),
   );
@@ -91,6 +101,12 @@ export async function startTestOrchestrator(
     workflowBundle: await bundle,
     activities: events.activities,
     ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
+    ...(options.tracing
+      ? {
+          interceptors: { activity: options.tracing.activityInterceptors },
+          sinks: options.tracing.sinks,
+        }
+      : {}),
   });
   const running = worker.run();
   const connection = await Connection.connect({ address });
@@ -98,6 +114,7 @@ export async function startTestOrchestrator(
     connection,
     namespace,
     ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
+    ...(options.tracing ? { interceptors: options.tracing.clientInterceptors } : {}),
   });
   return {
     client,
@@ -108,6 +125,7 @@ export async function startTestOrchestrator(
       await running;
       await events.close();
       await rm(spoolFile, { force: true });
+      if (!options.clusterRecordFile) await rm(recordFile, { force: true });
       await nativeConnection.close();
       await connection.close();
     },

@@ -26,7 +26,7 @@ export interface ContractSubject {
 const isMiddlewareFailure = (pattern: RegExp) => (err: unknown) =>
   err instanceof ClusterGuardError && err.type === 'MiddlewareFailure' && pattern.test(err.message);
 
-/** The one contract every middleware adapter meets (seed 001 §7: start/stop/check). */
+/** The one contract every middleware adapter meets (docs/design.md, "Layers": start/stop/check). */
 export function middlewareContract(subject: ContractSubject): void {
   describe(`${subject.name} adapter contract`, () => {
     test('start, check, stop; a second start is idempotent; a stopped server stops again quietly', async () => {

@@ -70,6 +70,17 @@ describe("the cluster's desired bundle set in a real ZooKeeper", { timeout: 120_
     assert.equal((await desiredHistory(zk, 'com.example.greeter.provider')).length, 2);
   });
 
+  test('the set comes in the order the bundles came into the cluster, not by name', async () => {
+    // A consumer rolled out after its provider sorts before it by name: installed in name
+    // order on a joining node, it would find no provider and be refused.
+    const consumer = { ...entry('1.0.0', '2026-12-06T03:00:00.000Z'), symbolicName: 'a.consumer' };
+    await recordDesiredBundle(zk, consumer);
+    assert.deepEqual(
+      (await readDesiredBundles(zk)).map((d) => d.symbolicName),
+      ['com.example.greeter.provider', 'a.consumer'],
+    );
+  });
+
   test('a name that cannot be a znode is refused; no server is a fast MiddlewareFailure', async () => {
     await assert.rejects(
       recordDesiredBundle(zk, { ...entry('1.0.0', 'x'), symbolicName: 'a/b' }),

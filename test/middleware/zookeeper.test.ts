@@ -304,7 +304,7 @@ describe('ZooKeeper ensemble on 127.0.0.11–.13', () => {
     });
     await Promise.all(addresses.map((a) => node(a).adapter.stopServer()));
 
-    // A fresh single node: startServer with a 1-member view configures itself (seed 001 §2).
+    // A fresh single node: startServer with a 1-member view configures itself (docs/design.md, "Runbooks and lanes").
     const fresh = await makeNode('127.0.0.12');
     const status = await fresh.adapter.startServer(view(['127.0.0.12']));
     assert.equal(status.healthy, true, status.detail);

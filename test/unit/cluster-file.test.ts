@@ -18,7 +18,7 @@ import { ClusterGuardError } from '../../src/contracts/errors.js';
 const javaDate = 'Wed Oct 24 2018 11:19:25 GMT+0800';
 const javaDateIso = '2018-10-24T03:19:25.000Z';
 
-// Seed 001 §1.1, without its `//` comment.
+// The old service's default file (docs/design.md, "The old service's formats we keep").
 const seedDefault = `{
     "cluster": {
         "datetime": "Wed Oct 24 2018 11:19:25 GMT+0800",
@@ -33,7 +33,7 @@ const seedDefault = `{
     ]
 }`;
 
-// Seed 001 §1.2, verbatim without its `//` comments.
+// A formed cluster's file as the old service wrote it.
 const seedFormed = `{
     "cluster": {
         "datetime": "Wed Oct 24 2018 11:19:25 GMT+0800",
@@ -49,7 +49,7 @@ const seedFormed = `{
     
 }`;
 
-// Seed 001 §1.3, without its `//` comments and trailing comma.
+// A changed cluster's file as the old service wrote it (its other history shape).
 const seedChanged = `{
     "cluster": {
         "datetime": "Wed Oct 24 2018 11:19:25 GMT+0800",
@@ -81,7 +81,7 @@ function issuePaths(input: unknown): string[] {
 }
 
 describe('parseLegacyDate', () => {
-  test('parses the seed date with its +0800 offset', () => {
+  test('parses the old date with its +0800 offset', () => {
     assert.equal(parseLegacyDate(javaDate)?.toISOString(), javaDateIso);
   });
 
@@ -182,7 +182,7 @@ describe('parseClusterDatetime', () => {
 });
 
 describe('clusterFileSchema', () => {
-  test('loads the seed §1.1 default with every flag true and ISO datetime', () => {
+  test('loads the old default with every flag true and ISO datetime', () => {
     const file = clusterFileSchema.parse(JSON.parse(seedDefault));
     assert.deepEqual(file, {
       cluster: {
@@ -198,7 +198,7 @@ describe('clusterFileSchema', () => {
     });
   });
 
-  test('loads the seed §1.2 sample: missing flags false, typo address kept, old history shape', () => {
+  test('loads an old formed file: missing flags false, typo address kept, old history shape', () => {
     const file = clusterFileSchema.parse(JSON.parse(seedFormed));
     assert.deepEqual(file.cluster, {
       datetime: javaDateIso,
@@ -214,7 +214,7 @@ describe('clusterFileSchema', () => {
     ]);
   });
 
-  test('normalises both seed history shapes to the same entry', () => {
+  test('normalises both old history shapes to the same entry', () => {
     const formed = clusterFileSchema.parse(JSON.parse(seedFormed));
     const changed = clusterFileSchema.parse(JSON.parse(seedChanged));
     assert.deepEqual(formed, changed);
@@ -321,7 +321,7 @@ describe('clusterFileSchema', () => {
 describe('defaultClusterFile', () => {
   const now = new Date('2026-01-02T03:04:05.678Z');
 
-  test('is the seed §1.1 file: standalone node, all flags true, no history', () => {
+  test('is the old default file: standalone node, all flags true, no history', () => {
     assert.deepEqual(defaultClusterFile(now), {
       cluster: {
         datetime: '2026-01-02T03:04:05.678Z',

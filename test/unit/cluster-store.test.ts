@@ -17,7 +17,7 @@ const b = '172.18.135.12';
 const c = '172.18.135.13';
 const d = '172.18.135.14';
 
-// Seed 001 §1.2 as the old service wrote it (without the seed's `//` comments).
+// A formed cluster's file as the old service wrote it (docs/design.md).
 const javaFile = `{
     "cluster": {
         "datetime": "Wed Oct 24 2018 11:19:25 GMT+0800",
@@ -74,7 +74,7 @@ function withNodes(nodes: string[]) {
 }
 
 describe('ClusterStore.load', () => {
-  test('creates the seed §1.1 default (and its folder) when the file is missing', async () => {
+  test('creates the old service’s default (and its folder) when the file is missing', async () => {
     const loaded = await store().load();
     assert.deepEqual(loaded, defaultClusterFile(fixedNow));
     assert.equal(await readFile(file, 'utf8'), serializeClusterFile(defaultClusterFile(fixedNow)));
@@ -172,15 +172,25 @@ describe('ClusterStore.update', () => {
     assert.equal(updated.history.length, 2);
   });
 
-  test('rewrites the old Java dates as ISO-8601, indented by 2 with a trailing newline', async () => {
+  test('with dateFormat iso, rewrites the old Java dates as ISO-8601, indented by 2 with a trailing newline', async () => {
     await put(javaFile);
-    const updated = await store().update((f) => f, 'normalise');
+    const iso = new ClusterStore({ file, now: () => fixedNow, dateFormat: 'iso' });
+    const updated = await iso.update((f) => f, 'normalise');
     const text = await readFile(file, 'utf8');
     assert.ok(!text.includes('GMT'), text);
     assert.equal(text, `${JSON.stringify(updated, null, 2)}\n`);
     const written = JSON.parse(text) as ClusterFile;
     assert.equal(written.history[0]?.datetime, '2018-10-24T03:19:25.000Z');
     assert.equal(written.cluster['uuid'], 'kept-by-us');
+  });
+
+  test('by default keeps the old Java date format when it writes the file back', async () => {
+    await put(javaFile);
+    await store().update((f) => f, 'normalise');
+    const written = JSON.parse(await readFile(file, 'utf8')) as ClusterFile;
+    assert.match(written.cluster.datetime, /^\w{3} \w{3} \d{2} \d{4} \d{2}:\d{2}:\d{2} GMT\+0800/);
+    assert.equal(written.history[0]?.datetime, 'Wed Oct 24 2018 11:19:25 GMT+0800');
+    assert.equal((await store().load()).history[0]?.datetime, '2018-10-24T03:19:25.000Z');
   });
 
   test('keeps the replaced bytes as .last-good and leaves no temp file', async () => {

@@ -17,6 +17,7 @@ import {
   isBackupId,
   membersDifference,
   planBackup,
+  planBackupCopies,
   planRetention,
   restoreClusterInputSchema,
   unsafeManifestPath,
@@ -102,7 +103,8 @@ describe('input schemas', () => {
       refusal(backupClusterInputSchema, { clusterId: 'dev', master: a, path: '/etc' }),
       /Unrecognized key: "path"/,
     );
-    assert.match(refusal(backupClusterInputSchema, { clusterId: 'dev' }), /master/);
+    // Without master, the runbook takes it from the cluster record (docs/design.md).
+    assert.equal(backupClusterInputSchema.parse({ clusterId: 'dev' }).master, undefined);
   });
 
   test('backupCluster: labels and keep', () => {
@@ -370,6 +372,47 @@ describe('plans', () => {
         { node: b, present: false },
       ]).problems,
       [`no member has backup ${id} (asked ${a}, ${b})`],
+    );
+  });
+
+  test('the replicated archive is copied to the first member that holds none', () => {
+    const plan = planBackup(a, [a, b, c], ['zookeeper'], [b]);
+    assert.deepEqual(planBackupCopies([a, b, c], plan), [{ from: a, to: c }]);
+    assert.deepEqual(planBackupCopies([a], planBackup(a, [a], ['kafka'], [])), []);
+    assert.deepEqual(planBackupCopies([a, b], planBackup(a, [a, b], [], [a, b])), []);
+  });
+
+  test("a verified copy stands in for a node's missing archive, not for a bad one", () => {
+    const id = '20261122T074512Z';
+    const only = { archives: [{ node: a, components: ['zookeeper' as const] }] };
+    const copyOnB = (): ArchiveCheck => {
+      const f = found(a, only);
+      return { ...f, node: b, archive: f.archive && { ...f.archive, node: b } };
+    };
+    const standIn = evaluateBackup('dev', id, [
+      { node: a, present: false },
+      copyOnB(),
+      { node: c, present: false },
+    ]);
+    assert.deepEqual(standIn.problems, []);
+    assert.deepEqual(standIn.copies, { [a]: b });
+    const both = evaluateBackup('dev', id, [found(a, only), copyOnB()]);
+    assert.deepEqual([both.problems, both.copies], [[], {}]);
+    assert.match(
+      evaluateBackup('dev', id, [
+        { node: a, present: true, problem: 'tampered' },
+        copyOnB(),
+      ]).problems.join('\n'),
+      /: tampered/,
+    );
+    // A controller archive is the node's own data: another node's copy of it is refused.
+    assert.match(
+      evaluateBackup('dev', id, [
+        { node: a, present: false },
+        found(b),
+        found(c, { node: a }),
+      ]).problems.join('\n'),
+      /its archive was written on/,
     );
   });
 });

@@ -23,7 +23,7 @@ const event: RunbookEvent = {
 describe('runbook events', () => {
   test('the topic and every type are the documented ones', () => {
     assert.equal(eventsTopic, 'clusterguard.events');
-    assert.equal(runbookEventTypes.length, 14);
+    assert.equal(runbookEventTypes.length, 18);
     assert.ok(runbookEventTypes.includes('io.clusterguard.bundle.rolled-back'));
     for (const t of runbookEventTypes) assert.match(t, /^io\.clusterguard\.[a-z]+\.[a-z-]+$/);
     assert.ok(runbookEventTypes.includes('io.clusterguard.runbook.parked'));

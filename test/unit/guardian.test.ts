@@ -15,7 +15,7 @@ const [a, b, c, d, e] = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0
 const all = ['cockroach', 'zookeeper', 'kafka'] as const;
 const opts = { clusterId: 'c1' };
 
-describe('guardian decision (seed 001 §4)', () => {
+describe('guardian decision (docs/guardian.md)', () => {
   test('identical and reordered memberships do nothing', () => {
     const same = decideReconciliation([a, b, c], [a, b, c], all, opts);
     assert.equal(same.action, 'none');
@@ -38,7 +38,7 @@ describe('guardian decision (seed 001 §4)', () => {
       ],
     );
     assert.deepEqual(decision.webappNodes, [a, b, c, d, e]);
-    // Seed 001 §4: growing a formed cluster is carried out with a warning.
+    // docs/guardian.md: growing a formed cluster is carried out with a warning.
     assert.equal(decision.warnings.length, 1);
     assert.match(
       decision.warnings[0] ?? '',
@@ -114,7 +114,7 @@ describe('guardian decision (seed 001 §4)', () => {
   });
 });
 
-describe('ControllerCluster (seed 001 §6)', () => {
+describe('ControllerCluster (docs/guardian.md)', () => {
   const entry = (ip: string, index: number, isOnline: unknown = true) => ({
     keyUuid: `k-${index}`,
     clusterName: 'campus',

@@ -8,7 +8,7 @@ import { ClusterGuardError } from '../../src/contracts/errors.js';
 
 const layout = new NodeLayout('/ibnsdata/guard');
 
-test('every path of seed 001 §1 derives from the root', () => {
+test('every path of a node (docs/design.md, "On-disk layout of a node") derives from the root', () => {
   assert.equal(layout.clusterFile, '/ibnsdata/guard/conf/cluster.json');
   assert.equal(
     layout.clusterConfigFor('172.18.135.12'),

@@ -39,7 +39,12 @@ function refusal(schema: z.ZodType, input: unknown): string {
 }
 
 describe('membership runbook inputs', () => {
-  const defaults = { dryRun: false, stepAttempts: 5, agentTimeoutSeconds: 30 };
+  const defaults = {
+    dryRun: false,
+    stepAttempts: 5,
+    agentTimeoutSeconds: 30,
+    waitForCluster: false,
+  };
 
   test('a valid bootstrapCluster input gets the defaults', () => {
     const params = bootstrapClusterInputSchema.parse({ clusterId: 'dev', nodes: [a, b, c] });

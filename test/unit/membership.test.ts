@@ -12,7 +12,7 @@ import {
   type MembershipPlan,
 } from '../../src/contracts/membership.js';
 
-// Seed 001 addresses.
+// Addresses in the old service's style (docs/design.md).
 const a = '172.18.135.11';
 const b = '172.18.135.12';
 const c = '172.18.135.13';

@@ -312,6 +312,7 @@ describe('clusterGuardian', () => {
       binDir: path.join(cluster.dir, 'bin'),
       env: {
         CG_CLUSTER_ID: id,
+        CG_AGENT__SUPERVISOR__ENABLED: 'false',
         // Used by the next test: this node's webapps are a command that leaves a trace.
         CG_WEBAPPS__STOP_COMMAND: JSON.stringify(['/bin/sh', '-c', `echo stop >> ${webappLog()}`]),
         CG_WEBAPPS__START_COMMAND: JSON.stringify([

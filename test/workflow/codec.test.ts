@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { execa } from 'execa';
 import { repoRoot } from '../../src/process.js';
 import { dataConverterFor } from '../../src/temporal/connection.js';
@@ -17,6 +18,8 @@ import { startTestOrchestrator, testServer, type TestOrchestrator } from '../hel
  * pingCluster runs; its raw history, read without the key, holds nothing readable — every
  * payload is `binary/encrypted`, and the agents' data roots, which the result carries, appear
  * nowhere — while a client with the ring reads the result, and one with another key is refused.
+ * A runbook that fails with a secret in its error message leaves "Encoded failure" in the raw
+ * history (src/client/failure-converter.ts), while the client with the ring reads the message.
  */
 const nodes = ['127.0.0.81', '127.0.0.82'];
 const key = (id: string) => `${id}=${randomBytes(32).toString('base64')}`;
@@ -117,6 +120,48 @@ describe('payload encryption: a runbook whose history holds no clear payload', (
         stranger.workflow.getHandle(handle.workflowId).result(),
         /encrypted with key "k1", which this process's key ring does not hold \(it holds k2\)/,
       );
+    } finally {
+      await connection.close();
+    }
+  });
+  test('a failure message that quotes a secret is encrypted in history', async () => {
+    // A strict input schema names an unknown field in its error: here, a "secret".
+    const secret = `password-${randomBytes(6).toString('hex')}`;
+    const workflowId = `cg/codec/failure-${randomBytes(4).toString('hex')}`;
+    const handle = await orchestrator.client.workflow.start('pingCluster', {
+      taskQueue: orchestrator.taskQueue,
+      workflowId,
+      args: [{ clusterId: 'codec', nodes, [secret]: 'hunter2' }],
+    });
+    const failure = await handle.result().then(
+      () => assert.fail('pingCluster with an unknown field completed'),
+      (err: unknown) => err,
+    );
+    assert.ok(failure instanceof WorkflowFailedError, String(failure));
+    assert.match(failure.cause?.message ?? '', /invalid pingCluster input/);
+    assert.ok(failure.cause?.message.includes(secret), failure.cause?.message);
+
+    const { address, namespace } = testServer();
+    const connection = await Connection.connect({ address });
+    try {
+      const raw = new Client({ connection, namespace });
+      const history = await raw.workflowService.getWorkflowExecutionHistory({
+        namespace,
+        execution: { workflowId },
+      });
+      const failed = history.history?.events?.find((e) => e.workflowExecutionFailedEventAttributes);
+      const rawFailure = failed?.workflowExecutionFailedEventAttributes?.failure;
+      assert.equal(rawFailure?.message, 'Encoded failure');
+      assert.equal(rawFailure?.stackTrace ?? '', '');
+      const encoding = rawFailure?.encodedAttributes?.metadata?.encoding;
+      assert.equal(Buffer.from(encoding ?? []).toString(), encryptedEncoding);
+      const bytes = Buffer.from(
+        proto.temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse.encode(
+          history,
+        ).finish(),
+      );
+      assert.ok(!bytes.includes(secret), 'the secret is nowhere in the raw history');
+      assert.ok(!bytes.includes('invalid pingCluster input'), 'nor the failure message');
     } finally {
       await connection.close();
     }

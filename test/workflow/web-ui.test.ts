@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
+import { startRunbook } from '../../src/client/index.js';
 import type { PingClusterResult } from '../../src/contracts/ping.js';
 import { repoRoot } from '../../src/process.js';
 import { freePort, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
@@ -43,10 +44,11 @@ describe('the Web UI starts a runbook and shows its steps, query and result', ()
     ]);
     await mkdir(artifacts, { recursive: true });
   });
+  let orchestratorClosed = false;
   after(async () => {
     await browser?.close();
     await cluster?.close();
-    await orchestrator?.close();
+    if (!orchestratorClosed) await orchestrator?.close();
     await server?.stop();
   });
 
@@ -123,6 +125,66 @@ describe('the Web UI starts a runbook and shows its steps, query and result', ()
       const done = await page.locator('main').innerText();
       assert.ok(done.includes(result.nodes[0]?.root ?? '-'), 'the result is on the page');
       await page.screenshot({ path: path.join(artifacts, 'web-ui-completed.png'), fullPage: true });
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('summary, node × phase matrix while it runs, and the last progress with no worker', async () => {
+    assert.ok(existsSync(chromiumPath), `no Chromium at ${chromiumPath}`);
+    const ui = server.uiUrl ?? '';
+    const id = 'cg/webui/ping/matrix';
+    const handle = await startRunbook(
+      orchestrator.client,
+      'pingCluster',
+      { clusterId: 'webui', nodes, holdSeconds: 8 },
+      { taskQueue: orchestrator.taskQueue, workflowId: id },
+    );
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const runPage = `${ui}/namespaces/default/workflows/${encodeURIComponent(id)}`;
+    /** The text of the rendered Markdown frames under "User Metadata", joined. */
+    const metadata = async (want: RegExp): Promise<string> => {
+      let text = '';
+      for (let i = 0; i < 10 && !want.test(text); i++) {
+        await page.goto(runPage);
+        await page.getByText('User Metadata').first().click();
+        await page.getByText('Current Details').first().waitFor({ timeout: 30_000 });
+        for (let j = 0; j < 10 && !want.test(text); j++) {
+          await page.waitForTimeout(300);
+          const frames = page.frames().filter((f) => f.url().includes('/render'));
+          const texts = await Promise.all(
+            frames.map((f) =>
+              f
+                .locator('body')
+                .innerText()
+                .catch(() => ''),
+            ),
+          );
+          text = texts.join('\n');
+        }
+      }
+      return text;
+    };
+    try {
+      // While it runs: the summary given at the start, and the matrix in the current details.
+      const running = await metadata(/node\s+ping/);
+      await page.screenshot({ path: path.join(artifacts, 'web-ui-matrix.png'), fullPage: true });
+      assert.ok(running.includes(`pingCluster of cluster webui on ${nodes.join(', ')}`), running);
+      assert.match(running, /node\s+ping\s*\n/);
+      assert.match(running, /done\s+[0-2]\/2/);
+      assert.ok(running.includes(nodes[0] ?? '-'), running);
+
+      // Done, and no worker left: the memo still shows the last progress.
+      await handle.result();
+      await orchestrator.close();
+      orchestratorClosed = true;
+      await page.goto(runPage);
+      await page.getByText('Memo').first().click();
+      await page.getByText('2/2 steps done').first().waitFor({ timeout: 30_000 });
+      const memo = await page.locator('main').innerText();
+      assert.match(memo, /"status": "completed, 2\/2 steps done"/);
+      assert.match(memo, /"ping 2\/2"/);
+      await page.screenshot({ path: path.join(artifacts, 'web-ui-memo.png'), fullPage: true });
     } finally {
       await page.close();
     }

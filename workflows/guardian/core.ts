@@ -113,6 +113,7 @@ export class GuardianCore {
       run: (carried.run ?? 0) + 1,
       history: carried.history ?? [],
       events: carried.events ?? 0,
+      ...(carried.health ? { health: carried.health } : {}),
     };
     this.events = proxyActivities<EventActivities>({
       taskQueue: this.info.taskQueue,
@@ -163,12 +164,20 @@ export class GuardianCore {
     tagRunbook('clusterGuardian', this.clusterId, this.state.desired?.nodes ?? [this.state.master]);
   }
 
-  private async emitUnsafe(data: Record<string, unknown>): Promise<void> {
+  protected async emit(
+    type:
+      | 'io.clusterguard.guardian.unsafe-membership'
+      | 'io.clusterguard.node.unhealthy'
+      | 'io.clusterguard.node.recovered',
+    data: Record<string, unknown>,
+    subject?: string,
+  ): Promise<void> {
     this.state.events += 1;
     try {
       await this.events.publishEvent({
         id: `${workflowInfo().runId}/${this.state.events}`,
-        type: 'io.clusterguard.guardian.unsafe-membership',
+        type,
+        ...(subject ? { subject } : {}),
         clusterId: this.clusterId,
         runbook: 'clusterGuardian',
         workflowId: this.info.workflowId,
@@ -192,7 +201,12 @@ export class GuardianCore {
     this.state.settled = { key, outcome: 'unsafe' };
     this.note(`unsafe membership change refused: ${reason}`);
     this.done('unsafe', reason);
-    await this.emitUnsafe({ actual, desired, reason, guide });
+    await this.emit('io.clusterguard.guardian.unsafe-membership', {
+      actual,
+      desired,
+      reason,
+      guide,
+    });
   }
 
   private async runChild(child: ChildRunbook, dryRun: boolean): Promise<ChildOutcome> {
@@ -236,10 +250,12 @@ export class GuardianCore {
         : { kind: 'completed', result };
     } catch (err) {
       const message = causeMessage(err);
+      const type = failureType(err);
+      // ClusterBusy: another runbook holds the cluster (docs/design.md "Admission").
       outcome =
-        failureType(err) === 'UnsafeMembershipChange'
+        type === 'UnsafeMembershipChange'
           ? { kind: 'refused', message }
-          : { kind: 'failed', message };
+          : { kind: type === 'ClusterBusy' ? 'busy' : 'failed', message };
     }
     record.finishedAt = now();
     record.outcome = outcome.kind === 'busy' ? 'failed' : outcome.kind;

@@ -21,6 +21,7 @@ import {
 import { nonRetryableErrorTypes } from '../../src/contracts/errors.js';
 import type { PlannedStep } from '../../src/contracts/membership-runbooks.js';
 import { checkHealthyStep, nodeCalls, readState, type MembershipContext } from './membership.js';
+import { recordCluster, recordedMaster } from './cluster-record.js';
 import type { Runbook } from './runbook.js';
 
 /** What every data runbook's steps need. */
@@ -70,10 +71,22 @@ export function assertDataWorkflowId(name: string, clusterId: string, dryRun: bo
 }
 
 /**
- * The master and members from `node`'s cluster.json; when `node` is a member but not the
- * master, from the master's own file, which must name itself master.
+ * The master and members from `given`'s cluster.json; when `given` is a member but not the
+ * master, from the master's own file, which must name itself master. Without `given`, from the
+ * master the cluster record names (docs/design.md, "The cluster record"); what is read is
+ * recorded, so naming a master once adopts a cluster.
  */
 export async function readMembers(
+  ctx: DataContext,
+  given: string | undefined,
+): Promise<{ master: string; members: string[]; file: ClusterFile }> {
+  const node = given ?? (await recordedMaster(ctx.rb.clusterId, ctx.rb.name));
+  const found = await readMembersOf(ctx, node);
+  await recordCluster(ctx.rb.clusterId, found.members);
+  return found;
+}
+
+async function readMembersOf(
   ctx: DataContext,
   node: string,
 ): Promise<{ master: string; members: string[]; file: ClusterFile }> {

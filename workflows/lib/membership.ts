@@ -13,6 +13,7 @@
  */
 import {
   ApplicationFailure,
+  patched,
   sleep,
   upsertSearchAttributes,
   workflowInfo,
@@ -31,7 +32,7 @@ import {
   type MembershipMiddleware,
 } from '../../src/contracts/membership-runbooks.js';
 import { clusterIdKey, nodesKey, runbookKey } from '../../src/contracts/search-attributes.js';
-import { onNode, type NodeActivities, type Runbook } from './runbook.js';
+import { isUnclaimed, onNode, type NodeActivities, type Runbook } from './runbook.js';
 
 /** What every membership runbook's steps need besides the Runbook. */
 export interface MembershipContext {
@@ -117,6 +118,51 @@ export async function readState(
   const file = await ctx.rb.step(step, { title: why, node }, () =>
     nodeCalls(ctx, node, 'readClusterState').readClusterState(),
   );
+  if (!file) throw ApplicationFailure.nonRetryable(`cluster.json of ${node} was not read`);
+  return file;
+}
+
+/** Runs since this patch refuse a wrong role before they wait (docs/design.md, "Role refusals"). */
+export const rolePatch = 'role-refusals';
+/** How long a role probe lets a node's agent take to claim the read: a live agent takes ms. */
+const roleProbeSeconds = 5;
+
+/**
+ * Reads the cluster.json of `node`, named by the input without a master, to learn its role.
+ * Since `rolePatch`, the node is asked once: an agent that claims nothing within a few seconds
+ * refuses the runbook (`NodeUnreachable`) instead of holding the cluster's lane while it waits,
+ * and the message says to give the master in `master`. Runs from before read as readState.
+ */
+export async function readRoleState(
+  ctx: Pick<MembershipContext, 'rb' | 'attempts' | 'agentTimeoutSeconds'>,
+  node: string,
+  why: string,
+  runbook: string,
+): Promise<ClusterFile> {
+  if (!patched(rolePatch)) return readState(ctx, node, why);
+  const seconds = Math.min(ctx.agentTimeoutSeconds, roleProbeSeconds);
+  let unclaimed = false;
+  const file = await ctx.rb.step(`read:${node}`, { title: why, node }, async () => {
+    try {
+      return await nodeCalls(
+        { attempts: ctx.attempts, agentTimeoutSeconds: seconds },
+        node,
+        'readClusterState',
+      ).readClusterState();
+    } catch (err) {
+      if (!isUnclaimed(err)) throw err;
+      unclaimed = true;
+      return undefined;
+    }
+  });
+  if (unclaimed) {
+    throw ApplicationFailure.nonRetryable(
+      `no agent on ${node} answered within ${seconds} s, so ${runbook} cannot learn from ${node}'s ` +
+        `cluster.json which cluster it belongs to. Nothing was changed: check the address, or give ` +
+        'the master of the cluster in `master` and start the runbook again',
+      'NodeUnreachable',
+    );
+  }
   if (!file) throw ApplicationFailure.nonRetryable(`cluster.json of ${node} was not read`);
   return file;
 }

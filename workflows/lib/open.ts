@@ -6,6 +6,7 @@ import {
 } from '../../src/contracts/catalog.js';
 import { parseInput } from '../../src/contracts/validation.js';
 import type { ArchivePlan } from '../../src/contracts/data-runbooks.js';
+import { admit } from './admission.js';
 import { assertDataWorkflowId, manifestOf, readMembers } from './data.js';
 import { assertMembershipWorkflowId, tagRunbook } from './membership.js';
 import { startRunbook, type Runbook } from './runbook.js';
@@ -30,13 +31,14 @@ export interface OpenedRunbook<N extends RunbookName> extends RunbookBase {
  * A stepwise runbook's opening: its input checked, its workflow id checked against its lane's
  * rule (a cluster runs one membership and one data runbook at a time), membership runbooks
  * tagged with their nodes, and the `Runbook` with its handlers. `as` names the runbook when it
- * runs as another (joinNode with `rejoin`). Only the tagging is a command, in the place it was.
+ * runs as another (joinNode with `rejoin`). Only the tagging is a command, in the place it was;
+ * then the cluster's admission (docs/design.md "Admission"), under `patched`.
  */
-export function openRunbook<N extends RunbookName>(
+export async function openRunbook<N extends RunbookName>(
   name: N,
   raw: unknown,
   as: (input: RunbookParams<N>) => string = () => name,
-): OpenedRunbook<N> {
+): Promise<OpenedRunbook<N>> {
   const spec = runbooks[name];
   const input = runbookInput(name, raw);
   const params = input as { clusterId: string; dryRun?: boolean };
@@ -49,7 +51,9 @@ export function openRunbook<N extends RunbookName>(
     assertDataWorkflowId(title, clusterId, params.dryRun ?? false);
   }
   const options = input as { stepAttempts: number; agentTimeoutSeconds: number };
-  return { input, ...startRunbook(title, clusterId, options) };
+  const opened = { input, ...startRunbook(title, clusterId, options) };
+  await admit(name, input, spec.nodes(input as never) ?? [], opened.rb);
+  return opened;
 }
 
 /**
@@ -58,8 +62,8 @@ export function openRunbook<N extends RunbookName>(
  * run tagged with the members. `manifestFor` gives the fields every archive of the run shares.
  */
 export async function openDataRunbook<N extends DataRunbookName>(name: N, raw: unknown) {
-  const { input, ...ctx } = openRunbook(name, raw);
-  const params = input as { clusterId: string; master: string; dryRun?: boolean };
+  const { input, ...ctx } = await openRunbook(name, raw);
+  const params = input as { clusterId: string; master?: string; dryRun?: boolean };
   const { clusterId, master: asked } = params;
   const startedAt = new Date();
   const { master, members, file } = await readMembers(ctx, asked);

@@ -1,15 +1,29 @@
-import { setCurrentDetails } from '@temporalio/workflow';
+import { patched, setCurrentDetails, upsertMemo } from '@temporalio/workflow';
 import type { Progress, ProgressStep } from '../../src/contracts/progress.js';
-import { renderProgressMarkdown } from '../../src/contracts/progress.js';
+import {
+  coarseProgressKey,
+  progressMemo,
+  renderCurrentDetails,
+} from '../../src/contracts/progress-matrix.js';
+
+/**
+ * Runbooks keep their last progress in their memo (`progress`), which the Web UI shows with no
+ * worker running. Runs started before it set no memo, so their histories replay.
+ */
+export const progressMemoPatch = 'progress-memo';
 
 /**
  * Keeps a runbook's steps, answers the `progress` query from them and mirrors them into the
- * Web UI's "Current details" on every change.
+ * Web UI's "Current details" (status, node × phase matrix, steps) on every change, and into the
+ * memo `progress` when it changes coarsely (docs/design.md, "What the Web UI shows").
  */
 export class ProgressTracker {
   private readonly progress: Progress;
   /** Markdown shown under the steps in the Web UI (e.g. a rollout's node × bundle table). */
   private appendix = '';
+  /** The coarse state last written to the memo; see `keepInMemo`. */
+  private memoKey?: string;
+  private memoOn?: boolean;
 
   constructor(
     runbook: string,
@@ -88,7 +102,21 @@ export class ProgressTracker {
 
   private publish(): void {
     this.progress.updatedAt = new Date().toISOString();
-    const steps = renderProgressMarkdown(this.progress);
+    const steps = renderCurrentDetails(this.progress);
     setCurrentDetails(this.appendix ? `${steps}\n\n${this.appendix}` : steps);
+    this.keepInMemo();
+  }
+
+  /**
+   * Upserts the memo when the status, a pause, a parked step, or a phase's share of nodes done
+   * (in tenths) changed: a 100-node phase adds about ten memo events to the history, not 100.
+   */
+  private keepInMemo(): void {
+    const key = coarseProgressKey(this.progress);
+    if (key === this.memoKey) return;
+    this.memoOn ??= patched(progressMemoPatch);
+    if (!this.memoOn) return;
+    this.memoKey = key;
+    upsertMemo({ progress: progressMemo(this.progress) });
   }
 }

@@ -27,6 +27,7 @@ import {
   retryStepUpdate,
   skipNodeUpdate,
 } from '../../src/contracts/messages.js';
+import { described } from '../../src/contracts/message-descriptions.js';
 import { ProgressTracker } from './progress-tracker.js';
 
 /** The failure a step gets when no agent claimed its task in time: the node is not answering. */
@@ -140,16 +141,27 @@ export class Runbook {
   }
 
   private registerHandlers(): void {
-    setHandler(progressQuery, (): Progress => this.tracker.snapshot());
-    setHandler(pauseSignal, (reason?: string) => {
-      if (this.paused) return;
-      this.paused = { reason: reason ?? 'paused by an operator', since: new Date().toISOString() };
-      this.tracker.setPaused(this.paused);
-    });
-    setHandler(resumeSignal, () => {
-      this.paused = undefined;
-      this.tracker.setPaused(undefined);
-    });
+    setHandler(progressQuery, (): Progress => this.tracker.snapshot(), described(progressQuery));
+    setHandler(
+      pauseSignal,
+      (reason?: string) => {
+        if (this.paused) return;
+        this.paused = {
+          reason: reason ?? 'paused by an operator',
+          since: new Date().toISOString(),
+        };
+        this.tracker.setPaused(this.paused);
+      },
+      described(pauseSignal),
+    );
+    setHandler(
+      resumeSignal,
+      () => {
+        this.paused = undefined;
+        this.tracker.setPaused(undefined);
+      },
+      described(resumeSignal),
+    );
     setHandler(
       retryStepUpdate,
       (arg) => {
@@ -158,6 +170,7 @@ export class Runbook {
         return `retrying ${entry.step}`;
       },
       {
+        ...described(retryStepUpdate),
         validator: (arg: { step?: string } | undefined) => void this.parkedFor(arg?.step, true),
       },
     );
@@ -169,6 +182,7 @@ export class Runbook {
         return `skipping ${steps.map((s) => s.step).join(', ')} on ${arg.node}`;
       },
       {
+        ...described(skipNodeUpdate),
         validator: (arg: { node: string; reason: string }) =>
           void this.skippable(arg?.node, arg?.reason),
       },
@@ -181,7 +195,10 @@ export class Runbook {
         for (const p of this.parked.values()) p.decision = { kind: 'abort', reason };
         return `aborting ${this.name}: ${this.state}`;
       },
-      { validator: (arg: { reason: string }) => void this.abortReason(arg?.reason) },
+      {
+        ...described(abortUpdate),
+        validator: (arg: { reason: string }) => void this.abortReason(arg?.reason),
+      },
     );
   }
 

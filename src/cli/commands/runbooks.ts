@@ -148,10 +148,10 @@ export function runbookCommands(program: Command): { backup: Command } {
         required
           ? cmd
               .requiredOption('--cluster <id>', 'cluster id')
-              .requiredOption('--master <address>', 'a member, normally the master')
+              .option('--master <address>', 'a member, normally the master (default: the record)')
           : cmd
               .option('--cluster <id>', 'cluster id (required)')
-              .option('--master <address>', 'a member, normally the master (required)'),
+              .option('--master <address>', 'a member, normally the master (default: the record)'),
       ),
     );
 
@@ -171,7 +171,7 @@ export function runbookCommands(program: Command): { backup: Command } {
     'clusterguard backup schedule create --cluster dev --master 127.0.0.11 --cron "0 2 * * *" --keep 7',
   ).action(async function (this: Command) {
     const o = this.opts();
-    required(this, o, ['cluster', 'master']);
+    required(this, o, ['cluster']);
     done(
       await startCommand(this, 'backupCluster', {
         ...dataFields(o),

@@ -113,7 +113,29 @@ async function tail(file: string, from: number, max = 2000): Promise<string> {
  * with the tail of the server's log, when the fail filter matches, the process exits, or the
  * timeout passes; a server that failed to start is stopped, not left half-up.
  */
-export async function startProcess(
+export function startProcess(
+  spec: ProcessSpec,
+  options: StartOptions,
+): Promise<{ pid: number; alreadyRunning: boolean }> {
+  // One start of a server at a time in this process: the agent's supervisor, the bundle
+  // framework and a runbook may all ask for the same server, and two spawns would race.
+  const run = (starting.get(spec.pidFile) ?? Promise.resolve()).then(() =>
+    startOnce(spec, options),
+  );
+  const tail = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  starting.set(spec.pidFile, tail);
+  void tail.then(() => {
+    if (starting.get(spec.pidFile) === tail) starting.delete(spec.pidFile);
+  });
+  return run;
+}
+
+const starting = new Map<string, Promise<void>>();
+
+async function startOnce(
   spec: ProcessSpec,
   options: StartOptions,
 ): Promise<{ pid: number; alreadyRunning: boolean }> {
