@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, type Dirent } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import path from 'node:path';
+import { regularFiles as listFiles } from '../src/archive/files.js';
 import type {
   ArchiveManifest,
   ManifestFile,
@@ -14,37 +14,11 @@ export interface Progress {
   set(detail: string): void;
 }
 
-export function byCodeUnit(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-export function isErrno(err: unknown, ...codes: string[]): boolean {
-  return err instanceof Error && codes.includes((err as NodeJS.ErrnoException).code ?? '');
-}
+export { byCodeUnit, isErrno } from '../src/archive/files.js';
 
 /** Regular files under `folder` (forward-slash paths, code-unit order); links are skipped. */
-export async function regularFiles(
-  folder: string,
-): Promise<{ files: string[]; skipped: string[] }> {
-  const files: string[] = [];
-  const skipped: string[] = [];
-  async function walk(dir: string, prefix: string): Promise<void> {
-    let entries: Dirent[];
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if (isErrno(err, 'ENOENT') && prefix !== '') return;
-      throw err;
-    }
-    for (const entry of entries) {
-      const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) await walk(path.join(dir, entry.name), rel);
-      else if (entry.isFile()) files.push(rel);
-      else skipped.push(rel);
-    }
-  }
-  await walk(folder, '');
-  return { files: files.sort(byCodeUnit), skipped: skipped.sort(byCodeUnit) };
+export function regularFiles(folder: string): Promise<{ files: string[]; skipped: string[] }> {
+  return listFiles(folder, 'skip');
 }
 
 export async function sha256File(

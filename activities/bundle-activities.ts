@@ -23,7 +23,7 @@ import {
 import { ClusterGuardError } from '../src/contracts/errors.js';
 import type { BundleActivityDeps } from '../src/bundles/agent.js';
 import { removeOlderThan, sha256OfFile } from '../src/bundles/store.js';
-import { rollbackInFramework, withRunning } from '../src/bundles/framework.js';
+import { rollbackInFramework, rolledBackEntry, withRunning } from '../src/bundles/framework.js';
 import { runHealthCheck } from './bundle-health.js';
 import { describeActivity, keepHeartbeating } from './interceptor.js';
 
@@ -362,15 +362,7 @@ export function createBundleActivities(deps: BundleActivityDeps) {
       } else {
         const meta = await ensureStored(to.sha256, input.sources, signal);
         if (!done) await deploy(meta);
-        await deps.state.update(symbolicName, () => ({
-          symbolicName,
-          version: to.version,
-          sha256: to.sha256,
-          installedAt: input.datetime,
-          workflowId: input.workflowId,
-          runId: input.runId,
-          previous: null,
-        }));
+        await deps.state.update(symbolicName, () => rolledBackEntry(input, to));
       }
       deps.logger.info('bundle rolled back', { symbolicName, from, to });
       return { node: self, restored: to, changed: !done };

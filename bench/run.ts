@@ -28,7 +28,6 @@ import { execa } from 'execa';
 import { sha256OfFile, BundleStore } from '../src/bundles/store.js';
 import { NodeLayout } from '../src/config/layout.js';
 import { nodeTaskQueue } from '../src/contracts/addresses.js';
-import type { Progress } from '../src/contracts/progress.js';
 import {
   agentReadyLine,
   orchestratorReadyLine,
@@ -61,6 +60,7 @@ import {
 import { logSink, portFreeOnAll, rssMiB, spawnTsChild, type TsChild } from './procs.js';
 import { startBenchServer, type BenchServer } from './server.js';
 import type { BenchStepsInput } from './workflows.js';
+import { progressQuery } from '../src/contracts/messages.js';
 
 const args = parseBenchArgs(process.argv.slice(2));
 const Q = args.quick;
@@ -523,7 +523,7 @@ async function nodeLoss(env: Env): Promise<void> {
   const killedAt = Date.now();
   await first.agent.process.catch(() => undefined);
   const stepStatus = async () =>
-    (await handle.query<Progress>('progress')).steps.find((s) => s.node === node)?.status;
+    (await handle.query(progressQuery)).steps.find((s) => s.node === node)?.status;
   const unreachableAt = await waitFor(
     'progress never showed the node unreachable',
     async () => (await stepStatus()) === 'waiting',

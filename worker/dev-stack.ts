@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { repoRoot } from '../src/process.js';
 import { assertPortFree, startDevServer, type DevServer } from '../src/temporal/dev-server.js';
 import { connectClient } from '../src/temporal/connection.js';
@@ -22,7 +22,12 @@ import {
   membershipWorkflowId,
   type MembershipRunbookResult,
 } from '../src/contracts/membership-runbooks.js';
-import { membershipTiming, startRunbook, workflowUiUrl } from '../src/client/index.js';
+import {
+  failureMessage,
+  membershipTiming,
+  startRunbook,
+  workflowUiUrl,
+} from '../src/client/index.js';
 import {
   agentReadyLine,
   orchestratorReadyLine,
@@ -242,11 +247,7 @@ async function main(): Promise<number> {
       );
     } catch (err) {
       exitCode = 1;
-      const cause =
-        err instanceof WorkflowFailedError
-          ? (err.cause?.message ?? err.message)
-          : (err as Error).message;
-      say(`bootstrapCluster failed: ${cause}`);
+      say(`bootstrapCluster failed: ${failureMessage(err)}`);
     }
     await client.connection.close();
     if (flags.once) {

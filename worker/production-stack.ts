@@ -6,14 +6,18 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
 import {
   membershipWorkflowId,
   type MembershipRunbookResult,
 } from '../src/contracts/membership-runbooks.js';
 import { repoRoot } from '../src/process.js';
 import { startProductionStack, type ProductionStack } from '../src/production/stack.js';
-import { membershipTiming, startRunbook, workflowUiUrl } from '../src/client/index.js';
+import {
+  failureMessage,
+  membershipTiming,
+  startRunbook,
+  workflowUiUrl,
+} from '../src/client/index.js';
 
 export interface ProductionFlags {
   once: boolean;
@@ -117,11 +121,7 @@ export async function runProductionStack(flags: ProductionFlags): Promise<number
     await reportRss(stack, dataDir);
   } catch (err) {
     exitCode = 1;
-    const cause =
-      err instanceof WorkflowFailedError
-        ? (err.cause?.message ?? err.message)
-        : (err as Error).message;
-    say(`bootstrapCluster failed: ${cause}`);
+    say(`bootstrapCluster failed: ${failureMessage(err)}`);
   }
   if (flags.once) {
     await stopAll();

@@ -60,7 +60,7 @@ const copiesPatch = 'backup-copies';
  * cluster serves: each middleware is consistent in itself, not at one instant with the others.
  */
 export async function backupCluster(rawInput: BackupClusterInput): Promise<BackupClusterResult> {
-  const { input, ctx, rb, clusterId, startedAt, master, members, manifestFor } =
+  const { input, ctx, rb, clusterId, startedAt, master, members, manifestFor, summary } =
     await openDataRunbook('backupCluster', rawInput);
   // The workflow's clock: the same id on every node, on every retry and on replay.
   const backupId = backupIdOf(startedAt, input.label);
@@ -102,9 +102,7 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
     runbook: 'backupCluster',
     clusterId,
     backupId,
-    dryRun: input.dryRun,
-    master,
-    members,
+    ...summary,
     plan,
     steps,
     archives: [...archives].sort((a, b) => order(a.node) - order(b.node)),

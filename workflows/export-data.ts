@@ -17,7 +17,7 @@ import { openDataRunbook, runSteps } from './lib/open.js';
  * agent of the other cluster for importData.
  */
 export async function exportData(rawInput: ExportDataInput): Promise<ExportDataResult> {
-  const { input, ctx, rb, clusterId, startedAt, master, members, manifestFor } =
+  const { input, ctx, rb, clusterId, startedAt, master, members, manifestFor, summary } =
     await openDataRunbook('exportData', rawInput);
   const exportId = backupIdOf(startedAt, input.label);
 
@@ -37,9 +37,7 @@ export async function exportData(rawInput: ExportDataInput): Promise<ExportDataR
     runbook: 'exportData',
     clusterId,
     exportId,
-    dryRun: input.dryRun,
-    master,
-    members,
+    ...summary,
     plan,
     steps,
     archives,

@@ -20,10 +20,8 @@ import { Webapps } from './lib/quiesce.js';
  * middleware is checked healthy on every member.
  */
 export async function importData(rawInput: ImportDataInput): Promise<ImportDataResult> {
-  const { input, ctx, rb, clusterId, master, members, manifestFor } = await openDataRunbook(
-    'importData',
-    rawInput,
-  );
+  const { input, ctx, rb, clusterId, master, members, manifestFor, summary } =
+    await openDataRunbook('importData', rawInput);
   const { archive } = input;
   rb.eventNodes = members;
   const node = input.node ?? master;
@@ -91,9 +89,7 @@ export async function importData(rawInput: ImportDataInput): Promise<ImportDataR
     clusterId,
     archive,
     sourceClusterId: manifest.clusterId,
-    dryRun: input.dryRun,
-    master,
-    members,
+    ...summary,
     node,
     components,
     steps,

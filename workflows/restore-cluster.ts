@@ -27,7 +27,7 @@ import { Webapps } from './lib/quiesce.js';
  * application's webapps are stopped around the changes (docs/design.md "Admission", quiesce).
  */
 export async function restoreCluster(rawInput: RestoreClusterInput): Promise<RestoreClusterResult> {
-  const { input, ctx, rb, clusterId, master, members, manifestFor } = await openDataRunbook(
+  const { input, ctx, rb, clusterId, members, manifestFor, summary } = await openDataRunbook(
     'restoreCluster',
     rawInput,
   );
@@ -99,9 +99,7 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
     runbook: 'restoreCluster',
     clusterId,
     backupId,
-    dryRun: input.dryRun,
-    master,
-    members,
+    ...summary,
     plan,
     steps,
     archives,

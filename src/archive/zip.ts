@@ -1,6 +1,6 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream, type Dirent } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { chmod, lstat, mkdir, mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,6 +8,7 @@ import zlib from 'node:zlib';
 import { ZipArchive } from 'archiver';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { ClusterGuardError } from '../contracts/errors.js';
+import { isErrno, regularFiles, syncDirectory, tempBeside } from './files.js';
 
 export interface ZipResult {
   file: string;
@@ -46,58 +47,9 @@ const fileTypeMask = 0o170000;
 const symlinkType = 0o120000;
 const directoryType = 0o040000;
 
-function isErrno(error: unknown, ...codes: string[]): error is NodeJS.ErrnoException {
-  return error instanceof Error && codes.includes((error as NodeJS.ErrnoException).code ?? '');
-}
-
-/** Hidden and unique beside `target`, so no reader ever opens it by the target's name. */
-function tempBeside(target: string, suffix: string): string {
-  return path.join(
-    path.dirname(target),
-    `.${path.basename(target)}.${process.pid}.${randomUUID()}${suffix}`,
-  );
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Best effort: some file systems cannot fsync a directory; the rename itself is done.
-  }
-}
-
 function isInside(child: string, parent: string): boolean {
   const rel = path.relative(parent, child);
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-/**
- * Regular files under `folder`, as sorted forward-slash paths relative to it. Symlinks are
- * skipped, never followed: following one could pull a file from outside the folder (say
- * /etc/shadow) into an archive that is shipped to another node, and storing it as a link would
- * make an archive that extractZip refuses anyway. Sockets, FIFOs and devices are skipped too.
- */
-async function listRegularFiles(folder: string): Promise<{ files: string[]; skipped: string[] }> {
-  const files: string[] = [];
-  const skipped: string[] = [];
-  async function walk(dir: string, prefix: string): Promise<void> {
-    const entries: Dirent[] = await readdir(dir, { withFileTypes: true });
-    for (const entry of entries) {
-      const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) await walk(path.join(dir, entry.name), rel);
-      else if (entry.isFile()) files.push(rel);
-      else skipped.push(rel);
-    }
-  }
-  await walk(folder, '');
-  // Code-unit order, not localeCompare: the order must not depend on the host's locale.
-  const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-  return { files: files.sort(byCodeUnit), skipped: skipped.sort(byCodeUnit) };
 }
 
 function hashing(hash: ReturnType<typeof createHash>): Transform {
@@ -136,7 +88,7 @@ export async function zipFolder(folder: string, target: string): Promise<ZipResu
       `cannot zip ${source} into ${file}: the archive must be outside the folder`,
     );
   }
-  const { files, skipped } = await listRegularFiles(source);
+  const { files, skipped } = await regularFiles(source);
 
   await mkdir(path.dirname(file), { recursive: true });
   const temp = tempBeside(file, '.tmp');

@@ -15,7 +15,7 @@ import {
   type FrameworkContext,
   type FrameworkDeployer,
 } from './framework.js';
-import { legacyAnnouncer } from './legacy-announcement.js';
+import { bundleAvailableEvent, legacyAnnouncer } from './legacy-announcement.js';
 import { BundleStore, InstalledStateFile } from './store.js';
 import { nodeBundles } from './view.js';
 import type { FelixListing } from '../middleware/felix/client.js';
@@ -104,22 +104,15 @@ export function setupAgentBundles(deps: {
       logger,
       clientId: `clusterguard-agent-${address}`,
     });
-    await publisher.enqueue({
-      id: `bundle.available/${address}/${meta.sha256}`,
-      type: 'io.clusterguard.bundle.available',
-      clusterId: config.clusterId,
-      runbook: 'bundleUpload',
-      workflowId: `agent/${address}`,
-      subject: meta.symbolicName,
-      time: meta.storedAt,
-      data: {
+    await publisher.enqueue(
+      bundleAvailableEvent(config, 'bundle.available', meta, {
         node: address,
         symbolicName: meta.symbolicName,
         version: meta.version,
         sha256: meta.sha256,
         bytes: meta.bytes,
-      },
-    });
+      }),
+    );
     await legacy?.announce(meta);
   };
 

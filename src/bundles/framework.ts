@@ -164,6 +164,22 @@ export function frameworkDeployer(
   };
 }
 
+/** What the state file records of a bundle rolled back to `to` (which has no earlier version). */
+export function rolledBackEntry(
+  input: RollbackBundleInput,
+  to: { version: string; sha256: string },
+): InstalledBundle {
+  return {
+    symbolicName: input.symbolicName,
+    version: to.version,
+    sha256: to.sha256,
+    installedAt: input.datetime,
+    workflowId: input.workflowId,
+    runId: input.runId,
+    previous: null,
+  };
+}
+
 /**
  * Rollback inside the framework: done when it runs `to` (or nothing, when `to` is null) and
  * verifies; acts when it holds the rolled-out version, whatever its state; leaves another
@@ -199,15 +215,7 @@ export async function rollbackInFramework(deps: {
     if (!done) {
       await fw.apply({ jar, symbolicName, version: to.version, allowDowngrade: true });
     }
-    await deps.state.update(symbolicName, () => ({
-      symbolicName,
-      version: to.version,
-      sha256: to.sha256,
-      installedAt: input.datetime,
-      workflowId: input.workflowId,
-      runId: input.runId,
-      previous: null,
-    }));
+    await deps.state.update(symbolicName, () => rolledBackEntry(input, to));
   }
   logger.info('bundle rolled back in the framework', { symbolicName, from, to, done });
   return { node: self, restored: to, changed: !done };

@@ -58,6 +58,29 @@ export function legacyKafkaMessage(event: RunbookEvent): Message {
 }
 
 /**
+ * The `bundle.available` event of an upload this agent stored, as sent on the stream `stream`
+ * (its id is unique per stream, node and artifact).
+ */
+export function bundleAvailableEvent(
+  config: AppConfig,
+  stream: string,
+  meta: BundleMeta,
+  data: Record<string, unknown>,
+): RunbookEvent {
+  const address = config.node.address;
+  return {
+    id: `${stream}/${address}/${meta.sha256}`,
+    type: 'io.clusterguard.bundle.available',
+    clusterId: config.clusterId,
+    runbook: 'bundleUpload',
+    workflowId: `agent/${address}`,
+    subject: meta.symbolicName,
+    time: meta.storedAt,
+    data,
+  };
+}
+
+/**
  * A second publisher, with its own spool, for `bundles.legacyAnnouncement`; undefined when that
  * is not configured or events are off.
  */
@@ -84,15 +107,10 @@ export function legacyAnnouncer(deps: {
   return {
     publisher,
     announce: (meta) =>
-      publisher.enqueue({
-        id: `bundle.legacy/${address}/${meta.sha256}`,
-        type: 'io.clusterguard.bundle.available',
-        clusterId: config.clusterId,
-        runbook: 'bundleUpload',
-        workflowId: `agent/${address}`,
-        subject: meta.symbolicName,
-        time: meta.storedAt,
-        data: { ...legacyAnnouncement(legacy.channel, meta, agentUrl, address) },
-      }),
+      publisher.enqueue(
+        bundleAvailableEvent(config, 'bundle.legacy', meta, {
+          ...legacyAnnouncement(legacy.channel, meta, agentUrl, address),
+        }),
+      ),
   };
 }

@@ -7,6 +7,7 @@ import type { ConnectOptions } from '../client/index.js';
 import { orchestratorTaskQueue } from '../contracts/addresses.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 import { describeZodError } from '../contracts/validation.js';
+import { readConfig } from '../config/invalid-config.js';
 import { loadConnectionProfile, type ConnectionProfile } from '../config/temporal-profile.js';
 
 /**
@@ -77,24 +78,14 @@ export function configFilePath(
 }
 
 function readConfigFile(file: string): z.output<typeof fileSchema> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ClusterGuardError(
-      'InvalidConfig',
-      `cannot read the config file ${file}: ${(err as Error).message}`,
-    );
-  }
-  let data: unknown;
-  try {
-    data = YAML.parse(text) ?? {};
-  } catch (err) {
-    throw new ClusterGuardError(
-      'InvalidConfig',
-      `the config file ${file} is not valid YAML: ${(err as Error).message}`,
-    );
-  }
+  const text = readConfig(
+    () => readFileSync(file, 'utf8'),
+    (reason) => `cannot read the config file ${file}: ${reason}`,
+  );
+  const data = readConfig(
+    (): unknown => YAML.parse(text) ?? {},
+    (reason) => `the config file ${file} is not valid YAML: ${reason}`,
+  );
   const parsed = fileSchema.safeParse(data);
   if (!parsed.success) {
     throw new ClusterGuardError(

@@ -3,6 +3,7 @@ import {
   QueryNotRegisteredError,
   ScheduleNotFoundError,
   WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
@@ -46,6 +47,13 @@ function grpcCode(err: unknown): number | undefined {
     if (typeof code === 'number') return code;
   }
   return undefined;
+}
+
+/** A failure's message: a failed workflow's own cause, not Temporal's wrapper around it. */
+export function failureMessage(err: unknown): string {
+  return err instanceof WorkflowFailedError
+    ? (err.cause?.message ?? err.message)
+    : (err as Error).message;
 }
 
 /** The kind of a failure thrown by any client function. */

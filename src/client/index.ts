@@ -9,22 +9,7 @@
 export { connect, connectOptionsSchema, type ConnectOptions } from './connect.js';
 export { checked } from '../contracts/validation.js';
 export { dataConverterFor, type CodecOptions, type TlsOptions } from './transport.js';
-export {
-  ClusterBusyError,
-  ClusterGuardError,
-  InvalidConfigError,
-  InvalidInputError,
-  NamespaceNotFoundError,
-  QueryNotRegisteredError,
-  ScheduleNotFoundError,
-  WorkflowFailedError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  errorTypes,
-  failureKind,
-  type ErrorType,
-  type FailureKind,
-} from './errors.js';
+export * from './errors.js';
 
 // --- runbooks --------------------------------------------------------------------------------
 export {
@@ -97,18 +82,7 @@ export {
   type RunbookListEntry,
   type RunbookOutcome,
 } from './runs.js';
-export {
-  createBackupSchedule,
-  createBackupScheduleSchema,
-  deleteBackupSchedule,
-  describeBackupSchedule,
-  listBackupSchedules,
-  pauseBackupSchedule,
-  triggerBackupSchedule,
-  unpauseBackupSchedule,
-  type BackupScheduleInfo,
-  type CreateBackupScheduleOptions,
-} from './schedules.js';
+export * from './schedules.js';
 
 // --- inputs, results, events -------------------------------------------------------------------
 export type { Progress, ProgressStep, StepStatus } from '../contracts/progress.js';

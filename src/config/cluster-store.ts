@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { access, link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -12,6 +11,7 @@ import {
   type HistoryEntry,
 } from '../contracts/cluster-file.js';
 import { ClusterGuardError } from '../contracts/errors.js';
+import { isErrno, syncDirectory, tempBeside } from '../archive/files.js';
 
 /**
  * History entries kept in `cluster.json`: every update appends one, so without a cap the file
@@ -72,10 +72,6 @@ function serialised<T>(key: string, task: () => Promise<T>): Promise<T> {
   return run;
 }
 
-function isErrno(error: unknown, code: string): boolean {
-  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
-}
-
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -91,30 +87,9 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
-function tempPathFor(target: string): string {
-  // Hidden, unique and never the target's name: a crash leaves a stray temp file that no reader
-  // opens, because only the exact target path is ever read.
-  const name = `.${path.basename(target)}.${process.pid}.${randomUUID()}.tmp`;
-  return path.join(path.dirname(target), name);
-}
-
-/** Best effort: some platforms and file systems cannot open or fsync a directory. */
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // The rename is done; without the directory fsync only a power loss can undo it.
-  }
-}
-
 /** Writes `text` to a fresh temp file beside `target` and fsyncs it; returns its path. */
 async function writeTemp(target: string, text: string): Promise<string> {
-  const temp = tempPathFor(target);
+  const temp = tempBeside(target, '.tmp');
   const handle = await open(temp, 'wx');
   try {
     await handle.writeFile(text, 'utf8');

@@ -16,6 +16,7 @@ import {
 } from '@temporalio/envconfig';
 import { z } from 'zod';
 import { ClusterGuardError } from '../contracts/errors.js';
+import { readConfig } from './invalid-config.js';
 
 /** A profile's TLS: PEM material as a file or inline (`*_data`), never both. */
 export interface ProfileTls {
@@ -145,17 +146,13 @@ export function loadConnectionProfile(options: LoadProfileOptions): LoadedProfil
   const fileSetting = options.fileSetting ?? 'the config file setting';
   const what = `the Temporal config file ${file} (profile "${name}")`;
 
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new ClusterGuardError(
-      'InvalidConfig',
-      `cannot read ${what}: ${(err as Error).message}; create the profile with ` +
-        `\`temporal config set --profile ${name} --prop address --value <host:port>\` ` +
-        `or point ${fileSetting} at the right file`,
-    );
-  }
+  const text = readConfig(
+    () => readFileSync(file, 'utf8'),
+    (reason) =>
+      `cannot read ${what}: ${reason}; create the profile with ` +
+      `\`temporal config set --profile ${name} --prop address --value <host:port>\` ` +
+      `or point ${fileSetting} at the right file`,
+  );
 
   let config: ClientConfig;
   try {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { nodeAddressSchema } from './addresses.js';
 import type { ArchivePlan, DataArchive } from './data-archives.js';
 import { backupIdSchema, dataComponents, labelSchema, type DataComponentName } from './data-ids.js';
-import type { PlannedStep } from './membership-runbooks.js';
+import type { PlannedStep, SkippedSteps } from './membership-runbooks.js';
 import { clusterIdSchema } from './ping.js';
 import { lazySchema } from './validation.js';
 
@@ -135,52 +135,59 @@ export interface PrunedArchive {
   bytes: number;
 }
 
-export interface BackupClusterResult {
-  runbook: 'backupCluster';
+/** What every data runbook's result begins with. */
+interface DataRunbookResult {
   clusterId: string;
-  backupId: string;
-  dryRun: boolean;
+  /** The master and members from the master's cluster.json. */
   master: string;
   members: string[];
-  plan: ArchivePlan;
+}
+
+/** The result of a data runbook that plans its steps, so that a dry run can show them. */
+interface PlannedDataRunbookResult extends DataRunbookResult {
+  dryRun: boolean;
   steps: PlannedStep[];
+}
+
+/** What a restore or import put back of one component on one node. */
+export interface LoadedComponent {
+  node: string;
+  component: DataComponentName;
+  files: number;
+  bytes: number;
+}
+
+export interface BackupClusterResult extends PlannedDataRunbookResult {
+  runbook: 'backupCluster';
+  backupId: string;
+  plan: ArchivePlan;
   /** Each verified archive (empty on a dry run). */
   archives: DataArchive[];
   /** Second copies of the replicated data's archive on other members, checked by sha256. */
   copies?: (DataArchive & { from: string })[];
   /** Archives deleted by retention (`keep`). */
   pruned: PrunedArchive[];
-  skipped: { step: string; node?: string; reason: string }[];
+  skipped: SkippedSteps;
 }
 
-export interface ExportDataResult {
+export interface ExportDataResult extends PlannedDataRunbookResult {
   runbook: 'exportData';
-  clusterId: string;
   exportId: string;
-  dryRun: boolean;
-  master: string;
-  members: string[];
   plan: ArchivePlan;
-  steps: PlannedStep[];
   /** The verified archive(s) in export-data-archive (empty on a dry run). */
   archives: DataArchive[];
 }
 
-export interface ImportDataResult {
+export interface ImportDataResult extends PlannedDataRunbookResult {
   runbook: 'importData';
-  clusterId: string;
   archive: string;
   /** The cluster the archive came from (its manifest). */
   sourceClusterId: string;
-  dryRun: boolean;
-  master: string;
-  members: string[];
   node: string;
   components: DataComponentName[];
-  steps: PlannedStep[];
   /** The backup of the data before the import, when kept. */
   keptAs?: string;
-  imported: { node: string; component: DataComponentName; files: number; bytes: number }[];
+  imported: LoadedComponent[];
 }
 
 /** What a restore test read back, per component. */
@@ -189,12 +196,9 @@ export interface RestoreTestResult {
   components: { component: DataComponentName; items: number; detail: string }[];
 }
 
-export interface VerifyBackupResult {
+export interface VerifyBackupResult extends DataRunbookResult {
   runbook: 'verifyBackup';
-  clusterId: string;
   backupId: string;
-  master: string;
-  members: string[];
   /** The backup's members and plan, from its manifests. */
   backup: { members: string[]; createdAt: string; workflowId: string; plan: ArchivePlan };
   /** Per member: whether it holds an archive of the backup, and what was verified. */
@@ -207,19 +211,14 @@ export interface VerifyBackupResult {
   restoreTest?: RestoreTestResult;
 }
 
-export interface RestoreClusterResult {
+export interface RestoreClusterResult extends PlannedDataRunbookResult {
   runbook: 'restoreCluster';
-  clusterId: string;
   backupId: string;
-  dryRun: boolean;
-  master: string;
-  members: string[];
   /** Which node restores what (from the archive it holds). */
   plan: ArchivePlan;
-  steps: PlannedStep[];
   archives: DataArchive[];
-  restored: { node: string; component: DataComponentName; files: number; bytes: number }[];
+  restored: LoadedComponent[];
   /** The backup of the data before the restore (`keepCurrentData`), to go back to. */
   keptAs?: string;
-  skipped: { step: string; node?: string; reason: string }[];
+  skipped: SkippedSteps;
 }

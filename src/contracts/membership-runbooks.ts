@@ -309,6 +309,9 @@ export interface RunbookPlan {
   warnings: string[];
 }
 
+/** Steps skipped by an operator (`skipNode`), with the reason given. */
+export type SkippedSteps = { step: string; node?: string; reason: string }[];
+
 export interface MembershipRunbookResult {
   runbook: string;
   clusterId: string;
@@ -316,8 +319,7 @@ export interface MembershipRunbookResult {
   plan: RunbookPlan;
   /** The membership after the runbook (unchanged on a dry run). */
   nodes: string[];
-  /** Steps skipped by an operator (`skipNode`), with the reason given. */
-  skipped: { step: string; node?: string; reason: string }[];
+  skipped: SkippedSteps;
   /** A dry run of an unsafe change: why the real run would be refused (see `plan.quorum`). */
   refusal?: string;
   /**

@@ -6,10 +6,10 @@ import { pushBundle } from '../../src/bundles/client.js';
 import { orchestratorTaskQueue } from '../../src/contracts/addresses.js';
 import { bundleWorkflowId, type RolloutBundleResult } from '../../src/contracts/bundles.js';
 import type { BackupClusterResult } from '../../src/contracts/data-runbooks.js';
-import type { Progress } from '../../src/contracts/progress.js';
 import { writeTestJar } from '../helpers/bundles.js';
 import { master, type Campaign } from './context.js';
 import type { Rng } from './rng.js';
+import { progressQuery } from '../../src/contracts/messages.js';
 
 export type Outcome = 'completed' | 'refused' | 'failed' | 'hung';
 
@@ -252,7 +252,7 @@ export async function runRunbook(
       const { status } = await handle.describe();
       if (status.name !== 'RUNNING') break;
       if (polls % 5 === 0) {
-        const p = await handle.query<Progress>('progress');
+        const p = await handle.query(progressQuery);
         lastProgress = p.steps.map((s) => `${s.id}=${s.status}`).join(' ');
         const parked = p.parked?.[0];
         if (parked) return record('failed', `parked at ${parked.step}: ${parked.reason}`);

@@ -15,7 +15,7 @@ import {
 } from '../../src/contracts/admission.js';
 import { bundleWorkflowId } from '../../src/contracts/bundles.js';
 import { membershipWorkflowId } from '../../src/contracts/membership-runbooks.js';
-import type { Progress } from '../../src/contracts/progress.js';
+import { pauseSignal, progressQuery } from '../../src/contracts/messages.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
 import {
   failureOf,
@@ -151,7 +151,7 @@ describe('cluster-wide admission on loopback nodes with real ZooKeeper', () => {
       args: [{ clusterId, nodes: [n2], master: n1 }],
     });
     // Held before its first step: it holds the cluster and changes nothing.
-    await decommission.signal('pause', 'held by the admission test');
+    await decommission.signal(pauseSignal, 'held by the admission test');
     await admissionUntil((s) => s.holders.some((h) => h.workflowId === decommissionId));
     await waitForProgress(decommission, (p) => p.paused !== undefined, 60_000);
     const before = await snapshot();
@@ -231,7 +231,7 @@ describe('cluster-wide admission on loopback nodes with real ZooKeeper', () => {
       JSON.stringify(state.dropped),
     );
 
-    const progress = await queuedRestore.query<Progress>('progress');
+    const progress = await queuedRestore.query(progressQuery);
     const step = (id: string) => {
       const s = progress.steps.find((x) => x.id === id);
       assert.ok(s, `step ${id} in ${progress.steps.map((x) => x.id).join(', ')}`);

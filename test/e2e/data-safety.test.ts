@@ -6,6 +6,7 @@ import { orchestratorTaskQueue } from '../../src/contracts/addresses.js';
 import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
 import { startStack, stepStatus, waitForProgress, type Stack } from '../helpers/stack.js';
 import { Traffic, type TrafficReport } from '../helpers/traffic.js';
+import { progressQuery } from '../../src/contracts/messages.js';
 
 /**
  * No acknowledged write is lost across membership runbooks, whatever is killed meanwhile: a
@@ -153,7 +154,7 @@ describe('acknowledged writes survive membership runbooks and SIGKILLs (real Zoo
       assert.deepEqual(result.nodes, [a, b, c]);
       assertInSyncResult(result);
       // The rolling restart waited after each member before the next one.
-      const progress = await handle.query<{ steps: { id: string; status: string }[] }>('progress');
+      const progress = await handle.query(progressQuery);
       for (const n of [a, b, c])
         assert.equal(
           progress.steps.find((st) => st.id === `in-sync:restart:${n}`)?.status,

@@ -25,6 +25,7 @@ import type { Progress } from '../../src/contracts/progress.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
 import { startRunbook } from '../../src/client/index.js';
 import { failureOf, recordHistory, startStack, type Stack } from '../helpers/stack.js';
+import { progressQuery } from '../../src/contracts/messages.js';
 
 /**
  * The data runbooks end to end on three loopback nodes with real ZooKeeper and Kafka (their
@@ -342,7 +343,7 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       assert.ok(manifest.files.some((f) => f.path === 'zookeeper/znodes.json'));
       assert.ok(manifest.files.some((f) => f.path === `kafka/${topic}.jsonl`));
       assert.ok(manifest.versions?.zookeeper && manifest.versions.kafka, 'versions recorded');
-      const progress = await handle.query<Progress>('progress');
+      const progress = await handle.query(progressQuery);
       log(
         `backupCluster ${result.backupId}: ${took} ms; archive ${archive.bytes} bytes, ` +
           `${archive.entries} entries; steps: ${stepTimes(progress)}`,
@@ -404,7 +405,7 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       result.restored.map((r) => `${r.node}:${r.component}`),
       [`${n1}:zookeeper`, `${n1}:kafka`],
     );
-    const progress = await handle.query<Progress>('progress');
+    const progress = await handle.query(progressQuery);
     log(`restoreCluster ${firstBackup.backupId}: ${took} ms; steps: ${stepTimes(progress)}`);
     assert.ok(progress.steps.some((s) => s.id === `health:${n3}` && s.status === 'completed'));
 
@@ -492,7 +493,7 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
         failure.message,
         /refused backup .*; nothing was changed: 127\.0\.0\.21: .*zookeeper\/znodes\.json has sha256/,
       );
-      const progress = await handle.query<Progress>('progress');
+      const progress = await handle.query(progressQuery);
       assert.deepEqual(
         progress.steps.map((s) => s.id).sort(),
         [`check:${n1}`, `check:${n2}`, `check:${n3}`, `read:${n1}`],

@@ -10,7 +10,7 @@ import {
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
-import { startRunbook, type RunbookInput } from '../../src/client/index.js';
+import { messages, startRunbook, type RunbookInput } from '../../src/client/index.js';
 import {
   recordHistory,
   startStack,
@@ -308,20 +308,17 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
         node: n4,
         master: n1,
       });
-      await handle.signal('pause', 'e2e: hold before the download');
+      await handle.signal(messages.pauseSignal, 'e2e: hold before the download');
       await sleep(3000);
-      let progress = await handle.query<{
-        paused?: unknown;
-        steps: { id: string; status: string }[];
-      }>('progress');
+      let progress = await handle.query(messages.progressQuery);
       assert.ok(progress.paused, 'progress shows the pause');
       // The steps before it take a second; paused, the runbook does not start the download.
       assert.ok(
         !['running', 'waiting', 'completed'].includes(
-          stepStatus(progress as never, `download:${n4}`) ?? 'pending',
+          stepStatus(progress, `download:${n4}`) ?? 'pending',
         ),
       );
-      await handle.signal('resume');
+      await handle.signal(messages.resumeSignal);
 
       await waitForProgress(handle, (p) => stepStatus(p, `download:${n4}`) === 'completed');
       log(`killing the agent of ${n4} after its download`);
@@ -343,7 +340,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       await assertWrittenOnce(stack, [n4], /joinNode: joined/);
       assert.deepEqual(await zkData(n4), ['before-join'], 'the new member serves ZooKeeper data');
       assert.deepEqual(await brokers([n1]), [n1, n2, n3, n4]);
-      progress = await handle.query('progress');
+      progress = await handle.query(messages.progressQuery);
       assert.equal(progress.paused, undefined);
       await recordHistory(stack, handle.workflowId, 'join-node-fourth');
     },
@@ -547,20 +544,20 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       assert.match(first?.reason ?? '', /127\.0\.0\.32/);
       assert.deepEqual(first?.accepts, ['retryStep', 'abort']);
       await assert.rejects(
-        handle.executeUpdate('skipNode', { args: [{ node: n2, reason: 'e2e' }] }),
+        handle.executeUpdate(messages.skipNodeUpdate, { args: [{ node: n2, reason: 'e2e' }] }),
         rejectedWith(
           /cannot skip join:127\.0\.0\.32:zookeeper on 127\.0\.0\.32: this step cannot be skipped/,
         ),
       );
       await assert.rejects(
-        handle.executeUpdate('retryStep', { args: [{ step: 'no-such-step' }] }),
+        handle.executeUpdate(messages.retryStepUpdate, { args: [{ step: 'no-such-step' }] }),
         rejectedWith(/step no-such-step is not parked/),
       );
       // The operator repairs the node, then retries the step.
       await stack.killAgent(n2);
       await stack.startAgent(n2);
       assert.match(
-        await handle.executeUpdate<string, [{ step?: string }]>('retryStep', { args: [{}] }),
+        await handle.executeUpdate(messages.retryStepUpdate, { args: [{}] }),
         /retrying join:127\.0\.0\.32:zookeeper/,
       );
       const result = await handle.result();
@@ -578,7 +575,9 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
         stepAttempts: 1,
       });
       await waitForProgress(doomed, (p) => (p.parked?.length ?? 0) > 0);
-      await doomed.executeUpdate('abort', { args: [{ reason: 'e2e: node is broken' }] });
+      await doomed.executeUpdate(messages.abortUpdate, {
+        args: [{ reason: 'e2e: node is broken' }],
+      });
       const message = await failureOf(doomed);
       assert.match(
         message,
@@ -598,7 +597,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
     async () => {
       const members = [n1, n4, n5, n2];
       const znodes = await zkData(n1);
-      const messages = await consumeAll(members, 'ledger', await highWatermarks(members, 'ledger'));
+      const written = await consumeAll(members, 'ledger', await highWatermarks(members, 'ledger'));
       const handle = await startRunbook(stack.client, 'bootstrapCluster', {
         clusterId,
         nodes: members,
@@ -614,10 +613,10 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       );
       await assertSameState(stack, members);
       assert.deepEqual(await zkData(n2), znodes, 'ZooKeeper data kept');
-      assert.ok(messages.length >= 100, `${messages.length} messages before`);
+      assert.ok(written.length >= 100, `${written.length} messages before`);
       assert.deepEqual(
-        new Set(await consumeAll(members, 'ledger', messages.length)),
-        new Set(messages),
+        new Set(await consumeAll(members, 'ledger', written.length)),
+        new Set(written),
         'every Kafka message kept',
       );
       assert.ok(

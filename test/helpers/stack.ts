@@ -20,6 +20,7 @@ import {
 import { repoRoot } from '../../src/process.js';
 import { freePort, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
 import { freePortOnAll } from './agents.js';
+import { progressQuery } from '../../src/contracts/messages.js';
 
 /**
  * A whole clusterguard on this machine, every part a real process that a test may SIGKILL and
@@ -227,7 +228,7 @@ export async function waitForProgress(
   let lastError = '';
   while (Date.now() < deadline) {
     try {
-      last = await handle.query<Progress>('progress');
+      last = await handle.query(progressQuery);
       if (predicate(last)) return last;
     } catch (err) {
       lastError = (err as Error).message;

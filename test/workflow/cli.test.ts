@@ -12,6 +12,7 @@ import { recordHistory } from '../helpers/stack.js';
 import { writeTestJar } from '../helpers/bundles.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, testServer, type TestOrchestrator } from '../helpers/temporal.js';
+import { progressQuery } from '../../src/contracts/messages.js';
 
 /**
  * The `clusterguard` CLI as a subprocess (bin/clusterguard.mjs) against the test dev server,
@@ -336,9 +337,8 @@ describe('clusterguard CLI', { concurrency: true }, () => {
     assert.equal(json<{ workflowId: string }>(first).workflowId, wid);
 
     const handle = client.workflow.getHandle(wid);
-    type P = { steps: { node?: string; status: string }[]; paused?: unknown; parked?: unknown[] };
     await until('the read step waits for the missing agent', async () => {
-      const p = await handle.query<P>('progress');
+      const p = await handle.query(progressQuery);
       return p.steps.some((s) => s.node === noAgent && s.status === 'waiting') ? p : undefined;
     });
 
@@ -374,7 +374,7 @@ describe('clusterguard CLI', { concurrency: true }, () => {
     });
     assert.equal(pause.exitCode, 0, pause.stderr);
     await until('paused', async () =>
-      (await handle.query<P>('progress')).paused ? true : undefined,
+      (await handle.query(progressQuery)).paused ? true : undefined,
     );
 
     const [retry, resume] = await Promise.all([
@@ -388,7 +388,7 @@ describe('clusterguard CLI', { concurrency: true }, () => {
     );
     assert.equal(resume.exitCode, 0, resume.stderr);
     await until('resumed', async () =>
-      (await handle.query<P>('progress')).paused ? undefined : true,
+      (await handle.query(progressQuery)).paused ? undefined : true,
     );
 
     const abort = await cli(['abort', wid, '--reason', 'cli test abort', '--json']);

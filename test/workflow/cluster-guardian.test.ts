@@ -9,7 +9,6 @@ import type { temporal } from '@temporalio/proto';
 import type { ClusterFileInput } from '../../src/contracts/cluster-file.js';
 import type { GuardianOutcome, GuardianState } from '../../src/contracts/guardian.js';
 import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
-import type { Progress } from '../../src/contracts/progress.js';
 import { agentReadyLine, spawnNodeAgent, type ChildProcess } from '../../src/dev/processes.js';
 import { repoRoot } from '../../src/process.js';
 import { freePort, startDevServer, type DevServer } from '../../src/temporal/dev-server.js';
@@ -23,6 +22,7 @@ import {
   type RunbookHandle,
   type RunbookInput,
 } from '../../src/client/index.js';
+import { abortUpdate, progressQuery, setMembershipUpdate } from '../../src/contracts/messages.js';
 import { recordHistory } from '../helpers/stack.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, testServer, type TestOrchestrator } from '../helpers/temporal.js';
@@ -141,7 +141,7 @@ describe('clusterGuardian', () => {
       /duplicate node address/,
     );
     await rejectsWith(
-      guardianHandle(client, id).executeUpdate('setMembership', {
+      guardianHandle(client, id).executeUpdate(setMembershipUpdate, {
         args: [{ nodes: [n1, n2], master: n3 }],
       }),
       /must be a member/,
@@ -356,12 +356,12 @@ describe('clusterGuardian', () => {
     await waitForState(id, (s) => s.runningChild?.dryRun === false);
     const child = client.workflow.getHandle(`cg/${id}/membership`);
     const deadline = Date.now() + 60_000;
-    while (!(await child.query<Progress>('progress')).parked?.length) {
+    while (!(await child.query(progressQuery)).parked?.length) {
       if (Date.now() > deadline) throw new Error('the joinNode never parked');
       await sleep(200);
     }
     assert.equal(await readFile(webappLog(), 'utf8'), 'stop\n');
-    await child.executeUpdate('abort', { args: [{ reason: 'test: n4 does not exist' }] });
+    await child.executeUpdate(abortUpdate, { args: [{ reason: 'test: n4 does not exist' }] });
     const state = await waitForState(id, outcome('failed'));
     assert.match(state.lastCheck?.message ?? '', /joinNode failed: .*aborted/);
     assert.equal(await readFile(webappLog(), 'utf8'), 'stop\nstart\n');

@@ -7,6 +7,12 @@ import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/clie
 import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
 import type { Progress } from '../../src/contracts/progress.js';
 import { startRunbook } from '../../src/client/index.js';
+import {
+  abortUpdate,
+  pauseSignal,
+  progressQuery,
+  retryStepUpdate,
+} from '../../src/contracts/messages.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
 
@@ -145,7 +151,7 @@ describe('membership runbooks: refusals, plans and aborts before anything change
       { taskQueue: orchestrator.taskQueue },
     );
     const progress = await waitForProgress(
-      () => handle.query<Progress>('progress'),
+      () => handle.query(progressQuery),
       (p) => (p.parked?.length ?? 0) > 0,
     );
     const [waiting] = progress.parked ?? [];
@@ -166,18 +172,18 @@ describe('membership runbooks: refusals, plans and aborts before anything change
     assert.equal(asks.length, 2, 'one ask with the agent timeout, then one that waits longer');
 
     await assert.rejects(
-      handle.executeUpdate('retryStep', { args: [{}] }),
+      handle.executeUpdate(retryStepUpdate, { args: [{}] }),
       (err: unknown) =>
         err instanceof WorkflowUpdateFailedError &&
         /waits for an unreachable node and is retried by itself/.test(err.cause?.message ?? ''),
     );
     await assert.rejects(
-      handle.executeUpdate('abort', { args: [{ reason: '  ' }] }),
+      handle.executeUpdate(abortUpdate, { args: [{ reason: '  ' }] }),
       (err: unknown) =>
         err instanceof WorkflowUpdateFailedError &&
         /abort needs a reason/.test(err.cause?.message ?? ''),
     );
-    await handle.executeUpdate('abort', { args: [{ reason: 'node 14 is gone for good' }] });
+    await handle.executeUpdate(abortUpdate, { args: [{ reason: 'node 14 is gone for good' }] });
     const failure = await failureOf(handle.result());
     assert.equal(failure.type, 'Aborted');
     assert.match(
@@ -196,18 +202,18 @@ describe('membership runbooks: refusals, plans and aborts before anything change
       { taskQueue: orchestrator.taskQueue },
     );
     await assert.rejects(
-      handle.executeUpdate('abort', { args: [{ reason: 'too early' }] }),
+      handle.executeUpdate(abortUpdate, { args: [{ reason: 'too early' }] }),
       (err: unknown) =>
         err instanceof WorkflowUpdateFailedError &&
         /neither parked nor paused/.test(err.cause?.message ?? ''),
     );
-    await handle.signal('pause', 'maintenance window closed');
+    await handle.signal(pauseSignal, 'maintenance window closed');
     const paused = await waitForProgress(
-      () => handle.query<Progress>('progress'),
+      () => handle.query(progressQuery),
       (p) => p.paused !== undefined,
     );
     assert.equal(paused.paused?.reason, 'maintenance window closed');
-    await handle.executeUpdate('abort', { args: [{ reason: 'not today' }] });
+    await handle.executeUpdate(abortUpdate, { args: [{ reason: 'not today' }] });
     const failure = await failureOf(handle.result());
     assert.equal(failure.type, 'Aborted');
     assert.match(failure.message, /not today/);

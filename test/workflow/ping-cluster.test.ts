@@ -4,11 +4,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ClusterGuardError } from '../../src/contracts/errors.js';
-import type { Progress } from '../../src/contracts/progress.js';
 import { clusterIdKey, nodesKey, runbookKey } from '../../src/contracts/search-attributes.js';
 import { startRunbook } from '../../src/client/index.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
+import { progressQuery } from '../../src/contracts/messages.js';
 
 const nodes = ['127.0.0.11', '127.0.0.12', '127.0.0.13'];
 
@@ -66,7 +66,7 @@ describe('pingCluster against a real dev server and three agent processes', () =
       );
       assert.deepEqual(n.clusterFile, { nodes: ['127.0.0.1'], master: '127.0.0.1' });
     }
-    const progress = await handle.query<Progress>('progress');
+    const progress = await handle.query(progressQuery);
     assert.equal(progress.status, 'completed');
     assert.deepEqual(
       progress.steps.map((s) => [s.node, s.status]),
@@ -120,7 +120,7 @@ describe('pingCluster against a real dev server and three agent processes', () =
       { taskQueue: orchestrator.taskQueue },
     );
     const waiting = await waitFor('the down node to be reported', async () => {
-      const p = await handle.query<Progress>('progress');
+      const p = await handle.query(progressQuery);
       const step = p.steps.find((s) => s.node === down);
       return step?.status === 'waiting' ? { progress: p, step } : undefined;
     });
@@ -139,7 +139,7 @@ describe('pingCluster against a real dev server and three agent processes', () =
     const result = await handle.result();
     const node = result.nodes.find((n) => n.address === down)!;
     assert.ok(node.attempts >= 2, `attempts ${node.attempts}`);
-    const progress = await handle.query<Progress>('progress');
+    const progress = await handle.query(progressQuery);
     assert.equal(progress.steps.find((s) => s.node === down)!.status, 'completed');
   });
 

@@ -9,9 +9,15 @@ import { stringify } from 'yaml';
 import { stagingFolderOf, stagingLeftovers } from '../../activities/bundle-activities.js';
 import { bundleStatus, pushBundle } from '../../src/bundles/client.js';
 import { sha256OfFile } from '../../src/bundles/store.js';
-import type { BundlesView, RolloutBundleInput } from '../../src/contracts/bundles.js';
-import type { Progress } from '../../src/contracts/progress.js';
+import type { RolloutBundleInput } from '../../src/contracts/bundles.js';
 import { startRunbook } from '../../src/client/index.js';
+import {
+  approveUpdate,
+  bundlesQuery,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+} from '../../src/contracts/messages.js';
 import { recordHistory } from '../helpers/stack.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { writeTestJar } from '../helpers/bundles.js';
@@ -197,7 +203,7 @@ describe('rolloutBundle against a real dev server and three agent processes', ()
       rows.map((row) => [row.node, row.version, row.sha256]),
       nodes.map((n) => [n, '1.0.0', jars.v1]),
     );
-    const progress = await handle.query<Progress>('progress');
+    const progress = await handle.query(progressQuery);
     assert.equal(progress.status, 'failed');
     assert.deepEqual(
       progress.steps.filter((s) => s.id.startsWith('rollback:')).map((s) => s.status),
@@ -208,24 +214,27 @@ describe('rolloutBundle against a real dev server and three agent processes', ()
   test('canary, then pause, approve, resume: nothing moves while paused', async () => {
     const handle = await start({ sha256: jars.v2, nodes, canary: 1, healthCheck: 'ok' });
     await waitFor('the canary to finish', async () => {
-      const v = await handle.query<BundlesView>('bundles');
+      const v = await handle.query(bundlesQuery);
       return v.phase === 'waiting-for-approval' ? v : undefined;
     });
     assert.deepEqual(await Promise.all(nodes.map(deployed)), [jars.v2, jars.v1, jars.v1]);
-    await handle.signal('pause', 'checking the canary by hand');
+    await handle.signal(pauseSignal, 'checking the canary by hand');
     assert.match(
-      await handle.executeUpdate<string, [{ by: string }]>('approve', { args: [{ by: 'alice' }] }),
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'alice' }] }),
       /approved/,
     );
     const paused = await waitFor('the approve step to complete', async () => {
-      const p = await handle.query<Progress>('progress');
+      const p = await handle.query(progressQuery);
       return p.steps.find((s) => s.id === 'approve')?.status === 'completed' ? p : undefined;
     });
     assert.equal(paused.paused?.reason, 'checking the canary by hand');
     assert.equal(paused.steps.find((s) => s.id === `install:${failing}`)?.status, 'pending');
     assert.equal(await deployed(failing), jars.v1);
-    await rejectsWith(handle.executeUpdate('approve', { args: [{}] }), /not waiting for approval/);
-    await handle.signal('resume');
+    await rejectsWith(
+      handle.executeUpdate(approveUpdate, { args: [{}] }),
+      /not waiting for approval/,
+    );
+    await handle.signal(resumeSignal);
     const r = await handle.result();
     await recordHistory(recorder, handle.workflowId, 'rollout-bundle-canary-paused-approved');
     assert.equal(r.outcome, 'completed');
@@ -284,11 +293,11 @@ describe('rolloutBundle against a real dev server and three agent processes', ()
   test('a rejected canary is rolled back and the rest is not touched', async () => {
     const handle = await start({ sha256: jars.v2, nodes, canary: 1, healthCheck: 'ok' });
     await waitFor('the canary to finish', async () => {
-      const v = await handle.query<BundlesView>('bundles');
+      const v = await handle.query(bundlesQuery);
       return v.phase === 'waiting-for-approval' ? v : undefined;
     });
     assert.equal(await deployed(first), jars.v2);
-    await handle.executeUpdate('approve', { args: [{ reject: 'reports render blank' }] });
+    await handle.executeUpdate(approveUpdate, { args: [{ reject: 'reports render blank' }] });
     const r = await handle.result();
     assert.equal(r.outcome, 'rolled-back');
     assert.match(r.reason ?? '', /canary was rejected: reports render blank/);

@@ -12,7 +12,7 @@ import {
   dataWorkflowId,
   isReplicated,
   type ArchiveCheck,
-  type DataComponentName,
+  type LoadedComponent,
   type ArchiveKind,
   type ArchivePlan,
   type DataArchive,
@@ -311,8 +311,6 @@ export function planLoad(
   return { load, steps: loadPlannedSteps(load) };
 }
 
-export type Loaded = { node: string; component: DataComponentName; files: number; bytes: number };
-
 export function loadPlannedSteps(run: Omit<LoadRun, 'sha256'>): PlannedStep[] {
   const { op, archiveId, plan } = run;
   const replicated = plan.some((p) => p.components.some(isReplicated));
@@ -354,7 +352,11 @@ export function loadPlannedSteps(run: Omit<LoadRun, 'sha256'>): PlannedStep[] {
  * replicated middleware changed, every member's health is checked. The runbook's state always
  * says how far it got and, once it exists, which backup holds the data from before.
  */
-export async function loadSteps(ctx: DataContext, run: LoadRun, loaded: Loaded[]): Promise<void> {
+export async function loadSteps(
+  ctx: DataContext,
+  run: LoadRun,
+  loaded: LoadedComponent[],
+): Promise<void> {
   const { rb } = ctx;
   const { op, archiveId, plan, aside } = run;
   const where = plan.map((p) => p.node).join(', ');

@@ -63,14 +63,17 @@ export async function openRunbook<N extends RunbookName>(
  */
 export async function openDataRunbook<N extends DataRunbookName>(name: N, raw: unknown) {
   const { input, ...ctx } = await openRunbook(name, raw);
-  const { clusterId, master: asked } = input as { clusterId: string; master?: string };
+  const params = input as { clusterId: string; master?: string; dryRun?: boolean };
+  const { clusterId, master: asked } = params;
   const startedAt = new Date();
   const { master, members, file } = await readMembers(ctx, asked);
   tagRunbook(name, clusterId, members);
   const { clusterUuid } = file.cluster;
   const manifestFor = (plan: ArchivePlan) =>
     manifestOf(clusterId, members, plan, startedAt, clusterUuid);
-  return { input, ctx, rb: ctx.rb, clusterId, startedAt, master, members, manifestFor };
+  // What a planning data runbook's result shows after its id.
+  const summary = { dryRun: params.dryRun ?? false, master, members };
+  return { input, ctx, rb: ctx.rb, clusterId, startedAt, master, members, manifestFor, summary };
 }
 
 /** What one of a runbook's events carries. */

@@ -173,9 +173,14 @@ export function createCockroachMembership(node: CockroachServer) {
     }
   }
 
+  /** A membership operation's opening: this node must be a member of `cluster`; it is logged. */
+  function begin(op: string, cluster: ClusterView, doing: string): void {
+    requireMember(cluster, op);
+    logger.info(`cockroach: ${doing}`, { address, nodes: cluster.nodes });
+  }
+
   async function createCluster(cluster: ClusterView): Promise<void> {
-    requireMember(cluster, 'createCluster');
-    logger.info('cockroach: creating the cluster', { address, nodes: cluster.nodes });
+    begin('createCluster', cluster, 'creating the cluster');
     await generateClusterConfig(cluster);
     await applyClusterConfig(cluster);
     // The old guard service (docs/design.md): the master keeps its data. An empty store means a cluster that never existed.
@@ -190,11 +195,7 @@ export function createCockroachMembership(node: CockroachServer) {
   }
 
   async function joinCluster(cluster: ClusterView): Promise<void> {
-    requireMember(cluster, 'joinCluster');
-    logger.info('cockroach: joining the cluster with an empty store', {
-      address,
-      nodes: cluster.nodes,
-    });
+    begin('joinCluster', cluster, 'joining the cluster with an empty store');
     await applyClusterConfig(cluster);
     // The store is about to be wiped: never under a running server.
     await stopServer();
@@ -204,11 +205,7 @@ export function createCockroachMembership(node: CockroachServer) {
   }
 
   async function rejoinCluster(cluster: ClusterView): Promise<void> {
-    requireMember(cluster, 'rejoinCluster');
-    logger.info('cockroach: rejoining the cluster with its data', {
-      address,
-      nodes: cluster.nodes,
-    });
+    begin('rejoinCluster', cluster, 'rejoining the cluster with its data');
     await applyClusterConfig(cluster);
     await stopServer();
     try {

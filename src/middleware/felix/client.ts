@@ -99,32 +99,31 @@ export function felixManagement(options: FelixManagementOptions) {
     );
   }
 
+  /** An operation Felix may take `timeoutMs` for; the HTTP call waits 15 s longer. */
+  function operation(
+    path: string,
+    params: Record<string, string>,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<FelixOperationReport> {
+    const query = { ...params, timeoutMs: String(timeoutMs) };
+    return call('POST', path, query, timeoutMs + 15_000, signal);
+  }
+
   return {
     list(signal?: AbortSignal): Promise<FelixListing> {
       return call('GET', '/bundles', {}, 10_000, signal);
     },
     /** Installs the jar, or updates the bundle of its symbolic name in place. */
     install(file: string, timeoutMs: number, signal?: AbortSignal): Promise<FelixOperationReport> {
-      return call(
-        'POST',
-        '/install',
-        { file, timeoutMs: String(timeoutMs) },
-        timeoutMs + 15_000,
-        signal,
-      );
+      return operation('/install', { file }, timeoutMs, signal);
     },
     uninstall(
       symbolicName: string,
       timeoutMs: number,
       signal?: AbortSignal,
     ): Promise<FelixOperationReport> {
-      return call(
-        'POST',
-        '/uninstall',
-        { symbolicName, timeoutMs: String(timeoutMs) },
-        timeoutMs + 15_000,
-        signal,
-      );
+      return operation('/uninstall', { symbolicName }, timeoutMs, signal);
     },
   };
 }
