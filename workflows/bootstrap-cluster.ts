@@ -12,22 +12,7 @@ import {
 } from '../src/contracts/membership-runbooks.js';
 import { quorumSize } from '../src/contracts/membership.js';
 import { childJoinId, joinNode } from './join-node.js';
-import {
-  inSyncPatch,
-  inSyncStep,
-  middlewareStep,
-  memberState,
-  nodeCalls,
-  planOrRefuse,
-  packStep,
-  prepareConfigSteps,
-  readState,
-  resetNodeStep,
-  resolveMiddleware,
-  stopAllStep,
-  writeStateStep,
-  type MembershipContext,
-} from './lib/membership.js';
+import * as steps from './lib/membership.js';
 import { recordCluster } from './lib/cluster-record.js';
 import { openRunbook, runSteps } from './lib/open.js';
 import { Webapps } from './lib/quiesce.js';
@@ -47,11 +32,11 @@ export async function bootstrapCluster(
   const [master = ''] = nodes;
   const others = nodes.slice(1);
   const { rb } = base;
-  const middleware = await resolveMiddleware(base, master, input.middleware);
-  const ctx: MembershipContext = { ...base, middleware };
+  const middleware = await steps.resolveMiddleware(base, master, input.middleware);
+  const ctx: steps.MembershipContext = { ...base, middleware };
 
   // The master keeps its data (docs/design.md), so it keeps its ids and Kafka cluster id too.
-  const masterFile = await readState(ctx, master, "read the master's cluster.json");
+  const masterFile = await steps.readState(ctx, master, "read the master's cluster.json");
   const view: ClusterViewInput = {
     nodes,
     decommissionNodes: input.decommissionNodes,
@@ -62,7 +47,7 @@ export async function bootstrapCluster(
     ),
     clusterUuid: masterFile.cluster.clusterUuid ?? kafkaClusterIdFromUuid(uuid4()),
   };
-  const membership = planOrRefuse([master], nodes);
+  const membership = steps.planOrRefuse([master], nodes);
   // Bootstrapping again a cluster whose data the master kept (docs/design.md: members that were
   // there before rejoin, `currentClusterIsEntirelyNew=false`). Gated by a patch: runs recorded
   // before it took the other branch.
@@ -157,13 +142,13 @@ export async function bootstrapCluster(
       async () => {
         await webapps.stop();
         await rb.emit('configuration.before-init', { nodes });
-        await Promise.all(nodes.map((n) => stopAllStep(ctx, n)));
+        await Promise.all(nodes.map((n) => steps.stopAllStep(ctx, n)));
         rb.state = `every node's middleware is stopped; no data was changed`;
 
         const createOnMaster = async () => {
           await rb.emit('server.before-start', { node: master, middleware }, master);
           for (const component of middleware) {
-            await middlewareStep(
+            await steps.middlewareStep(
               ctx,
               `create:${master}:${component}`,
               `create the ${component} cluster (keeps the master's data)`,
@@ -174,13 +159,13 @@ export async function bootstrapCluster(
           await rb.emit('server.after-start', { node: master, middleware }, master);
         };
         const recordOnMaster = async () => {
-          await writeStateStep(
+          await steps.writeStateStep(
             ctx,
             `record:${master}`,
             'record the new cluster in cluster.json',
             master,
             {
-              ...memberState(view, input.decommissionNodes, masterFile.cluster.lastMemberId),
+              ...steps.memberState(view, input.decommissionNodes, masterFile.cluster.lastMemberId),
               nodeIsMaster: true,
               nodeIsRejoin: false,
             },
@@ -234,13 +219,13 @@ export async function bootstrapCluster(
           // The master's kept data belongs to a formed cluster: its Kafka controllers (and
           // CockroachDB ranges) need a majority of the former members to start at all, so the
           // others must come back while the master creates, not after it.
-          const sha = await prepareConfigSteps(ctx, master, view, others);
+          const sha = await steps.prepareConfigSteps(ctx, master, view, others);
           rb.state = `every node's middleware is stopped; the master ${master} has packed their configuration`;
           await Promise.all([createOnMaster(), joinOthers(sha)]);
           await recordOnMaster();
         } else {
           await createOnMaster();
-          const sha = await packStep(ctx, master, others);
+          const sha = await steps.packStep(ctx, master, others);
           await recordOnMaster();
           rb.state =
             `the master ${master} runs the new cluster` +
@@ -257,7 +242,7 @@ export async function bootstrapCluster(
             async () => {
               // The master kept its data, so CockroachDB and Kafka may still count the former
               // member; the new ZooKeeper ensemble never had it.
-              const calls = nodeCalls(ctx, master, `decommission ${d}`, true);
+              const calls = steps.nodeCalls(ctx, master, `decommission ${d}`, true);
               for (const component of middleware.filter((m) => m !== 'zookeeper')) {
                 await calls.middlewareOperation({
                   component,
@@ -268,8 +253,8 @@ export async function bootstrapCluster(
               }
             },
           );
-          await stopAllStep(ctx, d, unreachable);
-          await resetNodeStep(
+          await steps.stopAllStep(ctx, d, unreachable);
+          await steps.resetNodeStep(
             ctx,
             d,
             `bootstrapCluster: decommissioned from [${nodes.join(', ')}]`,
@@ -279,18 +264,19 @@ export async function bootstrapCluster(
 
         await Promise.all(
           nodes.map((n) =>
-            writeStateStep(
+            steps.writeStateStep(
               ctx,
               `sync:${n}`,
               'record the final membership',
               n,
-              memberState(view, [], masterFile.cluster.lastMemberId),
+              steps.memberState(view, [], masterFile.cluster.lastMemberId),
               `bootstrapCluster: [${nodes.join(', ')}] formed`,
             ),
           ),
         );
         rb.state = `[${nodes.join(', ')}] run the cluster and record it`;
-        if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
+        if (patched(steps.inSyncPatch))
+          inSync = await steps.inSyncStep(ctx, `in-sync:${master}`, master);
         await recordCluster(clusterId, nodes);
       },
     );

@@ -12,23 +12,7 @@ import {
 } from '../src/contracts/membership-runbooks.js';
 import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import { childJoinId, joinNode } from './join-node.js';
-import {
-  checkHealthyStep,
-  inSyncPatch,
-  inSyncStep,
-  middlewareStep,
-  memberState,
-  nodeCalls,
-  planOrRefuse,
-  prepareConfigSteps,
-  readRoleState,
-  readState,
-  resetNodeStep,
-  resolveMiddleware,
-  stopAllStep,
-  writeStateStep,
-  type MembershipContext,
-} from './lib/membership.js';
+import * as steps from './lib/membership.js';
 import { recordCluster } from './lib/cluster-record.js';
 import { openRunbook, runSteps } from './lib/open.js';
 import { Webapps } from './lib/quiesce.js';
@@ -58,7 +42,7 @@ export async function decommissionNodes(
   const master =
     input.master ??
     (
-      await readRoleState(
+      await steps.readRoleState(
         base,
         firstLeaving,
         `read ${firstLeaving}'s cluster.json to find the master`,
@@ -72,7 +56,7 @@ export async function decommissionNodes(
         'Nothing was changed; give the master in `master` if it is a member of a cluster',
     );
   }
-  const masterFile = await readState(
+  const masterFile = await steps.readState(
     base,
     master,
     "read the master's cluster.json",
@@ -113,13 +97,13 @@ export async function decommissionNodes(
   const desired = input.newMaster
     ? [input.newMaster, ...remaining.filter((n) => n !== input.newMaster)]
     : remaining;
-  const membership = planOrRefuse(members, desired);
-  const middleware: MembershipMiddleware[] = await resolveMiddleware(
+  const membership = steps.planOrRefuse(members, desired);
+  const middleware: MembershipMiddleware[] = await steps.resolveMiddleware(
     base,
     master,
     input.middleware,
   );
-  const ctx: MembershipContext = { ...base, middleware };
+  const ctx: steps.MembershipContext = { ...base, middleware };
 
   // Live facts, read before anything changes: who runs what, and Kafka's widest topic. A node
   // that does not answer within the agent timeout counts as down.
@@ -129,7 +113,7 @@ export async function decommissionNodes(
     members.map(async (m) => {
       for (const component of middleware) {
         try {
-          const r = await nodeCalls(probes, m, `check ${component}`).middlewareOperation({
+          const r = await steps.nodeCalls(probes, m, `check ${component}`).middlewareOperation({
             component,
             operation: 'checkServer',
           });
@@ -142,7 +126,7 @@ export async function decommissionNodes(
   );
   if (middleware.includes('kafka')) {
     try {
-      const r = await nodeCalls(probes, master, 'inspect kafka').middlewareOperation({
+      const r = await steps.nodeCalls(probes, master, 'inspect kafka').middlewareOperation({
         component: 'kafka',
         operation: 'inspect',
       });
@@ -306,7 +290,7 @@ export async function decommissionNodes(
         }
         // The joins recorded their ids on the master.
         const grown = input.add.length
-          ? await readState(
+          ? await steps.readState(
               ctx,
               master,
               "read the master's cluster.json after the joins",
@@ -333,7 +317,7 @@ export async function decommissionNodes(
             // Kafka's leaving broker moves its own replicas off and stops; when it cannot be
             // reached the survivors do it (see the unregister step).
             const where = component === 'kafka' ? leaving : anchor;
-            await middlewareStep(
+            await steps.middlewareStep(
               ctx,
               `decommission:${leaving}:${component}`,
               `decommission ${component}`,
@@ -348,9 +332,9 @@ export async function decommissionNodes(
             );
           }
           rb.state = `${leaving} is decommissioned from every middleware but may still run`;
-          await stopAllStep(ctx, leaving, leavingDown);
+          await steps.stopAllStep(ctx, leaving, leavingDown);
           if (middleware.includes('kafka')) {
-            await middlewareStep(
+            await steps.middlewareStep(
               ctx,
               `unregister:${leaving}:kafka`,
               `unregister ${leaving}'s kafka broker`,
@@ -363,7 +347,7 @@ export async function decommissionNodes(
               },
             );
           }
-          await resetNodeStep(
+          await steps.resetNodeStep(
             ctx,
             leaving,
             `decommissionNodes: removed from [${s.membersBefore.join(', ')}]`,
@@ -371,12 +355,12 @@ export async function decommissionNodes(
           );
           await Promise.all(
             after.map((n) =>
-              writeStateStep(
+              steps.writeStateStep(
                 ctx,
                 `sync:${leaving}:${n}`,
                 `record that ${leaving} left`,
                 n,
-                { ...memberState(viewAfter, [], lastMemberId), nodeIsMaster: n === anchor },
+                { ...steps.memberState(viewAfter, [], lastMemberId), nodeIsMaster: n === anchor },
                 `decommissionNodes: ${leaving} removed`,
               ),
             ),
@@ -390,7 +374,7 @@ export async function decommissionNodes(
           memberIds: pick(memberIds, survivors),
           clusterUuid,
         };
-        const sha = await prepareConfigSteps(
+        const sha = await steps.prepareConfigSteps(
           ctx,
           finalMaster,
           finalView,
@@ -407,7 +391,7 @@ export async function decommissionNodes(
                 waitingText: `waiting for master ${finalMaster} to serve ${s}'s archive`,
               },
               () =>
-                nodeCalls(ctx, s, `download from ${finalMaster}`, true).downloadDistribution({
+                steps.nodeCalls(ctx, s, `download from ${finalMaster}`, true).downloadDistribution({
                   master: finalMaster,
                   ...(sha[s] ? { expectedSha256: sha[s] } : {}),
                 }),
@@ -417,7 +401,7 @@ export async function decommissionNodes(
             `restart:${s}`,
             { title: 'restart every middleware (rolling)', node: s },
             async () => {
-              const calls = nodeCalls(ctx, s, 'restart', true);
+              const calls = steps.nodeCalls(ctx, s, 'restart', true);
               for (const component of [...middleware].reverse()) {
                 await calls.middlewareOperation({ component, operation: 'stopServer' });
               }
@@ -430,13 +414,14 @@ export async function decommissionNodes(
               }
             },
           );
-          await checkHealthyStep(ctx, `health:${s}`, s);
+          await steps.checkHealthyStep(ctx, `health:${s}`, s);
           // The next member restarts only once this one has caught up: restarting the last in-sync
           // replica of a partition would take it offline.
-          if (patched(inSyncPatch)) await inSyncStep(ctx, `in-sync:restart:${s}`, finalMaster);
+          if (patched(steps.inSyncPatch))
+            await steps.inSyncStep(ctx, `in-sync:restart:${s}`, finalMaster);
         }
-        if (patched(inSyncPatch))
-          inSync = await inSyncStep(ctx, `in-sync:${finalMaster}`, finalMaster);
+        if (patched(steps.inSyncPatch))
+          inSync = await steps.inSyncStep(ctx, `in-sync:${finalMaster}`, finalMaster);
         await rb.emit('configuration.after-change', { nodes: survivors });
         rb.state = `[${survivors.join(', ')}] run the cluster and record it`;
         const after = [finalMaster, ...survivors.filter((n) => n !== finalMaster)];

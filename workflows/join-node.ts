@@ -11,22 +11,7 @@ import {
   type RunbookPlan,
 } from '../src/contracts/membership-runbooks.js';
 import { standaloneAddress } from '../src/contracts/cluster-file.js';
-import {
-  inSyncPatch,
-  inSyncStep,
-  middlewareStep,
-  memberState,
-  nodeCalls,
-  planOrRefuse,
-  prepareConfigSteps,
-  readRoleState,
-  readState,
-  resolveMiddleware,
-  rolePatch,
-  stopAllStep,
-  writeStateStep,
-  type MembershipContext,
-} from './lib/membership.js';
+import * as steps from './lib/membership.js';
 import { convergeBundles } from './lib/bundle-converge.js';
 import { recordCluster } from './lib/cluster-record.js';
 import { openRunbook, type RunbookBase, runSteps } from './lib/open.js';
@@ -70,7 +55,8 @@ export async function runJoin(
   } else {
     master =
       input.master ??
-      (await readRoleState(base, node, "read this node's cluster.json", name)).cluster.nodes[0] ??
+      (await steps.readRoleState(base, node, "read this node's cluster.json", name)).cluster
+        .nodes[0] ??
       '';
     if (master === node || master === standaloneAddress) {
       throw refuse(
@@ -78,7 +64,7 @@ export async function runJoin(
           `so there is no master to ${rejoin ? 'rejoin' : 'join'}: give the master of the cluster in \`master\``,
       );
     }
-    const masterFile = await readState(base, master, "read the master's cluster.json");
+    const masterFile = await steps.readState(base, master, "read the master's cluster.json");
     const members = masterFile.cluster.nodes;
     if (members[0] !== master) {
       throw refuse(
@@ -91,7 +77,7 @@ export async function runJoin(
         `${node} is not a member of [${members.join(', ')}], so it cannot rejoin: join it with joinNode`,
       );
     }
-    if (!rejoin && members.includes(node) && patched(rolePatch)) {
+    if (!rejoin && members.includes(node) && patched(steps.rolePatch)) {
       throw refuse(
         `${node} is already a member of cluster ${clusterId} ([${members.join(', ')}]): nothing to join. ` +
           'Nothing was changed: to bring it back keeping its data, or to finish a join that stopped ' +
@@ -118,10 +104,10 @@ export async function runJoin(
       clusterUuid: masterFile.cluster.clusterUuid,
     };
   }
-  const middleware = await resolveMiddleware(base, master, input.middleware);
-  const ctx: MembershipContext = { ...base, middleware };
+  const middleware = await steps.resolveMiddleware(base, master, input.middleware);
+  const ctx: steps.MembershipContext = { ...base, middleware };
 
-  const membership = planOrRefuse(current.length ? current : [master], view.nodes);
+  const membership = steps.planOrRefuse(current.length ? current : [master], view.nodes);
   const verb = rejoin ? 'rejoin' : 'join';
   const planned: PlannedStep[] = [
     ...(standalone
@@ -192,7 +178,7 @@ export async function runJoin(
         let sha: string | undefined = input.expectedSha256;
         if (standalone) {
           await rb.emit('configuration.before-change', { nodes: current, next: view.nodes });
-          const packed = await prepareConfigSteps(ctx, master, view, [node]);
+          const packed = await steps.prepareConfigSteps(ctx, master, view, [node]);
           sha = packed[node];
           rb.state = `the master ${master} has generated the configuration for ${node}; nothing else changed`;
         }
@@ -204,32 +190,38 @@ export async function runJoin(
             waitingText: `waiting for master ${master} to serve ${node}'s archive`,
           },
           () =>
-            nodeCalls(ctx, node, `download from ${master}`, true).downloadDistribution({
+            steps.nodeCalls(ctx, node, `download from ${master}`, true).downloadDistribution({
               master,
               ...(sha ? { expectedSha256: sha } : {}),
             }),
         );
-        await stopAllStep(ctx, node);
+        await steps.stopAllStep(ctx, node);
         rb.state = `${node}'s middleware is stopped and it has its configuration; it has not ${verb}ed yet`;
         await rb.emit('server.before-start', { node, middleware }, node);
         for (const component of middleware) {
-          await middlewareStep(ctx, `${verb}:${node}:${component}`, `${verb} ${component}`, node, {
-            component,
-            operation: rejoin ? 'rejoinCluster' : 'joinCluster',
-            cluster: view,
-          });
+          await steps.middlewareStep(
+            ctx,
+            `${verb}:${node}:${component}`,
+            `${verb} ${component}`,
+            node,
+            {
+              component,
+              operation: rejoin ? 'rejoinCluster' : 'joinCluster',
+              cluster: view,
+            },
+          );
         }
         await rb.emit('server.after-start', { node, middleware }, node);
         rb.state = `${node} runs as a member of [${view.nodes.join(', ')}]; cluster.json not updated everywhere yet`;
         const recordedAt = new Date().toISOString();
         if (standalone) {
           for (const m of current.filter((n) => n !== node)) {
-            await writeStateStep(
+            await steps.writeStateStep(
               ctx,
               `sync:${m}`,
               'record the new membership',
               m,
-              memberState(view, [], lastMemberId),
+              steps.memberState(view, [], lastMemberId),
               `${name}: ${node} ${verb}ed`,
               () =>
                 m === master
@@ -247,7 +239,7 @@ export async function runJoin(
             waitingText: `waiting for master ${master} to finish its membership work`,
           },
           async () => {
-            const calls = nodeCalls(ctx, master, 'readClusterState');
+            const calls = steps.nodeCalls(ctx, master, 'readClusterState');
             for (;;) {
               const file = await calls.readClusterState();
               if (file.cluster.clusterConfigReady && file.cluster.nodes.includes(node)) return;
@@ -255,12 +247,16 @@ export async function runJoin(
             }
           },
         );
-        await writeStateStep(
+        await steps.writeStateStep(
           ctx,
           `record:${node}`,
           'record the membership in cluster.json',
           node,
-          { ...memberState(view, [], lastMemberId), nodeIsMaster: false, nodeIsRejoin: rejoin },
+          {
+            ...steps.memberState(view, [], lastMemberId),
+            nodeIsMaster: false,
+            nodeIsRejoin: rejoin,
+          },
           `${name}: ${verb}ed [${view.nodes.join(', ')}]`,
           undefined,
           // A child of bootstrapCluster is recorded again by its parent; an operator's join
@@ -269,8 +265,8 @@ export async function runJoin(
         );
         await rb.emit('configuration.after-change', { nodes: view.nodes }, node);
         // A join started by another runbook is waited for by that runbook, once all have joined.
-        if (!workflowInfo().parent && patched(inSyncPatch)) {
-          inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
+        if (!workflowInfo().parent && patched(steps.inSyncPatch)) {
+          inSync = await steps.inSyncStep(ctx, `in-sync:${master}`, master);
         }
         // A new cluster (a child of bootstrapCluster) has no desired bundles yet.
         if (standalone && patched('bundle-converge')) {
