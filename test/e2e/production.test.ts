@@ -243,8 +243,9 @@ describe('the production stack: PostgreSQL, Temporal with mutual TLS, two orches
     assert.equal(nameless, undefined, 'every line names the node');
     const ofRunbook = parsed.filter((l) => l.workflowId === `cg/${clusterId}/membership`);
     assert.ok(ofRunbook.length > 0, 'some agent lines carry the runbook workflow id');
-    assert.ok(
-      ofRunbook.every((l) => typeof l.runId === 'string' && typeof l.activity === 'string'),
+    const bare = ofRunbook.find(
+      (l) => typeof l.runId !== 'string' || typeof l.activity !== 'string',
     );
+    assert.equal(bare, undefined, 'every line of the runbook names its run and activity');
   });
 });
