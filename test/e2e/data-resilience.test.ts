@@ -66,7 +66,18 @@ describe('data runbooks under faults: copies, SIGKILLed orchestrator, schedules'
   let stack: Stack;
   let before_: string[];
 
-  /** Starts `run`, SIGKILLs the orchestrator once `step` has begun, restarts it: mid-run. */
+  /** verifyBackup of `backupId`, every dump read back too (restoreTest). */
+  const verify = async (backupId: string) =>
+    (
+      await startRunbook(stack.client, 'verifyBackup', {
+        clusterId,
+        master: n1,
+        backupId,
+        restoreTest: true,
+      })
+    ).result();
+
+  /** SIGKILLs the orchestrator once the run's `step` has begun and restarts it: mid-run. */
   async function killedMidRun<T>(
     handle: WorkflowHandle & { result(): Promise<T> },
     step: string,
@@ -119,14 +130,7 @@ describe('data runbooks under faults: copies, SIGKILLed orchestrator, schedules'
 
     // The master's archive folder is lost: verify and restore use the copy on n2.
     await rm(stack.layout(n1).archiveFolder('backup'), { recursive: true, force: true });
-    const verified = await (
-      await startRunbook(stack.client, 'verifyBackup', {
-        clusterId,
-        master: n1,
-        backupId: backup.backupId,
-        restoreTest: true,
-      })
-    ).result();
+    const verified = await verify(backup.backupId);
     assert.equal(verified.restoreTest?.node, n2);
     assert.ok((verified.restoreTest?.components[0]?.items ?? 0) >= before_.length);
 
@@ -150,14 +154,7 @@ describe('data runbooks under faults: copies, SIGKILLed orchestrator, schedules'
       label: 'killed',
     });
     const backup = await killedMidRun(backupHandle, `backup:${n1}:`);
-    const verified = await (
-      await startRunbook(stack.client, 'verifyBackup', {
-        clusterId,
-        master: n1,
-        backupId: backup.backupId,
-        restoreTest: true,
-      })
-    ).result();
+    const verified = await verify(backup.backupId);
     assert.deepEqual(
       verified.nodes.map((v) => [v.node, v.present]),
       [
@@ -218,14 +215,7 @@ describe('data runbooks under faults: copies, SIGKILLed orchestrator, schedules'
         .result()) as ScheduledBackupResult;
       const { backup } = fired;
       assert.match(backup.backupId, /-scheduled$/);
-      const verified = await (
-        await startRunbook(stack.client, 'verifyBackup', {
-          clusterId,
-          master: n1,
-          backupId: backup.backupId,
-          restoreTest: true,
-        })
-      ).result();
+      const verified = await verify(backup.backupId);
       assert.equal(verified.backup.workflowId, `cg/${clusterId}/data`);
       assert.ok((verified.restoreTest?.components[0]?.items ?? 0) >= before_.length);
     } finally {

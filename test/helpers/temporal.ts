@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import {
   bundleWorkflowCode,
@@ -130,4 +130,20 @@ export async function startTestOrchestrator(
       await connection.close();
     },
   };
+}
+
+/** The failure a run ended with (its cause's message and type); throws when it did not fail. */
+export async function failureOf(
+  run: Promise<unknown>,
+): Promise<{ message: string; type?: string }> {
+  try {
+    await run;
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) {
+      const cause = err.cause as { message: string; type?: string } | undefined;
+      return { message: cause?.message ?? err.message, type: cause?.type };
+    }
+    throw err;
+  }
+  throw new Error('the runbook did not fail');
 }

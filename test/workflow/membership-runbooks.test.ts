@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
 import type { Progress } from '../../src/contracts/progress.js';
 import { startRunbook } from '../../src/client/index.js';
@@ -14,7 +14,7 @@ import {
   retryStepUpdate,
 } from '../../src/contracts/messages.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
-import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
+import { failureOf, startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
 
 /**
  * The membership runbooks' guard rails against a real dev server and real agent processes whose
@@ -22,19 +22,6 @@ import { startTestOrchestrator, type TestOrchestrator } from '../helpers/tempora
  * be touched. The runs that do change clusters are in test/e2e.
  */
 const [n1, n2, n3] = ['127.0.0.11', '127.0.0.12', '127.0.0.13'] as const;
-
-async function failureOf(run: Promise<unknown>): Promise<{ message: string; type?: string }> {
-  try {
-    await run;
-  } catch (err) {
-    if (err instanceof WorkflowFailedError) {
-      const cause = err.cause as { message: string; type?: string } | undefined;
-      return { message: cause?.message ?? err.message, type: cause?.type };
-    }
-    throw err;
-  }
-  throw new Error('the runbook did not fail');
-}
 
 async function waitForProgress(
   query: () => Promise<Progress>,

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { ClusterStore } from '../../src/config/cluster-store.js';
 import { nodeTaskQueue } from '../../src/contracts/addresses.js';
 import type { MembershipRunbookResult } from '../../src/contracts/membership-runbooks.js';
 import { startRunbook } from '../../src/client/index.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
-import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
+import { failureOf, startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
 
 /**
  * A runbook whose input names a node in the wrong role is refused before it waits for anything
@@ -24,19 +24,6 @@ const [m1, m2, m3, spare, ghost] = [
   '127.0.0.235',
 ] as const;
 const members = [m1, m2, m3];
-
-async function failureOf(run: Promise<unknown>): Promise<{ message: string; type?: string }> {
-  try {
-    await run;
-  } catch (err) {
-    if (err instanceof WorkflowFailedError) {
-      const cause = err.cause as { message: string; type?: string } | undefined;
-      return { message: cause?.message ?? err.message, type: cause?.type };
-    }
-    throw err;
-  }
-  throw new Error('the runbook did not fail');
-}
 
 /** The task queue of every activity the run scheduled, in order. */
 async function asked(handle: WorkflowHandle): Promise<string[]> {
