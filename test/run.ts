@@ -98,11 +98,13 @@ async function main(): Promise<number> {
 }
 
 /**
- * The lane that runs beside the main one (one only: a third lane on two cores made the Kafka
- * tests time out and retry): long files, mostly waiting on timeouts and restarts rather
- * than on the CPU, each on loopback addresses no other test binds and with its own Temporal server
- * (membership: 127.0.0.31–.35; cockroach-membership: 127.0.0.136–.139; production: 127.0.0.151–.155
- * with its own PostgreSQL; data-safety: 127.0.0.131–.134; chaos: 127.0.0.141–.144).
+ * The lanes that run beside the main one: long files, mostly waiting on timeouts, restarts and
+ * JVM starts rather than on the CPU, each on loopback addresses no other test binds and with its
+ * own Temporal server (membership: 127.0.0.31–.35; cockroach-membership: 127.0.0.136–.139;
+ * production: 127.0.0.151–.155 with its own PostgreSQL; data-safety: 127.0.0.131–.134; chaos:
+ * 127.0.0.141–.144; admission: 127.0.0.181–.182; data-resilience: 127.0.0.241–.243; felix-cluster:
+ * 127.0.0.171–.173; guardian-reconcile: 127.0.0.196–.198; self-healing: 127.0.0.191–.193).
+ * The Kafka-heavy files share one lane: two of them at once on two cores made Kafka time out.
  */
 const sideLanes = [
   [
@@ -111,6 +113,13 @@ const sideLanes = [
     'test/e2e/chaos.test.ts',
     'test/e2e/production.test.ts',
     'test/e2e/cockroach-membership.test.ts',
+  ],
+  [
+    'test/e2e/admission.test.ts',
+    'test/e2e/data-resilience.test.ts',
+    'test/e2e/felix-cluster.test.ts',
+    'test/e2e/self-healing.test.ts',
+    'test/e2e/guardian-reconcile.test.ts',
   ],
 ];
 
