@@ -14,8 +14,8 @@ import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import { childJoinId, joinNode } from './join-node.js';
 import * as steps from './lib/membership.js';
 import { recordCluster } from './lib/cluster-record.js';
-import { openRunbook, runSteps } from './lib/open.js';
-import { Webapps } from './lib/quiesce.js';
+import { openRunbook } from './lib/open.js';
+import { runQuiesced } from './lib/quiesce.js';
 
 const refuse = (message: string, type = 'InvalidInput') =>
   ApplicationFailure.nonRetryable(message, type);
@@ -257,179 +257,175 @@ export async function decommissionNodes(
   rb.eventNodes = [...members, ...input.add];
 
   // The application's webapps are stopped around the change (docs/design.md "Admission").
-  const webapps = new Webapps(base, [...members, ...input.add]);
-  try {
-    await runSteps(
-      rb,
-      {
-        started: { nodes: members, leaving: input.nodes, add: input.add },
-        completed: () => ({ nodes: survivors, skipped: rb.skipped }),
-      },
-      async () => {
-        await webapps.stop();
-        await rb.emit('configuration.before-change', { nodes: members, next: survivors });
-        for (const a of input.add) {
+  await runQuiesced(
+    base,
+    [...members, ...input.add],
+    {
+      started: { nodes: members, leaving: input.nodes, add: input.add },
+      completed: () => ({ nodes: survivors, skipped: rb.skipped }),
+    },
+    async () => {
+      await rb.emit('configuration.before-change', { nodes: members, next: survivors });
+      for (const a of input.add) {
+        await rb.step(
+          `join:${a}`,
+          { title: `join (child workflow ${childJoinId(a)})`, node: a },
+          () =>
+            executeChild(joinNode, {
+              workflowId: childJoinId(a),
+              args: [
+                {
+                  clusterId,
+                  node: a,
+                  master,
+                  middleware,
+                  stepAttempts: input.stepAttempts,
+                  agentTimeoutSeconds: input.agentTimeoutSeconds,
+                },
+              ],
+            }),
+        );
+      }
+      // The joins recorded their ids on the master.
+      const grown = input.add.length
+        ? await steps.readState(
+            ctx,
+            master,
+            "read the master's cluster.json after the joins",
+            `read-grown:${master}`,
+          )
+        : masterFile;
+      const memberIds = grown.cluster.memberIds ?? {};
+      const clusterUuid = grown.cluster.clusterUuid ?? masterUuid;
+      const lastMemberId = Math.max(grown.cluster.lastMemberId ?? 0, ...Object.values(memberIds));
+      rb.state = `[${grown.cluster.nodes.join(', ')}] are members; nothing was removed yet`;
+
+      for (const s of removals) {
+        const leaving = s.nodes[0] ?? '';
+        const after = s.membersAfter;
+        const anchor = after[0] ?? '';
+        const viewAfter: ClusterViewInput = {
+          nodes: after,
+          decommissionNodes: [leaving],
+          memberIds: pick(memberIds, after),
+          clusterUuid,
+        };
+        const leavingDown = () => undefined;
+        for (const component of middleware) {
+          // Kafka's leaving broker moves its own replicas off and stops; when it cannot be
+          // reached the survivors do it (see the unregister step).
+          const where = component === 'kafka' ? leaving : anchor;
+          await steps.middlewareStep(
+            ctx,
+            `decommission:${leaving}:${component}`,
+            `decommission ${component}`,
+            where,
+            {
+              component,
+              operation: 'decommissionCluster',
+              cluster: viewAfter,
+              leaving: [leaving],
+            },
+            component === 'kafka' ? leavingDown : undefined,
+          );
+        }
+        rb.state = `${leaving} is decommissioned from every middleware but may still run`;
+        await steps.stopAllStep(ctx, leaving, leavingDown);
+        if (middleware.includes('kafka')) {
+          await steps.middlewareStep(
+            ctx,
+            `unregister:${leaving}:kafka`,
+            `unregister ${leaving}'s kafka broker`,
+            anchor,
+            {
+              component: 'kafka',
+              operation: 'decommissionCluster',
+              cluster: viewAfter,
+              leaving: [leaving],
+            },
+          );
+        }
+        await steps.resetNodeStep(
+          ctx,
+          leaving,
+          `decommissionNodes: removed from [${s.membersBefore.join(', ')}]`,
+          leavingDown,
+        );
+        await Promise.all(
+          after.map((n) =>
+            steps.writeStateStep(
+              ctx,
+              `sync:${leaving}:${n}`,
+              `record that ${leaving} left`,
+              n,
+              { ...steps.memberState(viewAfter, [], lastMemberId), nodeIsMaster: n === anchor },
+              `decommissionNodes: ${leaving} removed`,
+            ),
+          ),
+        );
+        rb.state = `${leaving} left; [${after.join(', ')}] are the members and record it`;
+      }
+
+      const finalView: ClusterViewInput = {
+        nodes: survivors,
+        decommissionNodes: [],
+        memberIds: pick(memberIds, survivors),
+        clusterUuid,
+      };
+      const sha = await steps.prepareConfigSteps(
+        ctx,
+        finalMaster,
+        finalView,
+        survivors.filter((n) => n !== finalMaster),
+        ':final',
+      );
+      for (const s of survivors) {
+        if (s !== finalMaster) {
           await rb.step(
-            `join:${a}`,
-            { title: `join (child workflow ${childJoinId(a)})`, node: a },
+            `download:${s}`,
+            {
+              title: `download the configuration from ${finalMaster}`,
+              node: s,
+              waitingText: `waiting for master ${finalMaster} to serve ${s}'s archive`,
+            },
             () =>
-              executeChild(joinNode, {
-                workflowId: childJoinId(a),
-                args: [
-                  {
-                    clusterId,
-                    node: a,
-                    master,
-                    middleware,
-                    stepAttempts: input.stepAttempts,
-                    agentTimeoutSeconds: input.agentTimeoutSeconds,
-                  },
-                ],
+              steps.nodeCalls(ctx, s, `download from ${finalMaster}`, true).downloadDistribution({
+                master: finalMaster,
+                ...(sha[s] ? { expectedSha256: sha[s] } : {}),
               }),
           );
         }
-        // The joins recorded their ids on the master.
-        const grown = input.add.length
-          ? await steps.readState(
-              ctx,
-              master,
-              "read the master's cluster.json after the joins",
-              `read-grown:${master}`,
-            )
-          : masterFile;
-        const memberIds = grown.cluster.memberIds ?? {};
-        const clusterUuid = grown.cluster.clusterUuid ?? masterUuid;
-        const lastMemberId = Math.max(grown.cluster.lastMemberId ?? 0, ...Object.values(memberIds));
-        rb.state = `[${grown.cluster.nodes.join(', ')}] are members; nothing was removed yet`;
-
-        for (const s of removals) {
-          const leaving = s.nodes[0] ?? '';
-          const after = s.membersAfter;
-          const anchor = after[0] ?? '';
-          const viewAfter: ClusterViewInput = {
-            nodes: after,
-            decommissionNodes: [leaving],
-            memberIds: pick(memberIds, after),
-            clusterUuid,
-          };
-          const leavingDown = () => undefined;
-          for (const component of middleware) {
-            // Kafka's leaving broker moves its own replicas off and stops; when it cannot be
-            // reached the survivors do it (see the unregister step).
-            const where = component === 'kafka' ? leaving : anchor;
-            await steps.middlewareStep(
-              ctx,
-              `decommission:${leaving}:${component}`,
-              `decommission ${component}`,
-              where,
-              {
+        await rb.step(
+          `restart:${s}`,
+          { title: 'restart every middleware (rolling)', node: s },
+          async () => {
+            const calls = steps.nodeCalls(ctx, s, 'restart', true);
+            for (const component of [...middleware].reverse()) {
+              await calls.middlewareOperation({ component, operation: 'stopServer' });
+            }
+            for (const component of middleware) {
+              await calls.middlewareOperation({
                 component,
-                operation: 'decommissionCluster',
-                cluster: viewAfter,
-                leaving: [leaving],
-              },
-              component === 'kafka' ? leavingDown : undefined,
-            );
-          }
-          rb.state = `${leaving} is decommissioned from every middleware but may still run`;
-          await steps.stopAllStep(ctx, leaving, leavingDown);
-          if (middleware.includes('kafka')) {
-            await steps.middlewareStep(
-              ctx,
-              `unregister:${leaving}:kafka`,
-              `unregister ${leaving}'s kafka broker`,
-              anchor,
-              {
-                component: 'kafka',
-                operation: 'decommissionCluster',
-                cluster: viewAfter,
-                leaving: [leaving],
-              },
-            );
-          }
-          await steps.resetNodeStep(
-            ctx,
-            leaving,
-            `decommissionNodes: removed from [${s.membersBefore.join(', ')}]`,
-            leavingDown,
-          );
-          await Promise.all(
-            after.map((n) =>
-              steps.writeStateStep(
-                ctx,
-                `sync:${leaving}:${n}`,
-                `record that ${leaving} left`,
-                n,
-                { ...steps.memberState(viewAfter, [], lastMemberId), nodeIsMaster: n === anchor },
-                `decommissionNodes: ${leaving} removed`,
-              ),
-            ),
-          );
-          rb.state = `${leaving} left; [${after.join(', ')}] are the members and record it`;
-        }
-
-        const finalView: ClusterViewInput = {
-          nodes: survivors,
-          decommissionNodes: [],
-          memberIds: pick(memberIds, survivors),
-          clusterUuid,
-        };
-        const sha = await steps.prepareConfigSteps(
-          ctx,
-          finalMaster,
-          finalView,
-          survivors.filter((n) => n !== finalMaster),
-          ':final',
+                operation: 'startServer',
+                cluster: finalView,
+              });
+            }
+          },
         );
-        for (const s of survivors) {
-          if (s !== finalMaster) {
-            await rb.step(
-              `download:${s}`,
-              {
-                title: `download the configuration from ${finalMaster}`,
-                node: s,
-                waitingText: `waiting for master ${finalMaster} to serve ${s}'s archive`,
-              },
-              () =>
-                steps.nodeCalls(ctx, s, `download from ${finalMaster}`, true).downloadDistribution({
-                  master: finalMaster,
-                  ...(sha[s] ? { expectedSha256: sha[s] } : {}),
-                }),
-            );
-          }
-          await rb.step(
-            `restart:${s}`,
-            { title: 'restart every middleware (rolling)', node: s },
-            async () => {
-              const calls = steps.nodeCalls(ctx, s, 'restart', true);
-              for (const component of [...middleware].reverse()) {
-                await calls.middlewareOperation({ component, operation: 'stopServer' });
-              }
-              for (const component of middleware) {
-                await calls.middlewareOperation({
-                  component,
-                  operation: 'startServer',
-                  cluster: finalView,
-                });
-              }
-            },
-          );
-          await steps.checkHealthyStep(ctx, `health:${s}`, s);
-          // The next member restarts only once this one has caught up: restarting the last in-sync
-          // replica of a partition would take it offline.
-          if (patched(steps.inSyncPatch))
-            await steps.inSyncStep(ctx, `in-sync:restart:${s}`, finalMaster);
-        }
+        await steps.checkHealthyStep(ctx, `health:${s}`, s);
+        // The next member restarts only once this one has caught up: restarting the last in-sync
+        // replica of a partition would take it offline.
         if (patched(steps.inSyncPatch))
-          inSync = await steps.inSyncStep(ctx, `in-sync:${finalMaster}`, finalMaster);
-        await rb.emit('configuration.after-change', { nodes: survivors });
-        rb.state = `[${survivors.join(', ')}] run the cluster and record it`;
-        const after = [finalMaster, ...survivors.filter((n) => n !== finalMaster)];
-        await recordCluster(input.clusterId, after);
-      },
-    );
-  } finally {
-    await webapps.start(input.nodes);
-  }
+          await steps.inSyncStep(ctx, `in-sync:restart:${s}`, finalMaster);
+      }
+      if (patched(steps.inSyncPatch))
+        inSync = await steps.inSyncStep(ctx, `in-sync:${finalMaster}`, finalMaster);
+      await rb.emit('configuration.after-change', { nodes: survivors });
+      rb.state = `[${survivors.join(', ')}] run the cluster and record it`;
+      const after = [finalMaster, ...survivors.filter((n) => n !== finalMaster)];
+      await recordCluster(input.clusterId, after);
+    },
+    input.nodes,
+  );
   return result();
 }

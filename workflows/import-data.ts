@@ -7,8 +7,8 @@ import {
   type ImportDataResult,
 } from '../src/contracts/data-runbooks.js';
 import { checkArchiveStep, dataCalls, loadSteps, planLoad } from './lib/data.js';
-import { openDataRunbook, runSteps } from './lib/open.js';
-import { Webapps } from './lib/quiesce.js';
+import { openDataRunbook } from './lib/open.js';
+import { runQuiesced } from './lib/quiesce.js';
 
 /**
  * Imports an export (docs/design.md, importData) into the running cluster, through the member whose
@@ -99,23 +99,18 @@ export async function importData(rawInput: ImportDataInput): Promise<ImportDataR
   if (input.dryRun) return result();
   rb.tracker.addSteps(steps);
 
-  // The application's webapps are stopped around the changes (docs/design.md "Admission").
-  const webapps = new Webapps(ctx, members);
-  try {
-    await runSteps(
-      rb,
-      {
-        started: { archive, node, components, from: manifest.clusterId },
-        completed: () => ({ archive, node, components, keptAs }),
-        failed: { archive },
-      },
-      async () => {
-        await webapps.stop();
-        await loadSteps(ctx, load, imported);
-      },
-    );
-    return result();
-  } finally {
-    await webapps.start();
-  }
+  // The application's webapps are stopped around the change (docs/design.md "Admission").
+  await runQuiesced(
+    ctx,
+    members,
+    {
+      started: { archive, node, components, from: manifest.clusterId },
+      completed: () => ({ archive, node, components, keptAs }),
+      failed: { archive },
+    },
+    async () => {
+      await loadSteps(ctx, load, imported);
+    },
+  );
+  return result();
 }

@@ -14,8 +14,8 @@ import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import * as steps from './lib/membership.js';
 import { convergeBundles } from './lib/bundle-converge.js';
 import { recordCluster } from './lib/cluster-record.js';
-import { openRunbook, type RunbookBase, runSteps } from './lib/open.js';
-import { Webapps } from './lib/quiesce.js';
+import { openRunbook, type RunbookBase } from './lib/open.js';
+import { runQuiesced } from './lib/quiesce.js';
 
 function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, type);
@@ -165,123 +165,118 @@ export async function runJoin(
   rb.eventNodes = view.nodes;
 
   // The application's webapps are stopped around the change (docs/design.md "Admission").
-  const webapps = new Webapps(base, view.nodes);
-  try {
-    await runSteps(
-      rb,
-      {
-        started: { node, master, nodes: view.nodes, rejoin },
-        completed: () => ({ nodes: view.nodes, skipped: rb.skipped }),
-      },
-      async () => {
-        await webapps.stop();
-        let sha: string | undefined = input.expectedSha256;
-        if (standalone) {
-          await rb.emit('configuration.before-change', { nodes: current, next: view.nodes });
-          const packed = await steps.prepareConfigSteps(ctx, master, view, [node]);
-          sha = packed[node];
-          rb.state = `the master ${master} has generated the configuration for ${node}; nothing else changed`;
-        }
-        await rb.step(
-          `download:${node}`,
-          {
-            title: `download the configuration from ${master}`,
-            node,
-            waitingText: `waiting for master ${master} to serve ${node}'s archive`,
-          },
-          () =>
-            steps.nodeCalls(ctx, node, `download from ${master}`, true).downloadDistribution({
-              master,
-              ...(sha ? { expectedSha256: sha } : {}),
-            }),
-        );
-        await steps.stopAllStep(ctx, node);
-        rb.state = `${node}'s middleware is stopped and it has its configuration; it has not ${verb}ed yet`;
-        await rb.emit('server.before-start', { node, middleware }, node);
-        for (const component of middleware) {
-          await steps.middlewareStep(
-            ctx,
-            `${verb}:${node}:${component}`,
-            `${verb} ${component}`,
-            node,
-            {
-              component,
-              operation: rejoin ? 'rejoinCluster' : 'joinCluster',
-              cluster: view,
-            },
-          );
-        }
-        await rb.emit('server.after-start', { node, middleware }, node);
-        rb.state = `${node} runs as a member of [${view.nodes.join(', ')}]; cluster.json not updated everywhere yet`;
-        const recordedAt = new Date().toISOString();
-        if (standalone) {
-          for (const m of current.filter((n) => n !== node)) {
-            await steps.writeStateStep(
-              ctx,
-              `sync:${m}`,
-              'record the new membership',
-              m,
-              steps.memberState(view, [], lastMemberId),
-              `${name}: ${node} ${verb}ed`,
-              () =>
-                m === master
-                  ? 'the master must record the membership: the joining node waits for it'
-                  : undefined,
-              recordedAt,
-            );
-          }
-        }
-        await rb.step(
-          `wait-master:${node}`,
-          {
-            title: `wait until ${master} has recorded ${node}`,
-            node,
-            waitingText: `waiting for master ${master} to finish its membership work`,
-          },
-          async () => {
-            const calls = steps.nodeCalls(ctx, master, 'readClusterState');
-            for (;;) {
-              const file = await calls.readClusterState();
-              if (file.cluster.clusterConfigReady && file.cluster.nodes.includes(node)) return;
-              await sleep('3s');
-            }
-          },
-        );
-        await steps.writeStateStep(
+  await runQuiesced(
+    base,
+    view.nodes,
+    {
+      started: { node, master, nodes: view.nodes, rejoin },
+      completed: () => ({ nodes: view.nodes, skipped: rb.skipped }),
+    },
+    async () => {
+      let sha: string | undefined = input.expectedSha256;
+      if (standalone) {
+        await rb.emit('configuration.before-change', { nodes: current, next: view.nodes });
+        const packed = await steps.prepareConfigSteps(ctx, master, view, [node]);
+        sha = packed[node];
+        rb.state = `the master ${master} has generated the configuration for ${node}; nothing else changed`;
+      }
+      await rb.step(
+        `download:${node}`,
+        {
+          title: `download the configuration from ${master}`,
+          node,
+          waitingText: `waiting for master ${master} to serve ${node}'s archive`,
+        },
+        () =>
+          steps.nodeCalls(ctx, node, `download from ${master}`, true).downloadDistribution({
+            master,
+            ...(sha ? { expectedSha256: sha } : {}),
+          }),
+      );
+      await steps.stopAllStep(ctx, node);
+      rb.state = `${node}'s middleware is stopped and it has its configuration; it has not ${verb}ed yet`;
+      await rb.emit('server.before-start', { node, middleware }, node);
+      for (const component of middleware) {
+        await steps.middlewareStep(
           ctx,
-          `record:${node}`,
-          'record the membership in cluster.json',
+          `${verb}:${node}:${component}`,
+          `${verb} ${component}`,
           node,
           {
-            ...steps.memberState(view, [], lastMemberId),
-            nodeIsMaster: false,
-            nodeIsRejoin: rejoin,
+            component,
+            operation: rejoin ? 'rejoinCluster' : 'joinCluster',
+            cluster: view,
           },
-          `${name}: ${verb}ed [${view.nodes.join(', ')}]`,
-          undefined,
-          // A child of bootstrapCluster is recorded again by its parent; an operator's join
-          // recorded the others at `recordedAt`.
-          recordedAt,
         );
-        await rb.emit('configuration.after-change', { nodes: view.nodes }, node);
-        // A join started by another runbook is waited for by that runbook, once all have joined.
-        if (!workflowInfo().parent && patched(steps.inSyncPatch)) {
-          inSync = await steps.inSyncStep(ctx, `in-sync:${master}`, master);
-        }
-        // A new cluster (a child of bootstrapCluster) has no desired bundles yet.
-        if (standalone && patched('bundle-converge')) {
-          await convergeBundles(
+      }
+      await rb.emit('server.after-start', { node, middleware }, node);
+      rb.state = `${node} runs as a member of [${view.nodes.join(', ')}]; cluster.json not updated everywhere yet`;
+      const recordedAt = new Date().toISOString();
+      if (standalone) {
+        for (const m of current.filter((n) => n !== node)) {
+          await steps.writeStateStep(
             ctx,
-            node,
-            view.nodes.filter((n) => n !== node),
+            `sync:${m}`,
+            'record the new membership',
+            m,
+            steps.memberState(view, [], lastMemberId),
+            `${name}: ${node} ${verb}ed`,
+            () =>
+              m === master
+                ? 'the master must record the membership: the joining node waits for it'
+                : undefined,
+            recordedAt,
           );
         }
-        await recordCluster(input.clusterId, view.nodes);
-      },
-    );
-  } finally {
-    await webapps.start();
-  }
+      }
+      await rb.step(
+        `wait-master:${node}`,
+        {
+          title: `wait until ${master} has recorded ${node}`,
+          node,
+          waitingText: `waiting for master ${master} to finish its membership work`,
+        },
+        async () => {
+          const calls = steps.nodeCalls(ctx, master, 'readClusterState');
+          for (;;) {
+            const file = await calls.readClusterState();
+            if (file.cluster.clusterConfigReady && file.cluster.nodes.includes(node)) return;
+            await sleep('3s');
+          }
+        },
+      );
+      await steps.writeStateStep(
+        ctx,
+        `record:${node}`,
+        'record the membership in cluster.json',
+        node,
+        {
+          ...steps.memberState(view, [], lastMemberId),
+          nodeIsMaster: false,
+          nodeIsRejoin: rejoin,
+        },
+        `${name}: ${verb}ed [${view.nodes.join(', ')}]`,
+        undefined,
+        // A child of bootstrapCluster is recorded again by its parent; an operator's join
+        // recorded the others at `recordedAt`.
+        recordedAt,
+      );
+      await rb.emit('configuration.after-change', { nodes: view.nodes }, node);
+      // A join started by another runbook is waited for by that runbook, once all have joined.
+      if (!workflowInfo().parent && patched(steps.inSyncPatch)) {
+        inSync = await steps.inSyncStep(ctx, `in-sync:${master}`, master);
+      }
+      // A new cluster (a child of bootstrapCluster) has no desired bundles yet.
+      if (standalone && patched('bundle-converge')) {
+        await convergeBundles(
+          ctx,
+          node,
+          view.nodes.filter((n) => n !== node),
+        );
+      }
+      await recordCluster(input.clusterId, view.nodes);
+    },
+  );
   return result();
 }
 

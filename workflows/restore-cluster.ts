@@ -9,8 +9,8 @@ import {
   type RestoreClusterResult,
 } from '../src/contracts/data-runbooks.js';
 import { checkArchiveStep, loadSteps, planLoad } from './lib/data.js';
-import { openDataRunbook, runSteps } from './lib/open.js';
-import { Webapps } from './lib/quiesce.js';
+import { openDataRunbook } from './lib/open.js';
+import { runQuiesced } from './lib/quiesce.js';
 
 /**
  * Restores a backup taken by backupCluster. Everything is checked before anything changes:
@@ -112,23 +112,18 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
   if (input.dryRun) return result();
   rb.tracker.addSteps(steps);
 
-  // The application's webapps are stopped around the changes (docs/design.md "Admission").
-  const webapps = new Webapps(ctx, members);
-  try {
-    await runSteps(
-      rb,
-      {
-        started: { backupId, members, plan },
-        completed: () => ({ backupId, plan }),
-        failed: { backupId },
-      },
-      async () => {
-        await webapps.stop();
-        await loadSteps(ctx, load, restored);
-      },
-    );
-    return result();
-  } finally {
-    await webapps.start();
-  }
+  // The application's webapps are stopped around the change (docs/design.md "Admission").
+  await runQuiesced(
+    ctx,
+    members,
+    {
+      started: { backupId, members, plan },
+      completed: () => ({ backupId, plan }),
+      failed: { backupId },
+    },
+    async () => {
+      await loadSteps(ctx, load, restored);
+    },
+  );
+  return result();
 }

@@ -79,6 +79,13 @@ export async function openDataRunbook<N extends DataRunbookName>(name: N, raw: u
 /** What one of a runbook's events carries. */
 type EventData = Record<string, unknown>;
 
+/** The data of the events around a runbook's steps (see `runSteps`). */
+export interface StepEvents<T> {
+  started: EventData;
+  completed: (value: T) => EventData;
+  failed?: EventData;
+}
+
 /**
  * A runbook's steps between its events: `runbook.started`, then `body`. When `body` returns, the
  * progress completes and `runbook.completed` carries `completed(value)`; when it throws, the
@@ -87,7 +94,7 @@ type EventData = Record<string, unknown>;
  */
 export async function runSteps<T>(
   rb: Runbook,
-  events: { started: EventData; completed: (value: T) => EventData; failed?: EventData },
+  events: StepEvents<T>,
   body: () => Promise<T>,
 ): Promise<T> {
   await rb.emit('runbook.started', events.started);

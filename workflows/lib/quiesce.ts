@@ -3,7 +3,7 @@ import type { WebappActivities, WebappResult } from '../../activities/guardian-a
 import { nodeTaskQueue } from '../../src/contracts/addresses.js';
 import { nonRetryableErrorTypes } from '../../src/contracts/errors.js';
 import { isUnclaimed } from './runbook.js';
-import type { RunbookBase } from './open.js';
+import { runSteps, type RunbookBase, type StepEvents } from './open.js';
 
 /**
  * Quiesce (docs/design.md "Admission"): a membership change, a restore and an import stop the
@@ -76,5 +76,27 @@ export class Webapps {
       ...(text?.startsWith('done') ? {} : { status: 'skipped' as const }),
     });
     return text?.startsWith('done') ? node : undefined;
+  }
+}
+
+/**
+ * `runSteps` with the webapps of `nodes` stopped before `body` and started again after it,
+ * however it ends, except on `leaving` (nodes that left the cluster).
+ */
+export async function runQuiesced<T>(
+  ctx: RunbookBase,
+  nodes: string[],
+  events: StepEvents<T>,
+  body: () => Promise<T>,
+  leaving: string[] = [],
+): Promise<T> {
+  const webapps = new Webapps(ctx, nodes);
+  try {
+    return await runSteps(ctx.rb, events, async () => {
+      await webapps.stop();
+      return body();
+    });
+  } finally {
+    await webapps.start(leaving);
   }
 }
