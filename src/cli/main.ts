@@ -99,7 +99,7 @@ export function buildProgram(): Command {
     .option('--api-key <key>', 'API key, implies TLS [env TEMPORAL_API_KEY]')
     .option(
       '--connect-timeout <seconds>',
-      'how long reaching the server may take (default 2)',
+      'how long reaching the server may take (default 1.5)',
       seconds,
     )
     .option(

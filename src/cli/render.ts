@@ -17,11 +17,12 @@ function short(text: string | undefined, max: number): string {
 const finished = (s: ProgressStep) => s.status === 'completed' || s.status === 'skipped';
 
 /**
- * What a running runbook waits for from an operator, or undefined: a parked step (it accepts
- * retryStep, skipNode, abort) or a rollout's canary waiting for approve.
+ * What a running runbook waits for from an operator, or undefined: a step parked after its
+ * attempts (it accepts retryStep, skipNode, abort) or a rollout's canary waiting for approve.
  */
 export function operatorWait(p: Progress): string | undefined {
-  const [k] = p.parked ?? [];
+  // A step that waits for an unreachable node accepts only abort: it goes on by itself.
+  const k = (p.parked ?? []).find((e) => e.accepts.includes('retryStep'));
   if (k) {
     return (
       `${k.step}${k.node ? ` on ${k.node}` : ''} is parked: ${short(k.reason, 300)} ` +
@@ -93,7 +94,7 @@ export function outcomeLine(o: RunbookOutcome): string {
   const status = paintStatus(o.status.toLowerCase());
   const head = `${o.type} ${o.workflowId} (run ${o.runId}): ${status}`;
   return o.failure
-    ? `${head}: ${o.failure.type ? `${o.failure.type}: ` : ''}${o.failure.message}`
+    ? `${head}: ${o.failure.type ? `${o.failure.type}: ` : ''}${o.failure.message || '(no message)'}`
     : head;
 }
 

@@ -20,20 +20,10 @@ import {
   type StartOptions,
 } from '../client/index.js';
 import type { Client } from '@temporalio/client';
-import {
-  CliExit,
-  cli,
-  defined,
-  exitCodes,
-  extraInput,
-  format,
-  paint,
-  print,
-  type Globals,
-} from './common.js';
-import { ProbeFailure, probeFrontend } from './probe.js';
+import { CliExit, cli, defined, exitCodes, extraInput, format, paint, print } from './common.js';
+import { cannotConnect } from './probe.js';
 import { operatorWait, outcomeLine, ProgressBars, progressLines, progressTable } from './render.js';
-import { resolveConnection, type ResolvedConnection } from './settings.js';
+import type { ResolvedConnection } from './settings.js';
 
 /** Connecting, running a command's call, and turning what happened into an exit code. */
 
@@ -43,45 +33,49 @@ export function innermostMessage(err: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The gRPC status code of an error or of one of its causes. */
+function grpcCode(err: unknown): number | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'number') return code;
+  }
+  return undefined;
+}
+
 /** Time the server gets to answer once it has been reached (the probe took the rest). */
 const answerMs = 10_000;
 
 /** Words for a failed connect after a good probe: the server speaks HTTP/2, so is it Temporal? */
 function connectCause(err: unknown): string {
   const message = innermostMessage(err);
-  const code = (err as { code?: unknown }).code;
+  const code = grpcCode(err);
   if (code === 12 || /unimplemented|HTTP status code|content-type|grpc-status/i.test(message)) {
     return `it answers HTTP/2 but is not a Temporal frontend (${message})`;
   }
   return message;
 }
 
+/** Connects (the frontend was probed: src/cli/lazy.ts), runs `fn`, closes. */
 export async function withClient<T>(
-  cmd: Command,
+  conn: ResolvedConnection,
   fn: (client: Client, conn: ResolvedConnection) => Promise<T>,
 ): Promise<T> {
-  const conn = resolveConnection(cmd.optsWithGlobals<Globals>());
-  const from = conn.profile ? `, profile "${conn.profile.name}" of ${conn.profile.file}` : '';
-  const cannot = (cause: string) =>
-    new CliExit(
-      exitCodes.cannotConnect,
-      `cannot connect to Temporal at ${conn.connect.address} (namespace ` +
-        `${conn.connect.namespace ?? 'default'}${from}): ${cause}. Check ` +
-        `--address or TEMPORAL_ADDRESS${conn.profile ? ', the profile' : ''}, TLS and API key ` +
-        'settings, and that the server runs.',
-      'CannotConnect',
-    );
   let client: Client;
   try {
-    await probeFrontend(conn.connect, conn.connect.connectTimeoutMs ?? 2000);
     const dataConverter = await dataConverterFor(conn.codec);
     client = await connect(
       { ...conn.connect, connectTimeoutMs: answerMs },
       dataConverter ? { dataConverter } : {},
     );
+    // The SDK lets a frontend without GetSystemInfo pass (very old servers); every server this
+    // CLI supports answers it, so an HTTP/2 server that does not is no Temporal frontend.
+    await client.workflowService.getSystemInfo({}).catch(async (err: unknown) => {
+      await client.connection.close().catch(() => undefined);
+      throw err;
+    });
   } catch (err) {
     if (err instanceof ClusterGuardError) throw err;
-    throw cannot(err instanceof ProbeFailure ? err.message : connectCause(err));
+    throw cannotConnect(conn, connectCause(err));
   }
   try {
     return await fn(client, conn);
@@ -123,7 +117,7 @@ export function classify(err: unknown): { code: number; type: string; message: s
     return { code: codeOfKind[kind] ?? exitCodes.internal, type: kind, message };
   }
   // A gRPC status the CLI has no word for: the server's message, not a stack trace.
-  if (typeof (err as { code?: unknown }).code === 'number') {
+  if (grpcCode(err) !== undefined) {
     return { code: exitCodes.internal, type: 'ServerError', message };
   }
   return {
@@ -232,7 +226,7 @@ export async function startCommand<N extends RunbookName>(
   const flags = cmd.opts<StartFlags>();
   const input = { ...extraInput(flags.input), ...defined(fields) } as RunbookInput<N>;
   checkRunbookInput(runbook, input);
-  return withClient(cmd, async (client, conn) => {
+  return (await import('./lazy.js')).withClient(cmd, async (client, conn) => {
     const s = await startRunbook(client, runbook, input, { ...options, taskQueue: conn.taskQueue });
     const runId = s.firstExecutionRunId;
     const namespace = conn.connect.namespace ?? 'default';

@@ -283,7 +283,7 @@ export function resolveConnection(
       ...(tls !== undefined ? { tls } : {}),
       ...(apiKey ? { apiKey } : {}),
       ...(p?.grpcMeta ? { grpcMeta: p.grpcMeta } : {}),
-      connectTimeoutMs: Math.round((flags.connectTimeout ?? 2) * 1000),
+      connectTimeoutMs: Math.round((flags.connectTimeout ?? 1.5) * 1000),
     },
     uiUrl: (
       pick(flags.uiUrl, env.CLUSTERGUARD_UI_URL, file.uiUrl) ?? defaultUiUrl(address)

@@ -44,10 +44,10 @@ export function bundleCommands(program: Command): void {
     'clusterguard bundle status --cluster dev --name com.example.app',
   ).action(async function (this: Command) {
     const o = this.opts();
-    const { rolloutStatus } = await clientApi();
-    const YAML = await yamlApi();
     done(
       await withClient(this, async (client) => {
+        const { rolloutStatus } = await clientApi();
+        const YAML = await yamlApi();
         const view = await rolloutStatus(client, o.cluster as string, o.name as string);
         print(view, () => YAML.stringify(view).trimEnd());
         return exitCodes.ok;

@@ -45,10 +45,10 @@ export function guardianCommands(program: Command): void {
     'clusterguard guardian status --cluster dev',
   ).action(async function (this: Command) {
     const o = this.opts();
-    const { guardianState } = await clientApi();
-    const YAML = await yamlApi();
     done(
       await withClient(this, async (client) => {
+        const { guardianState } = await clientApi();
+        const YAML = await yamlApi();
         const state = await guardianState(client, o.cluster as string);
         print(state, () => YAML.stringify(state).trimEnd());
         return exitCodes.ok;
@@ -63,9 +63,9 @@ export function guardianCommands(program: Command): void {
     .option('--reason <text>', 'shown in its state')
     .action(async function (this: Command) {
       const o = this.opts();
-      const { pauseGuardian } = await clientApi();
       done(
         await withClient(this, async (client) => {
+          const { pauseGuardian } = await clientApi();
           await pauseGuardian(client, o.cluster as string, o.reason as string | undefined);
           print(
             { clusterId: o.cluster as string, signal: 'pause' },
@@ -78,9 +78,9 @@ export function guardianCommands(program: Command): void {
   guardianCommand('resume', 'signal resume', 'clusterguard guardian resume --cluster dev').action(
     async function (this: Command) {
       const o = this.opts();
-      const { resumeGuardian } = await clientApi();
       done(
         await withClient(this, async (client) => {
+          const { resumeGuardian } = await clientApi();
           await resumeGuardian(client, o.cluster as string);
           print(
             { clusterId: o.cluster as string, signal: 'resume' },

@@ -81,10 +81,10 @@ export function scheduleCommands(backup: Command): void {
   ).action(async function (this: Command) {
     const o = allOpts(this);
     required(this, o, ['cluster']);
-    const { listBackupSchedules } = await clientApi();
-    const { scheduleTable } = await renderApi();
     done(
       await withClient(this, async (client) => {
+        const { listBackupSchedules } = await clientApi();
+        const { scheduleTable } = await renderApi();
         const rows = await listBackupSchedules(client, o.cluster as string);
         print(rows, () =>
           rows.length ? scheduleTable(rows) : `no backup schedules of ${String(o.cluster)}`,
@@ -111,10 +111,10 @@ export function scheduleCommands(backup: Command): void {
       async function (this: Command) {
         const o = allOpts(this);
         required(this, o, ['cluster']);
-        const { describeBackupSchedule } = await clientApi();
-        const { scheduleTable } = await renderApi();
         done(
           await withClient(this, async (client) => {
+            const { describeBackupSchedule } = await clientApi();
+            const { scheduleTable } = await renderApi();
             const cluster = o.cluster as string;
             const scheduleName = o.name as string;
             await run(client, cluster, scheduleName, o.note as string | undefined);

@@ -33,11 +33,11 @@ export function steerCommands(program: Command): void {
       .argument('<workflow-id>'),
     'clusterguard status cg/dev/membership',
   ).action(async function (this: Command, workflowId: string) {
-    const { getProgress, runbookOutcome } = await clientApi();
-    const { operatorWait, outcomeLine, progressTable } = await renderApi();
-    const { innermostMessage, outcomeCode } = await import('../run.js');
     done(
       await withClient(this, async (client) => {
+        const { getProgress, runbookOutcome } = await clientApi();
+        const { operatorWait, outcomeLine, progressTable } = await renderApi();
+        const { innermostMessage, outcomeCode } = await import('../run.js');
         const outcome = await runbookOutcome(client, workflowId);
         let progress: Progress | undefined;
         let noProgress: string | undefined;
@@ -74,10 +74,9 @@ export function steerCommands(program: Command): void {
     'clusterguard watch cg/dev/membership --timeout 600',
   ).action(async function (this: Command, workflowId: string) {
     const o = this.opts<{ interval?: number; timeout?: number }>();
-    const { waitRun } = await import('../run.js');
     done(
-      await withClient(this, (client) =>
-        waitRun(client, workflowId, {
+      await withClient(this, async (client) =>
+        (await import('../run.js')).waitRun(client, workflowId, {
           intervalMs: (o.interval ?? 1) * 1000,
           bars: true,
           ...(o.timeout ? { timeoutMs: o.timeout * 1000 } : {}),
@@ -98,10 +97,9 @@ export function steerCommands(program: Command): void {
     'clusterguard result cg/dev/data -o yaml',
   ).action(async function (this: Command, workflowId: string) {
     const o = this.opts<{ timeout?: number }>();
-    const { waitRun } = await import('../run.js');
     done(
-      await withClient(this, (client) =>
-        waitRun(client, workflowId, {
+      await withClient(this, async (client) =>
+        (await import('../run.js')).waitRun(client, workflowId, {
           intervalMs: 1000,
           bars: false,
           ...(o.timeout ? { timeoutMs: o.timeout * 1000 } : {}),
@@ -120,9 +118,9 @@ export function steerCommands(program: Command): void {
       .argument('<workflow-id>'),
     'clusterguard cancel cg/dev/ping/1',
   ).action(async function (this: Command, workflowId: string) {
-    const { handleOf } = await clientApi();
     done(
       await withClient(this, async (client) => {
+        const { handleOf } = await clientApi();
         await handleOf(client, workflowId).cancel();
         print(
           { workflowId, cancel: 'requested' },
@@ -142,9 +140,9 @@ export function steerCommands(program: Command): void {
     'clusterguard history cg/dev/membership --limit 20',
   ).action(async function (this: Command, workflowId: string) {
     const o = this.opts<{ limit?: number }>();
-    const { handleOf } = await clientApi();
     done(
       await withClient(this, async (client) => {
+        const { handleOf } = await clientApi();
         const history = await handleOf(client, workflowId).fetchHistory();
         const rows = (await historyRows(history)).slice(-(o.limit ?? 0));
         print(rows, () => historyTable(rows));
@@ -162,9 +160,9 @@ export function steerCommands(program: Command): void {
     'clusterguard pause cg/dev/membership --reason "change window"',
   ).action(async function (this: Command, workflowId: string) {
     const o = this.opts();
-    const { pauseRunbook } = await clientApi();
     done(
       await withClient(this, async (client) => {
+        const { pauseRunbook } = await clientApi();
         await pauseRunbook(client, workflowId, o.reason as string | undefined);
         print({ workflowId, signal: 'pause' }, () => `pause sent to ${workflowId}`);
         return exitCodes.ok;
@@ -176,9 +174,9 @@ export function steerCommands(program: Command): void {
     program.command('resume').description('signal resume').argument('<workflow-id>'),
     'clusterguard resume cg/dev/membership',
   ).action(async function (this: Command, workflowId: string) {
-    const { resumeRunbook } = await clientApi();
     done(
       await withClient(this, async (client) => {
+        const { resumeRunbook } = await clientApi();
         await resumeRunbook(client, workflowId);
         print({ workflowId, signal: 'resume' }, () => `resume sent to ${workflowId}`);
         return exitCodes.ok;
@@ -240,10 +238,10 @@ export function steerCommands(program: Command): void {
     'clusterguard list --cluster dev --running',
   ).action(async function (this: Command) {
     const o = this.opts();
-    const { listRunbooks } = await clientApi();
-    const { runbookTable } = await renderApi();
     done(
       await withClient(this, async (client) => {
+        const { listRunbooks } = await clientApi();
+        const { runbookTable } = await renderApi();
         const rows = await listRunbooks(
           client,
           defined({
