@@ -40,15 +40,20 @@ function table(list: Entry[], indent: string, sep: string, end: string): string 
     .join('\n');
 }
 
-function bash(list: Entry[]): string {
-  return `# clusterguard completion for bash: source <(clusterguard completion bash)
-_clusterguard_words() {
+/** bash's and zsh's lookup: `_clusterguard_words <path> sub|opt`. */
+function words(list: Entry[]): string {
+  return `_clusterguard_words() {
   local subs="" opts=""
   case "$1" in
 ${table(list, '    ', ';', ' ;;')}
   esac
   if [[ "$2" == sub ]]; then echo "$subs"; else echo "$opts"; fi
+}`;
 }
+
+function bash(list: Entry[]): string {
+  return `# clusterguard completion for bash: source <(clusterguard completion bash)
+${words(list)}
 _clusterguard() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}" cmdpath="" w i
   for ((i = 1; i < COMP_CWORD; i++)); do
@@ -71,13 +76,7 @@ complete -o default -F _clusterguard clusterguard
 function zsh(list: Entry[]): string {
   return `#compdef clusterguard
 # clusterguard completion for zsh (after compinit): source <(clusterguard completion zsh)
-_clusterguard_words() {
-  local subs="" opts=""
-  case "$1" in
-${table(list, '    ', ';', ' ;;')}
-  esac
-  if [[ "$2" == sub ]]; then echo "$subs"; else echo "$opts"; fi
-}
+${words(list)}
 _clusterguard() {
   local cmdpath="" w
   for w in "\${(@)words[2,CURRENT-1]}"; do

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execa } from 'execa';
 import { repoRoot } from '../../src/process.js';
+import { testServer } from './temporal.js';
 
 /** The `clusterguard` binary as a user runs it: bin/clusterguard.mjs in a subprocess. */
 
@@ -28,6 +29,22 @@ export async function runCli(
     },
   );
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/**
+ * The environment of a CLI run against the run's dev server and an orchestrator's task queue;
+ * `home` keeps an operator's ~/.config/clusterguard/cli.yaml out of the way.
+ */
+export function cliEnv(home: string, taskQueue: string): Record<string, string> {
+  const { address, namespace } = testServer();
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: home,
+    XDG_CONFIG_HOME: home,
+    TEMPORAL_ADDRESS: address,
+    TEMPORAL_NAMESPACE: namespace,
+    CLUSTERGUARD_TASK_QUEUE: taskQueue,
+  };
 }
 
 export function parseJson<T>(r: CliRun): T {

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { repoRoot } from '../../src/process.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
-import { parseJson, runCli, type CliRun } from '../helpers/cli.js';
+import { cliEnv, parseJson, runCli, type CliRun } from '../helpers/cli.js';
 import { startTestOrchestrator, testServer, type TestOrchestrator } from '../helpers/temporal.js';
 
 /**
@@ -64,15 +64,7 @@ describe(
       ]);
       ports.h2 = (h2.address() as net.AddressInfo).port;
       ports.silent = (silent.address() as net.AddressInfo).port;
-      const { address, namespace } = testServer();
-      env = {
-        PATH: process.env.PATH ?? '',
-        HOME: dir,
-        XDG_CONFIG_HOME: dir,
-        TEMPORAL_ADDRESS: address,
-        TEMPORAL_NAMESPACE: namespace,
-        CLUSTERGUARD_TASK_QUEUE: orchestrator.taskQueue,
-      };
+      env = cliEnv(dir, orchestrator.taskQueue);
     });
 
     after(async () => {
