@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Idempotent tools setup, run by `npm start` and `npm test` on any checkout:
 //   1. `npm ci` when node_modules is missing or older than package-lock.json;
+//      then the compiled `clusterguard` CLI in dist/cli when its sources changed;
 //   2. the Temporal CLI: `.tools/bin/temporal` linked to a binary found in the per-user tools
 //      cache, else on PATH, else built into the cache with `go install`.
 // The cache (default ~/.cache/clusterguard/tools, or $CLUSTERGUARD_TOOLS_DIR) outlives clones,
@@ -289,7 +290,12 @@ export function ensureJavaBuild(name, { jar, linkAs }) {
 }
 
 const started = Date.now();
-if (!process.argv.includes('--tools-only')) ensureNodeModules();
+if (!process.argv.includes('--tools-only')) {
+  ensureNodeModules();
+  // The compiled CLI (dist/cli), rebuilt only when its sources changed (scripts/build-cli.mjs).
+  const { ensureCliBuild } = await import('./build-cli.mjs');
+  if (ensureCliBuild(repo) === 'built') log('built the clusterguard CLI into dist/cli');
+}
 ensureTemporal();
 if (!process.argv.includes('--no-jars')) {
   jarTools.forEach(ensureJars);

@@ -1,16 +1,13 @@
 import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
-import { loadClientTls } from '../agent/tls.js';
-import { agentBundles } from '../bundles/client.js';
-import { readDesiredBundles } from '../bundles/desired.js';
-import { clusterBundles } from '../bundles/view.js';
-import {
-  bundleViewRows,
-  renderBundleViewMarkdown,
-  type BundleViewRow,
-  type DesiredBundle,
-} from '../contracts/bundle-view.js';
+import { InvalidArgumentError, type Command } from 'commander';
+import type { BundleViewRow, DesiredBundle } from '../contracts/bundle-view.js';
 import { ClusterGuardError } from '../contracts/errors.js';
+
+const port = (v: string): number => {
+  const n = /^\d+$/.test(v.trim()) ? Number(v) : NaN;
+  if (!(n >= 1 && n <= 65535)) throw new InvalidArgumentError('expected a port number (1–65535)');
+  return n;
+};
 
 const list = (v: string) =>
   v
@@ -77,11 +74,11 @@ export function addBundleList(
     .description(
       'node × bundle: version, state and components in each framework, against the desired set',
     )
-    .requiredOption('--cluster <id>', 'cluster id (checked against the agents)')
+    .option('--cluster <id>', 'cluster id (checked against the agents)')
     .option('--master <address>', 'a member: its cluster.json names the nodes to ask')
     .option('--nodes <a,b,…>', 'the nodes to ask (instead of --master)', list)
-    .option('--agent-port <n>', "the agents' port", (v) => Number(v), 7700)
-    .option('--zookeeper-port <n>', "the cluster's ZooKeeper client port", (v) => Number(v), 2181)
+    .option('--agent-port <n>', "the agents' port", port, 7700)
+    .option('--zookeeper-port <n>', "the cluster's ZooKeeper client port", port, 2181)
     .option('--all', 'also the framework and platform bundles')
     .option('--markdown', 'a markdown table')
     .option('--check', 'exit 1 when a node drifted from the desired set')
@@ -95,6 +92,13 @@ export function addBundleList(
     .action(async function (this: Command) {
       const o = this.opts();
       const token = await clusterToken(o.tokenFile as string | undefined);
+      // Loaded here, not at start-up (src/cli/lazy.ts).
+      const { loadClientTls } = await import('../agent/tls.js');
+      const { agentBundles } = await import('../bundles/client.js');
+      const { readDesiredBundles } = await import('../bundles/desired.js');
+      const { clusterBundles } = await import('../bundles/view.js');
+      const { bundleViewRows, renderBundleViewMarkdown } =
+        await import('../contracts/bundle-view.js');
       const tls = await loadClientTls({
         caFile: (o.agentCa as string | undefined) ?? process.env.CLUSTERGUARD_AGENT_CA,
         certFile: (o.agentCert as string | undefined) ?? process.env.CLUSTERGUARD_AGENT_CERT,

@@ -1,5 +1,5 @@
-import { Option, type Command } from 'commander';
-import { ClusterGuardError } from '../client/index.js';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { ClusterGuardError } from '../contracts/errors.js';
 import type { ConnectionFlags } from './settings.js';
 
 /** What every command shares: exit codes, output, option helpers. */
@@ -17,6 +17,10 @@ export const exitCodes = {
   notFound: 4,
   /** Refused: an update was rejected, or another runbook holds the cluster's workflow id. */
   refused: 5,
+  /** `--wait`, `watch`, `status`: the runbook is parked, waiting for an operator's update. */
+  waiting: 6,
+  /** `--timeout` passed while the runbook still runs (it goes on; nothing was changed). */
+  timedOut: 7,
   /** Anything else: a bug; the message says what. */
   internal: 70,
 } as const;
@@ -31,15 +35,71 @@ export class CliExit extends Error {
   }
 }
 
+export const outputFormats = ['table', 'json', 'yaml', 'jsonl'] as const;
+export type OutputFormat = (typeof outputFormats)[number];
+
 export interface Globals extends ConnectionFlags {
   json?: boolean;
+  output?: OutputFormat;
+  color?: boolean;
 }
 
-/** Set once the global options are read; `exitCode` by the action that ran. */
-export const cli = { json: false, exitCode: 0 as number };
+/**
+ * Set once the global options are read (`exitCode` by the action that ran): the output format
+ * (`json` is true for every machine-readable one), colour, and YAML's printer once loaded.
+ */
+export const cli = {
+  output: 'table' as OutputFormat,
+  json: false,
+  color: false,
+  exitCode: 0 as number,
+  yaml: undefined as ((data: unknown) => string) | undefined,
+};
+
+/** Reads `-o`, `--json`, `--no-color` and NO_COLOR; loads YAML's printer for `-o yaml`. */
+export async function setOutput(g: Globals, tty = process.stdout.isTTY): Promise<void> {
+  cli.output = g.json ? 'json' : (g.output ?? 'table');
+  cli.json = cli.output !== 'table';
+  cli.color = g.color !== false && !process.env.NO_COLOR && tty === true;
+  if (cli.output === 'yaml') {
+    const YAML = (await import('yaml')).default;
+    cli.yaml = (data) => YAML.stringify(data).trimEnd();
+  }
+}
+
+/** `data` in the chosen format: `text()` for a table, one line per item for `jsonl`. */
+export function format(data: unknown, text: () => string): string {
+  switch (cli.output) {
+    case 'json':
+      return JSON.stringify(data, null, 2);
+    case 'jsonl':
+      return (Array.isArray(data) ? data : [data]).map((d) => JSON.stringify(d)).join('\n');
+    case 'yaml':
+      return cli.yaml ? cli.yaml(data) : JSON.stringify(data, null, 2);
+    default:
+      return text();
+  }
+}
 
 export function print(data: unknown, text: () => string): void {
-  console.log(cli.json ? JSON.stringify(data, null, 2) : text());
+  console.log(format(data, text));
+}
+
+const ansi = { red: 31, green: 32, yellow: 33, blue: 34, cyan: 36, dim: 2, bold: 1 } as const;
+
+/** ANSI colour when `cli.color` (a terminal, no NO_COLOR, no --no-color); else the text. */
+export function paint(colour: keyof typeof ansi, text: string): string {
+  return cli.color ? `\u001b[${ansi[colour]}m${text}\u001b[0m` : text;
+}
+
+/** A step's or a run's status, coloured by what it means. */
+export function paintStatus(status: string): string {
+  const s = status.toLowerCase();
+  if (/^(completed|ok|skipped)$/.test(s)) return paint('green', status);
+  if (/^(failed|terminated|timed_out|canceled|cancelled)$/.test(s)) return paint('red', status);
+  if (/^(parked|waiting|paused)$/.test(s)) return paint('yellow', status);
+  if (s === 'running') return paint('cyan', status);
+  return status;
 }
 
 export const list = (v: string) =>
@@ -48,7 +108,28 @@ export const list = (v: string) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-export const num = (v: string) => Number(v);
+/** An option parser: a whole number in [min, max], else an error naming the expected form. */
+export function whole(what: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
+  return (v: string): number => {
+    const n = /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `${min}–${max}`;
+      throw new InvalidArgumentError(`expected a whole number of ${what} (${range})`);
+    }
+    return n;
+  };
+}
+
+/** An option parser: a number (decimals allowed) above 0, e.g. of seconds. */
+export function decimal(what: string) {
+  return (v: string): number => {
+    const n = /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
+    if (!(n > 0)) throw new InvalidArgumentError(`expected a number of ${what} above 0, e.g. 2.5`);
+    return n;
+  };
+}
+
+export const seconds = decimal('seconds');
 export const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** The options given, without the ones left out (so schema defaults apply). */
@@ -95,9 +176,13 @@ export function example(cmd: Command, ...lines: string[]): Command {
 export function startFlags(cmd: Command): Command {
   return cmd
     .option('--input <json>', 'more input fields as a JSON object (the flags win)')
-    .option('--wait', 'wait for the runbook to end; print its result; exit code by outcome')
-    .option('--watch', 'show live progress until the runbook ends; exit code by outcome');
+    .option('--wait', 'wait for the end (progress on stderr); print the result; exit by outcome')
+    .option('--watch', 'show live progress bars until the end; exit code by outcome')
+    .option('--timeout <seconds>', 'with --wait/--watch: stop waiting after this long', seconds);
 }
+
+export const attempts = whole('attempts', 1, 100);
+export const agentTimeout = whole('seconds', 1, 3600);
 
 /** `--middleware`: some of `components` (the membership or the data runbooks' list). */
 export function middlewareOption(components: readonly string[]): Option {
@@ -106,8 +191,8 @@ export function middlewareOption(components: readonly string[]): Option {
 
 export function stepFlags(cmd: Command): Command {
   return cmd
-    .option('--step-attempts <n>', 'attempts of a step before it parks (1–100)', num)
-    .option('--agent-timeout <seconds>', 'when a silent node shows as unreachable', num);
+    .option('--step-attempts <n>', 'attempts of a step before it parks (1–100)', attempts)
+    .option('--agent-timeout <seconds>', 'when a silent node shows as unreachable', agentTimeout);
 }
 
 export const done = (code: number): void => {

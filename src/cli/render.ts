@@ -7,6 +7,7 @@ import type {
   RunbookListEntry,
   RunbookOutcome,
 } from '../client/index.js';
+import { paint, paintStatus } from './common.js';
 
 function short(text: string | undefined, max: number): string {
   const t = (text ?? '').replace(/\s+/g, ' ').trim();
@@ -15,16 +16,58 @@ function short(text: string | undefined, max: number): string {
 
 const finished = (s: ProgressStep) => s.status === 'completed' || s.status === 'skipped';
 
+/**
+ * What a running runbook waits for from an operator, or undefined: a step parked after its
+ * attempts (it accepts retryStep, skipNode, abort) or a rollout's canary waiting for approve.
+ */
+export function operatorWait(p: Progress): string | undefined {
+  // A step that waits for an unreachable node accepts only abort: it goes on by itself.
+  const k = (p.parked ?? []).find((e) => e.accepts.includes('retryStep'));
+  if (k) {
+    return (
+      `${k.step}${k.node ? ` on ${k.node}` : ''} is parked: ${short(k.reason, 300)} ` +
+      `(send ${k.accepts.join(', ')})`
+    );
+  }
+  const approve = p.steps.find((s) => s.id === 'approve' && s.status === 'waiting');
+  return approve
+    ? `${approve.lastError ?? 'the rollout waits for approve'} (send approve)`
+    : undefined;
+}
+
+/**
+ * `--wait`'s progress: a line for each step whose status changed since `shown` (keys
+ * `<step>=<status>`); answers the keys shown now.
+ */
+export function progressLines(
+  p: Progress,
+  shown: Set<string>,
+  write: (line: string) => void,
+): Set<string> {
+  const now = new Set<string>();
+  for (const s of p.steps) {
+    const key = `${s.id}=${s.status}`;
+    now.add(key);
+    if (shown.has(key) || s.status === 'pending') continue;
+    const error = s.lastError && !finished(s) ? `: ${short(s.lastError, 200)}` : '';
+    write(`  ${s.title}${s.node ? ` [${s.node}]` : ''} ${paintStatus(s.status)}${error}`);
+  }
+  const pausedKey = p.paused ? `paused=${p.paused.since}` : '';
+  if (p.paused && !shown.has(pausedKey)) write(`  paused: ${p.paused.reason}`);
+  if (pausedKey) now.add(pausedKey);
+  return now;
+}
+
 /** The `progress` query as a header and a step table (`clusterguard status`). */
 export function progressTable(p: Progress): string {
   const done = p.steps.filter(finished).length;
   const lines = [
     `${p.runbook} on cluster ${p.clusterId}: ${p.status}, ${done}/${p.steps.length} steps done`,
   ];
-  if (p.paused) lines.push(`paused since ${p.paused.since}: ${p.paused.reason}`);
+  if (p.paused) lines.push(paint('yellow', `paused since ${p.paused.since}: ${p.paused.reason}`));
   for (const k of p.parked ?? []) {
     lines.push(
-      `parked at ${k.step}${k.node ? ` on ${k.node}` : ''}: ${short(k.reason, 300)} ` +
+      `${paint('yellow', 'parked')} at ${k.step}${k.node ? ` on ${k.node}` : ''}: ${short(k.reason, 300)} ` +
         `(accepts ${k.accepts.join(', ')})`,
     );
   }
@@ -35,17 +78,23 @@ export function progressTable(p: Progress): string {
     colWidths: [null, null, null, null, 60] as unknown as number[],
   });
   for (const s of p.steps) {
-    table.push([s.title, s.node ?? '—', s.status, String(s.attempts), short(s.lastError, 240)]);
+    table.push([
+      s.title,
+      s.node ?? '—',
+      paintStatus(s.status),
+      String(s.attempts),
+      short(s.lastError, 240),
+    ]);
   }
   lines.push(table.toString());
   return lines.join('\n');
 }
 
 export function outcomeLine(o: RunbookOutcome): string {
-  const status = o.status.toLowerCase();
+  const status = paintStatus(o.status.toLowerCase());
   const head = `${o.type} ${o.workflowId} (run ${o.runId}): ${status}`;
   return o.failure
-    ? `${head}: ${o.failure.type ? `${o.failure.type}: ` : ''}${o.failure.message}`
+    ? `${head}: ${o.failure.type ? `${o.failure.type}: ` : ''}${o.failure.message || '(no message)'}`
     : head;
 }
 
@@ -55,7 +104,13 @@ export function runbookTable(rows: RunbookListEntry[]): string {
     style: { head: [], border: [] },
   });
   for (const r of rows) {
-    table.push([r.workflowId, r.type, r.status.toLowerCase(), r.startTime, r.closeTime ?? '']);
+    table.push([
+      r.workflowId,
+      r.type,
+      paintStatus(r.status.toLowerCase()),
+      r.startTime,
+      r.closeTime ?? '',
+    ]);
   }
   return table.toString();
 }

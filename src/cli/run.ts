@@ -12,6 +12,7 @@ import {
   failureKind,
   followRunbook,
   startRunbook,
+  workflowUiUrl,
   type Progress,
   type RunbookInput,
   type RunbookName,
@@ -19,9 +20,10 @@ import {
   type StartOptions,
 } from '../client/index.js';
 import type { Client } from '@temporalio/client';
-import { CliExit, cli, defined, exitCodes, extraInput, print, type Globals } from './common.js';
-import { outcomeLine, ProgressBars, progressTable } from './render.js';
-import { resolveConnection, type ResolvedConnection } from './settings.js';
+import { CliExit, cli, defined, exitCodes, extraInput, format, paint, print } from './common.js';
+import { cannotConnect } from './probe.js';
+import { operatorWait, outcomeLine, ProgressBars, progressLines, progressTable } from './render.js';
+import type { ResolvedConnection } from './settings.js';
 
 /** Connecting, running a command's call, and turning what happened into an exit code. */
 
@@ -31,25 +33,49 @@ export function innermostMessage(err: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The gRPC status code of an error or of one of its causes. */
+function grpcCode(err: unknown): number | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'number') return code;
+  }
+  return undefined;
+}
+
+/** Time the server gets to answer once it has been reached (the probe took the rest). */
+const answerMs = 10_000;
+
+/** Words for a failed connect after a good probe: the server speaks HTTP/2, so is it Temporal? */
+function connectCause(err: unknown): string {
+  const message = innermostMessage(err);
+  const code = grpcCode(err);
+  if (code === 12 || /unimplemented|HTTP status code|content-type|grpc-status/i.test(message)) {
+    return `it answers HTTP/2 but is not a Temporal frontend (${message})`;
+  }
+  return message;
+}
+
+/** Connects (the frontend was probed: src/cli/lazy.ts), runs `fn`, closes. */
 export async function withClient<T>(
-  cmd: Command,
+  conn: ResolvedConnection,
   fn: (client: Client, conn: ResolvedConnection) => Promise<T>,
 ): Promise<T> {
-  const conn = resolveConnection(cmd.optsWithGlobals<Globals>());
   let client: Client;
   try {
     const dataConverter = await dataConverterFor(conn.codec);
-    client = await connect(conn.connect, dataConverter ? { dataConverter } : {});
+    client = await connect(
+      { ...conn.connect, connectTimeoutMs: answerMs },
+      dataConverter ? { dataConverter } : {},
+    );
+    // The SDK lets a frontend without GetSystemInfo pass (very old servers); every server this
+    // CLI supports answers it, so an HTTP/2 server that does not is no Temporal frontend.
+    await client.workflowService.getSystemInfo({}).catch(async (err: unknown) => {
+      await client.connection.close().catch(() => undefined);
+      throw err;
+    });
   } catch (err) {
     if (err instanceof ClusterGuardError) throw err;
-    const from = conn.profile ? `, profile "${conn.profile.name}" of ${conn.profile.file}` : '';
-    throw new CliExit(
-      exitCodes.cannotConnect,
-      `cannot connect to Temporal at ${conn.connect.address} (namespace ` +
-        `${conn.connect.namespace ?? 'default'}${from}): ${innermostMessage(err)}. Check ` +
-        `--address or TEMPORAL_ADDRESS${conn.profile ? ', the profile' : ''}, TLS and API key ` +
-        'settings, and that the server runs.',
-    );
+    throw cannotConnect(conn, connectCause(err));
   }
   try {
     return await fn(client, conn);
@@ -90,6 +116,10 @@ export function classify(err: unknown): { code: number; type: string; message: s
   if (err instanceof WorkflowUpdateFailedError || kind !== 'Error') {
     return { code: codeOfKind[kind] ?? exitCodes.internal, type: kind, message };
   }
+  // A gRPC status the CLI has no word for: the server's message, not a stack trace.
+  if (grpcCode(err) !== undefined) {
+    return { code: exitCodes.internal, type: 'ServerError', message };
+  }
   return {
     code: exitCodes.internal,
     type: 'Error',
@@ -101,13 +131,26 @@ export function outcomeCode(o: RunbookOutcome): number {
   return o.status === 'COMPLETED' ? exitCodes.ok : exitCodes.runbookFailed;
 }
 
-/** Follows a run with live bars on stderr (or NDJSON on stdout); the outcome decides the code. */
-export async function watchRun(
+export interface WaitOptions {
+  intervalMs: number;
+  /** Give up after this long (exit 7); the runbook goes on. */
+  timeoutMs?: number;
+  /** Live bars (watch) rather than a line per change (--wait). */
+  bars: boolean;
+}
+
+/**
+ * Follows a run until it ends, parks (waits for an operator's update: exit 6) or `timeoutMs`
+ * passes (exit 7). Progress goes to stderr while waiting: bars, or a line per change; with
+ * `-o json|yaml|jsonl` one JSON line per change on stdout. The outcome decides the code.
+ */
+export async function waitRun(
   client: Client,
   workflowId: string,
-  intervalMs: number,
+  options: WaitOptions,
 ): Promise<number> {
-  const bars = cli.json ? undefined : new ProgressBars(process.stderr);
+  const bars = !cli.json && options.bars ? new ProgressBars(process.stderr) : undefined;
+  const stop = new AbortController();
   // Ctrl-C leaves the runbook running; only the terminal (cursor, bars) is put right.
   const interrupted = () => {
     bars?.stop();
@@ -115,7 +158,11 @@ export async function watchRun(
     process.exit(130);
   };
   process.once('SIGINT', interrupted);
+  const timer = options.timeoutMs
+    ? setTimeout(() => stop.abort('timeout'), options.timeoutMs)
+    : undefined;
   let last: Progress | undefined;
+  let shown = new Set<string>();
   let outcome: RunbookOutcome;
   try {
     outcome = await followRunbook(
@@ -124,26 +171,49 @@ export async function watchRun(
       (p) => {
         last = p;
         if (bars) bars.update(p);
-        else console.log(JSON.stringify({ progress: p }));
+        else if (cli.json && options.bars) console.log(JSON.stringify({ progress: p }));
+        else shown = progressLines(p, shown, (line) => console.error(line));
+        if (operatorWait(p)) stop.abort('waiting');
       },
-      { intervalMs },
+      { intervalMs: options.intervalMs, signal: stop.signal },
     );
   } finally {
+    clearTimeout(timer);
     process.off('SIGINT', interrupted);
     bars?.stop();
   }
-  if (cli.json) console.log(JSON.stringify({ outcome }));
+  const running = outcome.status === 'RUNNING';
+  const waiting = running && last ? operatorWait(last) : undefined;
+  const p = last;
+  if (cli.json && options.bars) console.log(JSON.stringify({ outcome, waiting }));
   else {
-    if (last) console.log(progressTable(last));
-    console.log(outcomeLine(outcome));
+    // --wait: one document, the outcome (and its result); watch: the last table and the outcome.
+    print({ ...outcome, ...(waiting ? { waiting } : {}) }, () =>
+      [
+        ...(p && (options.bars || running) ? [progressTable(p)] : []),
+        outcomeLine(outcome),
+        ...(outcome.result === undefined || options.bars
+          ? []
+          : [JSON.stringify(outcome.result, null, 2)]),
+      ].join('\n'),
+    );
   }
-  return outcomeCode(outcome);
+  if (!running) return outcomeCode(outcome);
+  if (waiting) {
+    if (!cli.json) console.error(paint('yellow', `waiting for an operator: ${waiting}`));
+    return exitCodes.waiting;
+  }
+  if (!cli.json) {
+    console.error(`--timeout passed; ${workflowId} goes on (clusterguard watch ${workflowId})`);
+  }
+  return exitCodes.timedOut;
 }
 
 interface StartFlags {
   input?: string;
   wait?: boolean;
   watch?: boolean;
+  timeout?: number;
 }
 
 /** Checks the input (nothing is sent when it is bad), starts, and reports, waits or watches. */
@@ -156,26 +226,27 @@ export async function startCommand<N extends RunbookName>(
   const flags = cmd.opts<StartFlags>();
   const input = { ...extraInput(flags.input), ...defined(fields) } as RunbookInput<N>;
   checkRunbookInput(runbook, input);
-  return withClient(cmd, async (client, conn) => {
+  return (await import('./lazy.js')).withClient(cmd, async (client, conn) => {
     const s = await startRunbook(client, runbook, input, { ...options, taskQueue: conn.taskQueue });
-    if (flags.watch) return watchRun(client, s.workflowId, 1000);
-    if (flags.wait) {
-      const outcome = await followRunbook(client, s.workflowId, () => undefined);
-      print(outcome, () =>
-        [
-          outcomeLine(outcome),
-          ...(outcome.result === undefined ? [] : [JSON.stringify(outcome.result, null, 2)]),
-        ].join('\n'),
-      );
-      return outcomeCode(outcome);
-    }
     const runId = s.firstExecutionRunId;
-    print({ runbook, workflowId: s.workflowId, runId, taskQueue: conn.taskQueue }, () =>
-      [
-        `started ${runbook} as ${s.workflowId} (run ${runId})`,
-        `follow it: clusterguard watch ${s.workflowId}`,
-      ].join('\n'),
-    );
-    return exitCodes.ok;
+    const namespace = conn.connect.namespace ?? 'default';
+    const url = workflowUiUrl(conn.uiUrl, namespace, s.workflowId, runId);
+    const started = { runbook, workflowId: s.workflowId, runId, taskQueue: conn.taskQueue, url };
+    const following = flags.watch || flags.wait;
+    // Before waiting, where to look; on stderr when the wait's own data goes to stdout.
+    const text = [
+      `started ${runbook} as ${s.workflowId} (run ${runId})`,
+      `Web UI: ${paint('blue', url)}`,
+      ...(following ? [] : [`follow it: clusterguard watch ${s.workflowId}`]),
+    ].join('\n');
+    if (!following) print(started, () => text);
+    else if (cli.json) console.error(format({ started }, () => text).replace(/\n/g, ' '));
+    else console.error(text);
+    if (!following) return exitCodes.ok;
+    return waitRun(client, s.workflowId, {
+      intervalMs: 1000,
+      bars: flags.watch === true,
+      ...(flags.timeout ? { timeoutMs: flags.timeout * 1000 } : {}),
+    });
   });
 }

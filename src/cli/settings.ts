@@ -6,8 +6,6 @@ import { z } from 'zod';
 import type { ConnectOptions } from '../client/index.js';
 import { orchestratorTaskQueue } from '../contracts/addresses.js';
 import { ClusterGuardError } from '../contracts/errors.js';
-import { describeZodError } from '../contracts/validation.js';
-import { readConfig } from '../config/invalid-config.js';
 import { loadConnectionProfile, type ConnectionProfile } from '../config/temporal-profile.js';
 
 /**
@@ -28,6 +26,7 @@ export interface ConnectionFlags {
   tlsServerName?: string;
   apiKey?: string;
   connectTimeout?: number;
+  uiUrl?: string;
   /** A profile of the `temporal` CLI's TOML file (`TEMPORAL_PROFILE`). */
   profile?: string;
   /** That TOML file (`TEMPORAL_CONFIG_FILE`); not the clusterguard file of `--config`. */
@@ -39,6 +38,10 @@ const fileSchema = z
     address: z.string().min(1).optional(),
     namespace: z.string().min(1).optional(),
     taskQueue: z.string().min(1).optional(),
+    /** The cluster a command acts on when `--cluster` is left out. */
+    cluster: z.string().min(1).optional(),
+    /** The Web UI, for the links the CLI prints (default: the dev server's, port + 1000). */
+    uiUrl: z.url().optional(),
     tls: z
       .union([
         z.boolean(),
@@ -78,20 +81,43 @@ export function configFilePath(
 }
 
 function readConfigFile(file: string): z.output<typeof fileSchema> {
-  const text = readConfig(
-    () => readFileSync(file, 'utf8'),
-    (reason) => `cannot read the config file ${file}: ${reason}`,
-  );
-  const data = readConfig(
-    (): unknown => YAML.parse(text) ?? {},
-    (reason) => `the config file ${file} is not valid YAML: ${reason}`,
-  );
-  const parsed = fileSchema.safeParse(data);
-  if (!parsed.success) {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
     throw new ClusterGuardError(
       'InvalidConfig',
-      `the config file ${file} is invalid: ${describeZodError(parsed.error)} (keys: address, ` +
-        'namespace, taskQueue, tls: {cert, key, ca, serverName} or true, apiKey)',
+      `cannot read the config file ${file}: ${(err as Error).message}`,
+    );
+  }
+  const lines = new YAML.LineCounter();
+  const doc = YAML.parseDocument(text, { lineCounter: lines });
+  const [bad] = doc.errors;
+  if (bad) {
+    const at = bad.linePos?.[0];
+    throw new ClusterGuardError(
+      'InvalidConfig',
+      `the config file ${file} is not valid YAML${at ? ` at line ${at.line}` : ''}: ` +
+        bad.message.split('\n')[0],
+    );
+  }
+  const parsed = fileSchema.safeParse(doc.toJS() ?? {});
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => {
+      // The line of the offending value, or of the unknown key.
+      const keys = 'keys' in issue ? issue.keys : [];
+      const node = doc.getIn([...issue.path, ...keys.slice(0, 1)], true) as
+        { range?: [number, number, number] } | undefined;
+      const key = keys[0] ? findKey(doc.getIn(issue.path, true), keys[0]) : undefined;
+      const offset = key ?? node?.range?.[0];
+      const where = offset !== undefined ? `line ${lines.linePos(offset).line}, ` : '';
+      const name = issue.path.length ? issue.path.join('.') : '(top level)';
+      return `${where}${name}: ${issue.message}`;
+    });
+    throw new ClusterGuardError(
+      'InvalidConfig',
+      `the config file ${file} is invalid: ${issues.join('; ')} (keys: address, namespace, ` +
+        'taskQueue, cluster, uiUrl, tls: {cert, key, ca, serverName} or true, apiKey, codec)',
     );
   }
   // Certificate paths in the file are relative to the file.
@@ -102,6 +128,15 @@ function readConfigFile(file: string): z.output<typeof fileSchema> {
     d.tls = { ...d.tls, cert: abs(d.tls.cert), key: abs(d.tls.key), ca: abs(d.tls.ca) };
   }
   return d;
+}
+
+/** Where the key `name` of a YAML map starts in the file. */
+function findKey(map: unknown, name: string): number | undefined {
+  if (!YAML.isMap(map)) return undefined;
+  for (const pair of map.items) {
+    if (YAML.isScalar(pair.key) && pair.key.value === name) return pair.key.range?.[0];
+  }
+  return undefined;
 }
 
 function envBool(value: string | undefined, name: string): boolean | undefined {
@@ -120,6 +155,30 @@ export interface ResolvedConnection {
   configFile?: string;
   /** The `temporal` CLI profile read, if any. */
   profile?: { name: string; file: string };
+  /** The Web UI's base URL, for links to runs. */
+  uiUrl: string;
+}
+
+/**
+ * The Temporal dev server serves its Web UI on the frontend's port + 1000 (7233 → 8233): the
+ * default when neither `--ui-url`, `CLUSTERGUARD_UI_URL` nor `uiUrl:` says otherwise.
+ */
+export function defaultUiUrl(address: string): string {
+  const m = /^(.*):(\d+)$/.exec(address);
+  const host = m?.[1] ?? address;
+  return `http://${host}:${m ? Number(m[2]) + 1000 : 8233}`;
+}
+
+/** `--cluster` when left out: `CLUSTERGUARD_CLUSTER`, else `cluster:` of the config file. */
+export function defaultCluster(
+  flags: ConnectionFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (env.CLUSTERGUARD_CLUSTER) return env.CLUSTERGUARD_CLUSTER;
+  const where = configFilePath(flags, env);
+  return where && (where.required || existsSync(where.file))
+    ? readConfigFile(where.file).cluster
+    : undefined;
 }
 
 /**
@@ -214,17 +273,21 @@ export function resolveConnection(
       if (m.data) tls[`${item}Data`] = m.data;
     }
   } else if (tlsOn) tls = true;
+  const address =
+    pick(flags.address, env.TEMPORAL_ADDRESS, p?.address, file.address) ?? '127.0.0.1:7233';
   return {
     connect: {
-      address:
-        pick(flags.address, env.TEMPORAL_ADDRESS, p?.address, file.address) ?? '127.0.0.1:7233',
+      address,
       namespace:
         pick(flags.namespace, env.TEMPORAL_NAMESPACE, p?.namespace, file.namespace) ?? 'default',
       ...(tls !== undefined ? { tls } : {}),
       ...(apiKey ? { apiKey } : {}),
       ...(p?.grpcMeta ? { grpcMeta: p.grpcMeta } : {}),
-      connectTimeoutMs: Math.round((flags.connectTimeout ?? 10) * 1000),
+      connectTimeoutMs: Math.round((flags.connectTimeout ?? 1.5) * 1000),
     },
+    uiUrl: (
+      pick(flags.uiUrl, env.CLUSTERGUARD_UI_URL, file.uiUrl) ?? defaultUiUrl(address)
+    ).replace(/\/+$/, ''),
     taskQueue:
       pick(flags.taskQueue, env.CLUSTERGUARD_TASK_QUEUE, file.taskQueue) ?? orchestratorTaskQueue,
     ...(codec ? { codec } : {}),

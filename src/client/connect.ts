@@ -44,7 +44,7 @@ export const connectOptionsSchema = z
 export type ConnectOptions = z.input<typeof connectOptionsSchema>;
 
 /** The SDK's TLS settings, read by the same code as the processes' (`temporal.tls`). */
-function tlsConfig(o: z.output<typeof connectOptionsSchema>): Promise<TLSConfig | boolean> {
+export function tlsConfig(o: z.output<typeof connectOptionsSchema>): Promise<TLSConfig | boolean> {
   const t = o.tls;
   return tlsFor({
     ...(o.apiKey ? { apiKey: o.apiKey } : {}),

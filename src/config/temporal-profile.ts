@@ -161,11 +161,15 @@ export function loadConnectionProfile(options: LoadProfileOptions): LoadedProfil
     // envconfig converts `profile.<name>` tables; a file without any (an empty file) makes it
     // call Object.entries(undefined), a TypeError: that is "no profiles", not a broken file.
     if (err instanceof TypeError) config = { profiles: {} };
-    else
+    else {
+      // The TOML parser's error carries the line it stopped at.
+      const line = (err as { line?: unknown }).line;
       throw new ClusterGuardError(
         'InvalidConfig',
-        `${what} is not valid: ${(err as Error).message}; fix it or rewrite it with \`temporal config set\``,
+        `${what} is not valid${typeof line === 'number' ? ` at line ${line}` : ''}: ` +
+          `${(err as Error).message}; fix it or rewrite it with \`temporal config set\``,
       );
+    }
   }
 
   const raw = Object.hasOwn(config.profiles, name) ? config.profiles[name] : undefined;

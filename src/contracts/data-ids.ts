@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { dataComponents as components } from './components.js';
 
 /**
  * The names the data runbooks share: what they back up, the kinds of archive, the workflow id
@@ -10,7 +11,7 @@ import { z } from 'zod';
  * holds cluster-wide data, so it is taken once, on the master; the controller's folders are
  * per node.
  */
-export const dataComponents = ['cockroach', 'zookeeper', 'kafka', 'controller'] as const;
+export const dataComponents = components;
 export type DataComponentName = (typeof dataComponents)[number];
 export const replicatedComponents = ['cockroach', 'zookeeper', 'kafka'] as const;
 export type ReplicatedComponent = (typeof replicatedComponents)[number];

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { membershipMiddleware as middleware } from './components.js';
 import { nodeAddressSchema, nodeListSchema } from './addresses.js';
 import { planMembership, quorumSize, type MembershipPlan } from './membership.js';
 import { clusterIdSchema } from './ping.js';
@@ -14,7 +15,7 @@ import { lazySchema } from './validation.js';
  * started (docs/design.md, lists them in this order). decommissionNodes removes a node from them
  * in the same order, CockroachDB first: its data needs the longest to move.
  */
-export const membershipMiddleware = ['cockroach', 'zookeeper', 'kafka'] as const;
+export const membershipMiddleware = middleware;
 export type MembershipMiddleware = (typeof membershipMiddleware)[number];
 
 /** CockroachDB keeps 3 replicas of every range: fewer live nodes cannot hold them. */

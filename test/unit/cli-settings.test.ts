@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { resolveConnection } from '../../src/cli/settings.js';
+import { defaultCluster, resolveConnection } from '../../src/cli/settings.js';
 import { ClusterGuardError } from '../../src/contracts/errors.js';
 
 describe('CLI connection settings', () => {
@@ -26,9 +26,31 @@ describe('CLI connection settings', () => {
     assert.deepEqual(r.connect, {
       address: '127.0.0.1:7233',
       namespace: 'default',
-      connectTimeoutMs: 10_000,
+      connectTimeoutMs: 1_500,
     });
     assert.equal(r.taskQueue, 'clusterguard');
+    // The dev server's Web UI: the frontend's port + 1000.
+    assert.equal(r.uiUrl, 'http://127.0.0.1:8233');
+    assert.equal(
+      resolveConnection({ address: 'temporal.lan:7300' }, {}).uiUrl,
+      'http://temporal.lan:8300',
+    );
+  });
+
+  test('a default cluster and Web UI from the config file; the environment first', async () => {
+    const file = path.join(dir, 'with-cluster.yaml');
+    await writeFile(file, 'cluster: plant-7\nuiUrl: https://ui.example/\n');
+    assert.equal(defaultCluster({ config: file }, {}), 'plant-7');
+    assert.equal(defaultCluster({ config: file }, { CLUSTERGUARD_CLUSTER: 'env-c' }), 'env-c');
+    assert.equal(defaultCluster({}, { XDG_CONFIG_HOME: dir }), undefined);
+    assert.equal(resolveConnection({ config: file }, {}).uiUrl, 'https://ui.example');
+    assert.equal(
+      resolveConnection(
+        { config: file, uiUrl: 'http://flag:1' },
+        { CLUSTERGUARD_UI_URL: 'http://env:2' },
+      ).uiUrl,
+      'http://flag:1',
+    );
   });
 
   test('flags over environment over config file; file paths are relative to the file', () => {
@@ -129,7 +151,7 @@ describe('CLI connection settings', () => {
           ca: '/p/ca.pem',
           serverName: 'temporal.prod',
         },
-        connectTimeoutMs: 10_000,
+        connectTimeoutMs: 1_500,
       });
       assert.equal(fromProfile.taskQueue, 'file-queue'); // not a profile setting
       assert.deepEqual(fromProfile.profile, { name: 'prod', file: toml });

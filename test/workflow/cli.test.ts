@@ -10,6 +10,7 @@ import { repoRoot } from '../../src/process.js';
 import { createBackupSchedule } from '../../src/client/index.js';
 import { recordHistory } from '../helpers/stack.js';
 import { writeTestJar } from '../helpers/bundles.js';
+import { cliEnv } from '../helpers/cli.js';
 import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { startTestOrchestrator, testServer, type TestOrchestrator } from '../helpers/temporal.js';
 import { progressQuery } from '../../src/contracts/messages.js';
@@ -81,16 +82,7 @@ describe('clusterguard CLI', { concurrency: true }, () => {
     ]);
     client = orchestrator.client;
     dir = await mkdtemp(path.join(os.tmpdir(), 'cg-cli-'));
-    const { address, namespace } = testServer();
-    env = {
-      PATH: process.env.PATH ?? '',
-      HOME: dir,
-      // No operator's ~/.config/clusterguard/cli.yaml in the way.
-      XDG_CONFIG_HOME: dir,
-      TEMPORAL_ADDRESS: address,
-      TEMPORAL_NAMESPACE: namespace,
-      CLUSTERGUARD_TASK_QUEUE: orchestrator.taskQueue,
-    };
+    env = cliEnv(dir, orchestrator.taskQueue);
   });
 
   after(async () => {

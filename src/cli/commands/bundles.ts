@@ -1,9 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import YAML from 'yaml';
-import { loadClientTls } from '../../agent/tls.js';
-import { pushBundle } from '../../bundles/client.js';
-import { approveRollout, rolloutStatus } from '../../client/index.js';
 import {
   CliExit,
   defined,
@@ -11,13 +7,13 @@ import {
   example,
   exitCodes,
   list,
-  num,
+  whole,
   print,
   startFlags,
   stepFlags,
 } from '../common.js';
 import { addBundleList } from '../bundle-list.js';
-import { startCommand, withClient } from '../run.js';
+import { clientApi, startCommand, withClient, yamlApi } from '../lazy.js';
 import { updateCommand } from './steer.js';
 
 /** `approve` and `bundle …`: bundle rollouts (rolloutBundle). */
@@ -33,7 +29,8 @@ export function bundleCommands(program: Command): void {
       'clusterguard approve cg/dev/bundle/com.example.app --by alice',
     ),
     'approve',
-    (client, wid, o) => approveRollout(client, wid, defined({ by: o.by, reject: o.reject })),
+    async (client, wid, o) =>
+      (await clientApi()).approveRollout(client, wid, defined({ by: o.by, reject: o.reject })),
   );
 
   const bundle = program.command('bundle').description('bundle rollouts (rolloutBundle)');
@@ -42,13 +39,15 @@ export function bundleCommands(program: Command): void {
     bundle
       .command('status')
       .description("the query bundles of a cluster's rollout: phase and every node")
-      .requiredOption('--cluster <id>', 'cluster id')
+      .option('--cluster <id>', 'cluster id')
       .requiredOption('--name <symbolic-name>', "the bundle's symbolic name"),
     'clusterguard bundle status --cluster dev --name com.example.app',
   ).action(async function (this: Command) {
     const o = this.opts();
     done(
       await withClient(this, async (client) => {
+        const { rolloutStatus } = await clientApi();
+        const YAML = await yamlApi();
         const view = await rolloutStatus(client, o.cluster as string, o.name as string);
         print(view, () => YAML.stringify(view).trimEnd());
         return exitCodes.ok;
@@ -94,6 +93,8 @@ export function bundleCommands(program: Command): void {
         'no cluster token: pass --token-file, or set CLUSTERGUARD_TOKEN_FILE or CLUSTERGUARD_TOKEN',
       );
     }
+    const { loadClientTls } = await import('../../agent/tls.js');
+    const { pushBundle } = await import('../../bundles/client.js');
     const tls = await loadClientTls({
       caFile: (o.agentCa as string | undefined) ?? process.env.CLUSTERGUARD_AGENT_CA,
       certFile: (o.agentCert as string | undefined) ?? process.env.CLUSTERGUARD_AGENT_CERT,
@@ -116,15 +117,27 @@ export function bundleCommands(program: Command): void {
         bundle
           .command('rollout')
           .description('start rolloutBundle (cg/<cluster>/bundle/<name>): install node by node')
-          .requiredOption('--cluster <id>', 'cluster id')
+          .option('--cluster <id>', 'cluster id')
           .requiredOption('--name <symbolic-name>', "the bundle's symbolic name (from push)")
           .requiredOption('--sha256 <hex>', 'the artifact (from push)')
           .option('--nodes <a,b,…>', 'the nodes, in order (default: the members)', list)
           .option('--master <address>', 'a member whose cluster.json lists the members')
           .option('--source <address>', 'the agent the bundle was pushed to')
-          .option('--batch-size <n>', 'nodes at once after the canary (default 1)', num)
-          .option('--canary <n>', 'nodes of a first batch; then wait for approve', num)
-          .option('--max-failures <n>', 'failed nodes tolerated before rolling back', num)
+          .option(
+            '--batch-size <n>',
+            'nodes at once after the canary (default 1)',
+            whole('nodes', 1),
+          )
+          .option(
+            '--canary <n>',
+            'nodes of a first batch; then wait for approve',
+            whole('nodes', 1),
+          )
+          .option(
+            '--max-failures <n>',
+            'failed nodes tolerated before rolling back',
+            whole('nodes'),
+          )
           .option('--health-check <name>', "one of the agents' configured health checks")
           .option('--dry-run', 'plan only')
           .option('--allow-downgrade', "install over a higher version a node's framework runs"),

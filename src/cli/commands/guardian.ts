@@ -1,15 +1,6 @@
 import type { Command } from 'commander';
-import YAML from 'yaml';
-import {
-  checked,
-  guardianState,
-  pauseGuardian,
-  resumeGuardian,
-  setGuardianMembership,
-  setMembershipSchema,
-} from '../../client/index.js';
-import { defined, done, example, exitCodes, list, num, print, startFlags } from '../common.js';
-import { startCommand, withClient } from '../run.js';
+import { defined, done, example, exitCodes, list, print, whole, startFlags } from '../common.js';
+import { clientApi, startCommand, withClient, yamlApi } from '../lazy.js';
 
 /** `guardian …`: the cluster guardian (clusterGuardian, cg/<cluster>/guardian). */
 export function guardianCommands(program: Command): void {
@@ -21,11 +12,11 @@ export function guardianCommands(program: Command): void {
       guardian
         .command('start')
         .description('start the guardian of a cluster')
-        .requiredOption('--cluster <id>', 'cluster id')
+        .option('--cluster <id>', 'cluster id')
         .requiredOption('--master <address>', 'a member, normally the master')
         .option('--desired <a,b,…>', 'the desired members (or set them later)', list)
         .option('--controller-url <url>', "poll the appliance controller's cluster endpoint")
-        .option('--interval <seconds>', 'how often to compare (default 60)', num)
+        .option('--interval <seconds>', 'how often to compare (default 60)', whole('seconds', 1))
         .option('--dry-run', 'children run as dry runs'),
     ),
     'clusterguard guardian start --cluster dev --master 127.0.0.11 --desired 127.0.0.11,127.0.0.12,127.0.0.13',
@@ -45,10 +36,7 @@ export function guardianCommands(program: Command): void {
 
   const guardianCommand = (name: string, description: string, line: string) =>
     example(
-      guardian
-        .command(name)
-        .description(description)
-        .requiredOption('--cluster <id>', 'cluster id'),
+      guardian.command(name).description(description).option('--cluster <id>', 'cluster id'),
       line,
     );
   guardianCommand(
@@ -59,6 +47,8 @@ export function guardianCommands(program: Command): void {
     const o = this.opts();
     done(
       await withClient(this, async (client) => {
+        const { guardianState } = await clientApi();
+        const YAML = await yamlApi();
         const state = await guardianState(client, o.cluster as string);
         print(state, () => YAML.stringify(state).trimEnd());
         return exitCodes.ok;
@@ -75,6 +65,7 @@ export function guardianCommands(program: Command): void {
       const o = this.opts();
       done(
         await withClient(this, async (client) => {
+          const { pauseGuardian } = await clientApi();
           await pauseGuardian(client, o.cluster as string, o.reason as string | undefined);
           print(
             { clusterId: o.cluster as string, signal: 'pause' },
@@ -89,6 +80,7 @@ export function guardianCommands(program: Command): void {
       const o = this.opts();
       done(
         await withClient(this, async (client) => {
+          const { resumeGuardian } = await clientApi();
           await resumeGuardian(client, o.cluster as string);
           print(
             { clusterId: o.cluster as string, signal: 'resume' },
@@ -109,6 +101,7 @@ export function guardianCommands(program: Command): void {
     .option('--reason <text>', 'why, for its state and history')
     .action(async function (this: Command) {
       const o = this.opts();
+      const { checked, setGuardianMembership, setMembershipSchema } = await clientApi();
       const arg = defined({ nodes: o.nodes, master: o.master, reason: o.reason });
       checked(setMembershipSchema, arg, 'setMembership');
       done(

@@ -1,16 +1,18 @@
 import type { Command } from 'commander';
-import { dataComponents, membershipMiddleware } from '../../client/index.js';
+import { dataComponents, membershipMiddleware } from '../../contracts/components.js';
 import {
   done,
   example,
   list,
   middlewareOption,
-  num,
+  agentTimeout,
+  decimal,
+  whole,
   required,
   startFlags,
   stepFlags,
 } from '../common.js';
-import { startCommand } from '../run.js';
+import { startCommand } from '../lazy.js';
 
 /** The commands that start a runbook now: ping, the membership and the data runbooks. */
 export function runbookCommands(program: Command): { backup: Command } {
@@ -19,10 +21,18 @@ export function runbookCommands(program: Command): { backup: Command } {
       program
         .command('ping')
         .description('start pingCluster: ask every node agent who it is and what it runs')
-        .requiredOption('--cluster <id>', 'cluster id')
+        .option('--cluster <id>', 'cluster id')
         .requiredOption('--nodes <a,b,…>', 'node addresses; the first is the master', list)
-        .option('--hold-seconds <n>', 'keep each probe busy this long (0–3600)', num)
-        .option('--agent-timeout <seconds>', 'when a silent node shows as unreachable', num)
+        .option(
+          '--hold-seconds <n>',
+          'keep each probe busy this long (0–3600)',
+          whole('seconds', 0, 3600),
+        )
+        .option(
+          '--agent-timeout <seconds>',
+          'when a silent node shows as unreachable',
+          agentTimeout,
+        )
         .option('--workflow-id <id>', 'default cg/<cluster>/ping/<random>'),
     ),
     'clusterguard ping --cluster dev --nodes 127.0.0.11,127.0.0.12,127.0.0.13 --wait',
@@ -50,7 +60,7 @@ export function runbookCommands(program: Command): { backup: Command } {
         program
           .command(name)
           .description(description)
-          .requiredOption('--cluster <id>', 'cluster id')
+          .option('--cluster <id>', 'cluster id')
           .addOption(middlewareOption(membershipMiddleware))
           .option('--dry-run', 'return the plan; change nothing'),
       ),
@@ -140,18 +150,12 @@ export function runbookCommands(program: Command): { backup: Command } {
     stepAttempts: o.stepAttempts,
     agentTimeoutSeconds: o.agentTimeout,
   });
-  // `backup` has subcommands, and commander checks an ancestor's required options for them
-  // too: there, the two are checked in the action instead.
-  const dataCommand = (cmd: Command, required = true) =>
+  const dataCommand = (cmd: Command) =>
     stepFlags(
       startFlags(
-        required
-          ? cmd
-              .requiredOption('--cluster <id>', 'cluster id')
-              .option('--master <address>', 'a member, normally the master (default: the record)')
-          : cmd
-              .option('--cluster <id>', 'cluster id (required)')
-              .option('--master <address>', 'a member, normally the master (default: the record)'),
+        cmd
+          .option('--cluster <id>', 'cluster id')
+          .option('--master <address>', 'a member, normally the master (default: the record)'),
       ),
     );
 
@@ -162,10 +166,13 @@ export function runbookCommands(program: Command): { backup: Command } {
         .description('start backupCluster now (as cg/<cluster>/data); or manage schedules')
         .addOption(middlewareOption(dataComponents))
         .option('--label <label>', 'the backup id becomes <timestamp>-<label>')
-        .option('--keep <n>', 'retention: keep the newest n backups per node', num)
-        .option('--max-age-days <days>', 'retention: delete backups older than this', num)
+        .option('--keep <n>', 'retention: keep the newest n backups per node', whole('backups', 1))
+        .option(
+          '--max-age-days <days>',
+          'retention: delete backups older than this',
+          decimal('days'),
+        )
         .option('--dry-run', 'return the plan; change nothing'),
-      false,
     ),
     'clusterguard backup --cluster dev --master 127.0.0.11 --keep 7 --watch',
     'clusterguard backup schedule create --cluster dev --master 127.0.0.11 --cron "0 2 * * *" --keep 7',

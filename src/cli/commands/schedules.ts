@@ -1,17 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import {
-  checked,
-  createBackupSchedule,
-  createBackupScheduleSchema,
-  dataComponents,
-  deleteBackupSchedule,
-  describeBackupSchedule,
-  listBackupSchedules,
-  pauseBackupSchedule,
-  triggerBackupSchedule,
-  unpauseBackupSchedule,
-} from '../../client/index.js';
+import { dataComponents } from '../../contracts/components.js';
 import {
   allOpts,
   collect,
@@ -21,12 +10,11 @@ import {
   exitCodes,
   extraInput,
   middlewareOption,
-  num,
+  whole,
   print,
   required,
 } from '../common.js';
-import { scheduleTable } from '../render.js';
-import { withClient } from '../run.js';
+import { clientApi, renderApi, withClient } from '../lazy.js';
 
 /** `backup schedule …`: Temporal Schedules that start backupCluster. */
 export function scheduleCommands(backup: Command): void {
@@ -37,14 +25,14 @@ export function scheduleCommands(backup: Command): void {
     schedule
       .command('create')
       .description('create a backup schedule (cg/<cluster>/backup-schedule/<name>)')
-      .option('--cluster <id>', 'cluster id (required)')
-      .option('--master <address>', 'a member, normally the master (required)')
+      .option('--cluster <id>', 'cluster id')
+      .option('--master <address>', 'a member, normally the master (default: the record)')
       .option('--name <name>', 'schedule name', 'default')
       .option('--cron <expr>', 'cron expression, UTC (repeatable)', collect)
       .option('--every <interval>', 'or an interval: 30s, 15m, 6h, 1d')
       .addOption(middlewareOption(dataComponents))
       .option('--label <label>', 'each backup id becomes <timestamp>-<label>')
-      .option('--keep <n>', 'retention: keep the newest n backups per node', num)
+      .option('--keep <n>', 'retention: keep the newest n backups per node', whole('backups', 1))
       .option('--paused', 'create it paused')
       .option('--note <text>', 'a note shown with the schedule')
       .option('--input <json>', 'more backupCluster input fields as a JSON object'),
@@ -52,7 +40,7 @@ export function scheduleCommands(backup: Command): void {
     'clusterguard backup schedule create --cluster dev --master 127.0.0.11 --name hourly --every 1h',
   ).action(async function (this: Command) {
     const o = allOpts(this);
-    required(this, o, ['cluster', 'master']);
+    required(this, o, ['cluster']);
     const options = defined({
       name: o.name,
       cron: o.cron,
@@ -70,6 +58,8 @@ export function scheduleCommands(backup: Command): void {
         }),
       },
     });
+    const { checked, createBackupSchedule, createBackupScheduleSchema } = await clientApi();
+    const { scheduleTable } = await renderApi();
     checked(createBackupScheduleSchema, options, 'backup schedule');
     done(
       await withClient(this, async (client, conn) => {
@@ -86,13 +76,15 @@ export function scheduleCommands(backup: Command): void {
     schedule
       .command('list')
       .description("list a cluster's backup schedules")
-      .option('--cluster <id>', 'cluster id (required)'),
+      .option('--cluster <id>', 'cluster id'),
     'clusterguard backup schedule list --cluster dev --json',
   ).action(async function (this: Command) {
     const o = allOpts(this);
     required(this, o, ['cluster']);
     done(
       await withClient(this, async (client) => {
+        const { listBackupSchedules } = await clientApi();
+        const { scheduleTable } = await renderApi();
         const rows = await listBackupSchedules(client, o.cluster as string);
         print(rows, () =>
           rows.length ? scheduleTable(rows) : `no backup schedules of ${String(o.cluster)}`,
@@ -112,7 +104,7 @@ export function scheduleCommands(backup: Command): void {
     const cmd = schedule
       .command(name)
       .description(description)
-      .option('--cluster <id>', 'cluster id (required)')
+      .option('--cluster <id>', 'cluster id')
       .option('--name <name>', 'schedule name', 'default');
     if (withNote) cmd.option('--note <text>', 'why (shown with the schedule)');
     example(cmd, `clusterguard backup schedule ${name} --cluster dev --name default`).action(
@@ -121,6 +113,8 @@ export function scheduleCommands(backup: Command): void {
         required(this, o, ['cluster']);
         done(
           await withClient(this, async (client) => {
+            const { describeBackupSchedule } = await clientApi();
+            const { scheduleTable } = await renderApi();
             const cluster = o.cluster as string;
             const scheduleName = o.name as string;
             await run(client, cluster, scheduleName, o.note as string | undefined);
@@ -149,27 +143,27 @@ export function scheduleCommands(backup: Command): void {
   scheduleAction(
     'pause',
     'pause a backup schedule',
-    (c, cl, n, note) => pauseBackupSchedule(c, cl, n, note),
+    async (c, cl, n, note) => (await clientApi()).pauseBackupSchedule(c, cl, n, note),
     'paused',
     true,
   );
   scheduleAction(
     'unpause',
     'unpause a backup schedule',
-    (c, cl, n, note) => unpauseBackupSchedule(c, cl, n, note),
+    async (c, cl, n, note) => (await clientApi()).unpauseBackupSchedule(c, cl, n, note),
     'unpaused',
     true,
   );
   scheduleAction(
     'trigger',
     'fire a backup schedule now (skipped while its last backup runs)',
-    triggerBackupSchedule,
+    async (c, cl, n) => (await clientApi()).triggerBackupSchedule(c, cl, n),
     'triggered',
   );
   scheduleAction(
     'delete',
     'delete a backup schedule (a backup it started goes on)',
-    deleteBackupSchedule,
+    async (c, cl, n) => (await clientApi()).deleteBackupSchedule(c, cl, n),
     'deleted',
   );
 }

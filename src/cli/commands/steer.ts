@@ -1,20 +1,9 @@
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import {
-  ClusterGuardError,
-  abortRunbook,
-  getProgress,
-  listRunbooks,
-  pauseRunbook,
-  resumeRunbook,
-  retryStep,
-  runbookOutcome,
-  skipNode,
-  type Progress,
-} from '../../client/index.js';
-import { defined, done, example, exitCodes, num, print } from '../common.js';
-import { outcomeLine, progressTable, runbookTable } from '../render.js';
-import { innermostMessage, watchRun, withClient } from '../run.js';
+import type { Progress } from '../../client/index.js';
+import { defined, done, example, exitCodes, print, seconds, whole } from '../common.js';
+import { historyRows, historyTable } from '../history.js';
+import { clientApi, renderApi, withClient } from '../lazy.js';
 
 /** A command that sends an update to `<workflow-id>` and prints the runbook's answer. */
 export const updateCommand = (
@@ -38,12 +27,17 @@ export function steerCommands(program: Command): void {
   example(
     program
       .command('status')
-      .description('show a runbook: its state and the `progress` query as a table')
+      .description(
+        'show a runbook: its state and the `progress` query; exit 1 failed, 6 parked, else 0',
+      )
       .argument('<workflow-id>'),
     'clusterguard status cg/dev/membership',
   ).action(async function (this: Command, workflowId: string) {
     done(
       await withClient(this, async (client) => {
+        const { getProgress, runbookOutcome } = await clientApi();
+        const { operatorWait, outcomeLine, progressTable } = await renderApi();
+        const { innermostMessage, outcomeCode } = await import('../run.js');
         const outcome = await runbookOutcome(client, workflowId);
         let progress: Progress | undefined;
         let noProgress: string | undefined;
@@ -52,11 +46,85 @@ export function steerCommands(program: Command): void {
         } catch (err) {
           noProgress = innermostMessage(err);
         }
-        print({ ...outcome, progress: progress ?? null }, () =>
+        const waiting =
+          outcome.status === 'RUNNING' && progress ? operatorWait(progress) : undefined;
+        print({ ...outcome, progress: progress ?? null, ...(waiting ? { waiting } : {}) }, () =>
           [
             ...(progress ? [progressTable(progress)] : [`(no progress: ${noProgress ?? '?'})`]),
             outcomeLine(outcome),
+            ...(waiting ? [`waiting for an operator: ${waiting}`] : []),
           ].join('\n'),
+        );
+        if (outcome.status !== 'RUNNING') return outcomeCode(outcome);
+        return waiting ? exitCodes.waiting : exitCodes.ok;
+      }),
+    );
+  });
+
+  example(
+    program
+      .command('watch')
+      .description(
+        'live progress bars (one per node) until the runbook ends (exit by outcome), parks ' +
+          '(exit 6) or --timeout passes (exit 7)',
+      )
+      .argument('<workflow-id>')
+      .option('--interval <seconds>', 'how often to ask (default 1)', seconds)
+      .option('--timeout <seconds>', 'stop watching after this long (exit 7)', seconds),
+    'clusterguard watch cg/dev/membership --timeout 600',
+  ).action(async function (this: Command, workflowId: string) {
+    const o = this.opts<{ interval?: number; timeout?: number }>();
+    done(
+      await withClient(this, async (client) =>
+        (await import('../run.js')).waitRun(client, workflowId, {
+          intervalMs: (o.interval ?? 1) * 1000,
+          bars: true,
+          ...(o.timeout ? { timeoutMs: o.timeout * 1000 } : {}),
+        }),
+      ),
+    );
+  });
+
+  example(
+    program
+      .command('result')
+      .description(
+        "a runbook's result; waits for its end (exit by outcome), unless it parks (exit 6) " +
+          'or --timeout passes (exit 7)',
+      )
+      .argument('<workflow-id>')
+      .option('--timeout <seconds>', 'stop waiting after this long (exit 7)', seconds),
+    'clusterguard result cg/dev/data -o yaml',
+  ).action(async function (this: Command, workflowId: string) {
+    const o = this.opts<{ timeout?: number }>();
+    done(
+      await withClient(this, async (client) =>
+        (await import('../run.js')).waitRun(client, workflowId, {
+          intervalMs: 1000,
+          bars: false,
+          ...(o.timeout ? { timeoutMs: o.timeout * 1000 } : {}),
+        }),
+      ),
+    );
+  });
+
+  example(
+    program
+      .command('cancel')
+      .description(
+        'request cancellation: the runbook stops at its next step boundary (prefer abort ' +
+          'for a parked one: it says what it left)',
+      )
+      .argument('<workflow-id>'),
+    'clusterguard cancel cg/dev/ping/1',
+  ).action(async function (this: Command, workflowId: string) {
+    done(
+      await withClient(this, async (client) => {
+        const { handleOf } = await clientApi();
+        await handleOf(client, workflowId).cancel();
+        print(
+          { workflowId, cancel: 'requested' },
+          () => `cancellation requested for ${workflowId}`,
         );
         return exitCodes.ok;
       }),
@@ -65,16 +133,22 @@ export function steerCommands(program: Command): void {
 
   example(
     program
-      .command('watch')
-      .description('live progress bars (one per node) until the runbook ends; exit code by outcome')
+      .command('history')
+      .description("a run's event history: id, time, type and the name it concerns")
       .argument('<workflow-id>')
-      .option('--interval <seconds>', 'how often to ask (default 1)', num),
-    'clusterguard watch cg/dev/membership',
+      .option('--limit <n>', 'only the last n events', whole('events', 1)),
+    'clusterguard history cg/dev/membership --limit 20',
   ).action(async function (this: Command, workflowId: string) {
-    const o = this.opts();
-    const interval = (o.interval as number | undefined) ?? 1;
-    if (!(interval > 0)) throw new ClusterGuardError('InvalidInput', '--interval must be > 0');
-    done(await withClient(this, (client) => watchRun(client, workflowId, interval * 1000)));
+    const o = this.opts<{ limit?: number }>();
+    done(
+      await withClient(this, async (client) => {
+        const { handleOf } = await clientApi();
+        const history = await handleOf(client, workflowId).fetchHistory();
+        const rows = (await historyRows(history)).slice(-(o.limit ?? 0));
+        print(rows, () => historyTable(rows));
+        return exitCodes.ok;
+      }),
+    );
   });
 
   example(
@@ -88,6 +162,7 @@ export function steerCommands(program: Command): void {
     const o = this.opts();
     done(
       await withClient(this, async (client) => {
+        const { pauseRunbook } = await clientApi();
         await pauseRunbook(client, workflowId, o.reason as string | undefined);
         print({ workflowId, signal: 'pause' }, () => `pause sent to ${workflowId}`);
         return exitCodes.ok;
@@ -101,6 +176,7 @@ export function steerCommands(program: Command): void {
   ).action(async function (this: Command, workflowId: string) {
     done(
       await withClient(this, async (client) => {
+        const { resumeRunbook } = await clientApi();
         await resumeRunbook(client, workflowId);
         print({ workflowId, signal: 'resume' }, () => `resume sent to ${workflowId}`);
         return exitCodes.ok;
@@ -118,7 +194,7 @@ export function steerCommands(program: Command): void {
       'clusterguard retry-step cg/dev/membership --step join:127.0.0.13',
     ),
     'retryStep',
-    (client, wid, o) => retryStep(client, wid, defined({ step: o.step })),
+    async (client, wid, o) => (await clientApi()).retryStep(client, wid, defined({ step: o.step })),
   );
   updateCommand(
     example(
@@ -131,8 +207,11 @@ export function steerCommands(program: Command): void {
       'clusterguard skip-node cg/dev/membership --node 127.0.0.13 --reason "disk replaced"',
     ),
     'skipNode',
-    (client, wid, o) =>
-      skipNode(client, wid, { node: o.node as string, reason: o.reason as string }),
+    async (client, wid, o) =>
+      (await clientApi()).skipNode(client, wid, {
+        node: o.node as string,
+        reason: o.reason as string,
+      }),
   );
   updateCommand(
     example(
@@ -144,22 +223,25 @@ export function steerCommands(program: Command): void {
       'clusterguard abort cg/dev/membership --reason postponed',
     ),
     'abort',
-    (client, wid, o) => abortRunbook(client, wid, { reason: o.reason as string }),
+    async (client, wid, o) =>
+      (await clientApi()).abortRunbook(client, wid, { reason: o.reason as string }),
   );
 
   example(
     program
       .command('list')
       .description("list a cluster's runbooks (search attributes ClusterId, Runbook), newest first")
-      .requiredOption('--cluster <id>', 'cluster id')
+      .option('--cluster <id>', 'cluster id')
       .option('--runbook <type>', 'only this workflow type, e.g. backupCluster')
       .option('--running', 'only running ones')
-      .option('--limit <n>', 'at most n (default 50)', num),
+      .option('--limit <n>', 'at most n (default 50)', whole('runbooks', 1)),
     'clusterguard list --cluster dev --running',
   ).action(async function (this: Command) {
     const o = this.opts();
     done(
       await withClient(this, async (client) => {
+        const { listRunbooks } = await clientApi();
+        const { runbookTable } = await renderApi();
         const rows = await listRunbooks(
           client,
           defined({
