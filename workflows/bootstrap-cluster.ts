@@ -1,6 +1,5 @@
 import { executeChild, patched, uuid4 } from '@temporalio/workflow';
 import {
-  analyzeQuorum,
   assignMemberIds,
   joinWipes,
   kafkaClusterIdFromUuid,
@@ -8,7 +7,7 @@ import {
   type ClusterViewInput,
   type MembershipRunbookResult,
   type PlannedStep,
-  type RunbookPlan,
+  runbookPlan,
 } from '../src/contracts/membership-runbooks.js';
 import { quorumSize } from '../src/contracts/membership.js';
 import { childJoinId, joinNode } from './join-node.js';
@@ -99,14 +98,13 @@ export async function bootstrapCluster(
     ...nodes.map((n) => ({ id: `sync:${n}`, title: 'record the final membership', node: n })),
     { id: `in-sync:${master}`, title: 'wait until every replica is in sync', node: master },
   ];
-  const plan: RunbookPlan = {
+  const plan = runbookPlan({
     runbook: 'bootstrapCluster',
     clusterId,
     master,
     middleware,
     membership,
     steps: planned,
-    quorum: analyzeQuorum(membership, middleware),
     wipes: [
       ...others.map((n) => ({ node: n, what: joinWipes(rejoins.has(n), middleware) })),
       ...input.decommissionNodes.map((n) => ({
@@ -114,8 +112,7 @@ export async function bootstrapCluster(
         what: middleware.map((m) => `${m}: data and configuration`),
       })),
     ],
-    warnings: membership.warnings,
-  };
+  });
   let inSync: string[] | undefined;
   const result = (): MembershipRunbookResult => ({
     runbook: 'bootstrapCluster',

@@ -8,7 +8,7 @@ import {
   type MembershipRunbookResult,
   type PlannedStep,
   type QuorumFacts,
-  type RunbookPlan,
+  runbookPlan,
 } from '../src/contracts/membership-runbooks.js';
 import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import { childJoinId, joinNode } from './join-node.js';
@@ -210,7 +210,7 @@ export async function decommissionNodes(
       node: finalMaster,
     },
   ];
-  const plan: RunbookPlan = {
+  const plan = runbookPlan({
     runbook: 'decommissionNodes',
     clusterId,
     master,
@@ -222,8 +222,7 @@ export async function decommissionNodes(
       node: s.nodes[0] ?? '',
       what: middleware.map((m) => `${m}: data and configuration`),
     })),
-    warnings: membership.warnings,
-  };
+  });
   const refusal = quorumRefusal(quorum);
   if (refusal && input.dryRun) {
     return {

@@ -1,6 +1,5 @@
 import { ApplicationFailure, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import {
-  analyzeQuorum,
   assignMemberIds,
   joinWipes,
   type ClusterViewInput,
@@ -8,7 +7,7 @@ import {
   type JoinNodeParams,
   type MembershipRunbookResult,
   type PlannedStep,
-  type RunbookPlan,
+  runbookPlan,
 } from '../src/contracts/membership-runbooks.js';
 import { standaloneAddress } from '../src/contracts/cluster-file.js';
 import * as steps from './lib/membership.js';
@@ -139,17 +138,15 @@ export async function runJoin(
       ? []
       : [{ id: `in-sync:${master}`, title: 'wait until every replica is in sync', node: master }]),
   ];
-  const plan: RunbookPlan = {
+  const plan = runbookPlan({
     runbook: name,
     clusterId,
     master,
     middleware,
     membership,
     steps: planned,
-    quorum: analyzeQuorum(membership, middleware),
     wipes: [{ node, what: joinWipes(rejoin, middleware) }],
-    warnings: membership.warnings,
-  };
+  });
   let inSync: string[] | undefined;
   const result = (): MembershipRunbookResult => ({
     runbook: name,

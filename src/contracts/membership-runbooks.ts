@@ -310,6 +310,23 @@ export interface RunbookPlan {
   warnings: string[];
 }
 
+/** A runbook's plan; its quorum analysis and warnings follow from its membership change. */
+export function runbookPlan(
+  p: Omit<RunbookPlan, 'quorum' | 'warnings'> & { quorum?: QuorumCheck[] },
+): RunbookPlan {
+  return {
+    runbook: p.runbook,
+    clusterId: p.clusterId,
+    master: p.master,
+    middleware: p.middleware,
+    membership: p.membership,
+    steps: p.steps,
+    quorum: p.quorum ?? analyzeQuorum(p.membership, p.middleware),
+    wipes: p.wipes,
+    warnings: p.membership.warnings,
+  };
+}
+
 /** Steps skipped by an operator (`skipNode`), with the reason given. */
 export type SkippedSteps = { step: string; node?: string; reason: string }[];
 
