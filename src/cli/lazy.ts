@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import type { RunbookName, StartOptions } from '../client/index.js';
 import type { Globals } from './common.js';
+import type { startCommand as runStartCommand } from './run.js';
 import type { ResolvedConnection } from './settings.js';
 
 /**
@@ -33,11 +33,6 @@ export async function withClient<T>(
   return (await import('./run.js')).withClient(conn, fn);
 }
 
-export async function startCommand<N extends RunbookName>(
-  cmd: Command,
-  runbook: N,
-  fields: Record<string, unknown>,
-  options: Omit<StartOptions, 'taskQueue'> = {},
-): Promise<number> {
-  return (await import('./run.js')).startCommand(cmd, runbook, fields, options);
-}
+/** `startCommand` of ./run.js, loaded on first use. */
+export const startCommand: typeof runStartCommand = async (...args) =>
+  (await import('./run.js')).startCommand(...args);
