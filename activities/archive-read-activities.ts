@@ -15,17 +15,6 @@ import type {
 
 /** Reading archives: verification, unpacking into the working folders, restore tests. */
 export function createArchiveReadActivities(archives: ArchiveContext) {
-  const {
-    self,
-    layout,
-    logger,
-    checkKind,
-    checkComponents,
-    archivePath,
-    named,
-    openVerified,
-    activity,
-  } = archives;
   return {
     /**
      * Checks `<op>-data-archive/<backupId>.zip`: its sha256 when given, then every file
@@ -33,11 +22,13 @@ export function createArchiveReadActivities(archives: ArchiveContext) {
      * into a scratch folder that is removed afterwards. Read-only for the archive.
      */
     async verifyArchive(input: VerifyArchiveInput): Promise<VerifiedArchive> {
-      return activity(
-        `verifyArchive of ${input.op} ${input.backupId} on node ${self}`,
+      return archives.activity(
+        `verifyArchive of ${input.op} ${input.backupId} on node ${archives.self}`,
         async (beat) => {
-          const { verified } = await openVerified(input, beat, () => Promise.resolve(undefined));
-          logger.info('archive verified', { file: verified.file, files: verified.files });
+          const { verified } = await archives.openVerified(input, beat, () =>
+            Promise.resolve(undefined),
+          );
+          archives.logger.info('archive verified', { file: verified.file, files: verified.files });
           return verified;
         },
       );
@@ -49,8 +40,8 @@ export function createArchiveReadActivities(archives: ArchiveContext) {
      * read. Nothing is replaced unless the whole archive verified.
      */
     async unpackArchive(input: UnpackArchiveInput): Promise<UnpackedArchive> {
-      return activity(
-        `unpackArchive of ${input.backupId} into ${input.op}-data on node ${self}`,
+      return archives.activity(
+        `unpackArchive of ${input.backupId} into ${input.op}-data on node ${archives.self}`,
         async (beat) => {
           if (input.op !== 'restore' && input.op !== 'import') {
             throw new ClusterGuardError(
@@ -60,8 +51,8 @@ export function createArchiveReadActivities(archives: ArchiveContext) {
           }
           const op = input.op;
           const from = input.from ?? (op === 'restore' ? 'backup' : 'import');
-          const components = checkComponents(input.components);
-          const { verified, used } = await openVerified(
+          const components = archives.checkComponents(input.components);
+          const { verified, used } = await archives.openVerified(
             {
               op: from,
               backupId: input.backupId,
@@ -73,13 +64,13 @@ export function createArchiveReadActivities(archives: ArchiveContext) {
               if (absent.length) {
                 throw new ClusterGuardError(
                   'InvalidInput',
-                  `${named(archivePath(from, input.backupId))} holds no ${absent.join(', ')} data (it holds ${manifest.components.join(', ')})`,
+                  `${archives.named(archives.archivePath(from, input.backupId))} holds no ${absent.join(', ')} data (it holds ${manifest.components.join(', ')})`,
                 );
               }
               const out: UnpackedArchive['components'] = [];
               for (const c of components) {
                 const source = path.join(content, c);
-                const target = layout.workingFolder(op, c);
+                const target = archives.layout.workingFolder(op, c);
                 // A component that wrote no files has no folder in the zip.
                 await mkdir(source, { recursive: true });
                 await rm(target, { recursive: true, force: true });
@@ -102,8 +93,17 @@ export function createArchiveReadActivities(archives: ArchiveContext) {
               return out;
             },
           );
-          logger.info('archive unpacked', { file: verified.file, into: `${op}-data`, components });
-          return { node: self, file: verified.file, sha256: verified.sha256, components: used };
+          archives.logger.info('archive unpacked', {
+            file: verified.file,
+            into: `${op}-data`,
+            components,
+          });
+          return {
+            node: archives.self,
+            file: verified.file,
+            sha256: verified.sha256,
+            components: used,
+          };
         },
       );
     },
@@ -115,46 +115,52 @@ export function createArchiveReadActivities(archives: ArchiveContext) {
      * A dump that would not restore is an UnsafeArchive naming the component.
      */
     async restoreTest(input: VerifyArchiveInput): Promise<RestoreTestResult> {
-      return activity(`restoreTest of ${input.backupId} on node ${self}`, async (beat) => {
-        const { used } = await openVerified(input, beat, async (content, manifest) => {
-          const out: RestoreTestResult['components'] = [];
-          for (const component of manifest.components) {
-            const folder = path.join(content, component);
-            beat.set(`reading the ${component} dump of ${input.backupId}`);
-            try {
-              if (component === 'zookeeper') {
-                const r = await readZooKeeperDump(folder);
-                out.push({
-                  component,
-                  items: r.znodes,
-                  detail: `${r.znodes} znodes, ${r.bytes} bytes of data`,
-                });
-              } else if (component === 'kafka') {
-                const r = await readKafkaDump(folder, beat.signal);
-                out.push({
-                  component,
-                  items: r.messages,
-                  detail: `${r.messages} messages in ${r.topics} topics`,
-                });
-              } else {
-                // CockroachDB's BACKUP and the controller's folders are files the restore puts
-                // back as they are: verified against the manifest above, nothing more to read.
-                const files = manifest.files.filter((f) => f.path.startsWith(`${component}/`));
-                out.push({ component, items: files.length, detail: `${files.length} files` });
+      return archives.activity(
+        `restoreTest of ${input.backupId} on node ${archives.self}`,
+        async (beat) => {
+          const { used } = await archives.openVerified(input, beat, async (content, manifest) => {
+            const out: RestoreTestResult['components'] = [];
+            for (const component of manifest.components) {
+              const folder = path.join(content, component);
+              beat.set(`reading the ${component} dump of ${input.backupId}`);
+              try {
+                if (component === 'zookeeper') {
+                  const r = await readZooKeeperDump(folder);
+                  out.push({
+                    component,
+                    items: r.znodes,
+                    detail: `${r.znodes} znodes, ${r.bytes} bytes of data`,
+                  });
+                } else if (component === 'kafka') {
+                  const r = await readKafkaDump(folder, beat.signal);
+                  out.push({
+                    component,
+                    items: r.messages,
+                    detail: `${r.messages} messages in ${r.topics} topics`,
+                  });
+                } else {
+                  // CockroachDB's BACKUP and the controller's folders are files the restore puts
+                  // back as they are: verified against the manifest above, nothing more to read.
+                  const files = manifest.files.filter((f) => f.path.startsWith(`${component}/`));
+                  out.push({ component, items: files.length, detail: `${files.length} files` });
+                }
+              } catch (err) {
+                if (!(err instanceof ClusterGuardError)) throw err;
+                throw new ClusterGuardError(
+                  'UnsafeArchive',
+                  `${archives.named(archives.archivePath(archives.checkKind(input.op), input.backupId))} would not restore ${component}: ${err.message}`,
+                );
               }
-            } catch (err) {
-              if (!(err instanceof ClusterGuardError)) throw err;
-              throw new ClusterGuardError(
-                'UnsafeArchive',
-                `${named(archivePath(checkKind(input.op), input.backupId))} would not restore ${component}: ${err.message}`,
-              );
             }
-          }
-          return out;
-        });
-        logger.info('restore test passed', { backupId: input.backupId, components: used });
-        return { node: self, components: used };
-      });
+            return out;
+          });
+          archives.logger.info('restore test passed', {
+            backupId: input.backupId,
+            components: used,
+          });
+          return { node: archives.self, components: used };
+        },
+      );
     },
   };
 }

@@ -6,10 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  membershipWorkflowId,
-  type MembershipRunbookResult,
-} from '../src/contracts/membership-runbooks.js';
+import { membershipWorkflowId } from '../src/contracts/membership-runbooks.js';
 import { repoRoot } from '../src/process.js';
 import { startProductionStack, type ProductionStack } from '../src/production/stack.js';
 import {
@@ -17,6 +14,7 @@ import {
   membershipTiming,
   startRunbook,
   workflowUiUrl,
+  type MembershipRunbookResult,
 } from '../src/client/index.js';
 
 export interface ProductionFlags {

@@ -355,30 +355,35 @@ export function createCockroachServer(deps: AdapterDeps<CockroachOptions>) {
   }
 
   return {
-    deps,
-    options,
+    // The node: its address, its SQL endpoint, its options and files.
     address,
-    layout,
-    logger,
+    self,
+    options,
+    secrets,
     paths,
     bin,
-    self,
-    secrets,
+    // What the adapter was given, and the helpers every operation shares.
+    deps,
+    layout,
+    logger,
     opts,
     progress,
+    // Its CLI, run with this node's connection flags.
     env,
     connection,
-    processSpec,
     run,
     failure,
     checked,
+    // Its status as the cluster sees it, and `cockroach init`.
     nodeStatus,
     findSelf,
     isLive,
     localNodeId,
     tryInit,
+    // Its process and the members it last started with.
     readMembership,
     writeMembership,
+    processSpec,
     checkServer,
     launch,
     stopServer,

@@ -13,34 +13,18 @@ import type { KafkaLifecycle } from './lifecycle.js';
 
 /** Export and backup: every topic's messages into `<op>-data/kafka/`. */
 export function createKafkaDump(k: KafkaServer & KafkaClients & KafkaLifecycle) {
-  const {
-    deps,
-    layout,
-    logger,
-    who,
-    fail,
-    progress,
-    pause,
-    whileStale,
-    deadlineFor,
-    readManifest,
-    client,
-    brokersOf,
-    allTopics,
-  } = k;
-
   async function dump(op: DataOperation): Promise<DataResult> {
-    const deadline = deadlineFor(`${op}Data`);
-    const folder = layout.workingFolder(op, 'kafka');
+    const deadline = k.deadlineFor(`${op}Data`);
+    const folder = k.layout.workingFolder(op, 'kafka');
     await wipeFolder(folder);
-    const m = await readManifest();
-    const kafka = client(brokersOf(m.nodes, m));
+    const m = await k.readManifest();
+    const kafka = k.client(k.brokersOf(m.nodes, m));
     const admin = kafka.admin();
     await admin.connect();
     try {
       // Kafka's internal topics, and clusterguard's own event log: a restore must not rewind
       // the record of what was done to the cluster (the restore itself included).
-      const topics = (await allTopics(admin))
+      const topics = (await k.allTopics(admin))
         .filter((t) => !t.name.startsWith('__') && t.name !== 'clusterguard.events')
         .sort((a, b) => a.name.localeCompare(b.name));
       const manifest: DataManifest = {
@@ -77,7 +61,7 @@ export function createKafkaDump(k: KafkaServer & KafkaClients & KafkaLifecycle) 
           files.set(t.name, await open(path.join(folder, file), 'w'));
           counts.set(t.name, 0);
           const pending = new Map<number, bigint>();
-          for (const o of await whileStale(`offsets of ${t.name}`, deadline, () =>
+          for (const o of await k.whileStale(`offsets of ${t.name}`, deadline, () =>
             admin.fetchTopicOffsets(t.name),
           ))
             if (BigInt(o.high) > BigInt(o.low)) pending.set(o.partition, BigInt(o.high));
@@ -101,7 +85,7 @@ export function createKafkaDump(k: KafkaServer & KafkaClients & KafkaLifecycle) 
         path.join(folder, dataManifestFile),
         `${JSON.stringify(manifest, null, 2)}\n`,
       );
-      logger.info(`kafka ${op} written`, {
+      k.logger.info(`kafka ${op} written`, {
         folder,
         topics: manifest.topics.length,
         messages: manifest.topics.reduce((n, t) => n + t.messages, 0),
@@ -140,7 +124,7 @@ export function createKafkaDump(k: KafkaServer & KafkaClients & KafkaLifecycle) 
     });
     await consumer.connect();
     try {
-      await whileStale('subscribing', deadline, () =>
+      await k.whileStale('subscribing', deadline, () =>
         consumer.subscribe({ topics: [...ends.keys()], fromBeginning: true }),
       );
       await consumer.run({
@@ -182,7 +166,7 @@ export function createKafkaDump(k: KafkaServer & KafkaClients & KafkaLifecycle) 
         },
       });
       for (;;) {
-        deps.signal?.throwIfAborted();
+        k.deps.signal?.throwIfAborted();
         if (ends.size === 0) break;
         // Compaction and transaction markers can hide a partition's last offsets: a partition
         // that stays silent long after the group started is read to its end.
@@ -192,17 +176,19 @@ export function createKafkaDump(k: KafkaServer & KafkaClients & KafkaLifecycle) 
               manifest.warnings.push(
                 `${topic}-${partition}: no records after ${counts.get(topic) ?? 0} messages although its end offset was ${end} (compacted or transactional)`,
               );
-          logger.warn(`kafka ${op}: some partitions ended early`, { warnings: manifest.warnings });
+          k.logger.warn(`kafka ${op}: some partitions ended early`, {
+            warnings: manifest.warnings,
+          });
           break;
         }
         if (Date.now() > deadline)
-          throw fail(
+          throw k.fail(
             'MiddlewareFailure',
-            `${who}: reading topics for ${op} did not finish in time; still reading ${[...ends].map(([t, p]) => `${t} (${p.size} partitions)`).join(', ')}. ` +
+            `${k.who}: reading topics for ${op} did not finish in time; still reading ${[...ends].map(([t, p]) => `${t} (${p.size} partitions)`).join(', ')}. ` +
               `Check that every partition has a leader and raise the ${op}Data timeout`,
           );
-        progress(`${op}: reading ${[...ends.keys()].join(', ')}`);
-        await pause(200);
+        k.progress(`${op}: reading ${[...ends.keys()].join(', ')}`);
+        await k.pause(200);
       }
     } finally {
       await consumer.disconnect().catch(() => undefined);

@@ -19,40 +19,23 @@ import type { KafkaLifecycle } from './lifecycle.js';
 
 /** Import and restore: topics recreated or appended to from `<op>-data/kafka/`. */
 export function createKafkaLoad(k: KafkaServer & KafkaClients & KafkaLifecycle) {
-  const {
-    deps,
-    layout,
-    logger,
-    who,
-    fail,
-    progress,
-    pause,
-    whileStale,
-    deadlineFor,
-    readManifest,
-    client,
-    brokersOf,
-    withAdmin,
-    allTopics,
-  } = k;
-
   async function load(op: DataOperation, replace: boolean): Promise<DataResult> {
-    const deadline = deadlineFor(`${op}Data`);
-    const folder = layout.workingFolder(op, 'kafka');
+    const deadline = k.deadlineFor(`${op}Data`);
+    const folder = k.layout.workingFolder(op, 'kafka');
     let data: DataManifest;
     try {
       data = dataManifestSchema.parse(
         JSON.parse(await readFile(path.join(folder, dataManifestFile), 'utf8')),
       );
     } catch (err) {
-      throw fail(
+      throw k.fail(
         'InvalidInput',
-        `${who}: ${folder}/${dataManifestFile} is missing or not a clusterguard kafka message dump (${(err as Error).message.split('\n')[0]}); unpack the archive into ${folder} first`,
+        `${k.who}: ${folder}/${dataManifestFile} is missing or not a clusterguard kafka message dump (${(err as Error).message.split('\n')[0]}); unpack the archive into ${folder} first`,
       );
     }
-    const m = await readManifest();
-    const kafka = client(brokersOf(m.nodes, m));
-    await withAdmin(brokersOf(m.nodes, m), async (admin) => {
+    const m = await k.readManifest();
+    const kafka = k.client(k.brokersOf(m.nodes, m));
+    await k.withAdmin(k.brokersOf(m.nodes, m), async (admin) => {
       const live = (await admin.describeCluster()).brokers.length;
       // Idempotent: right after a topic is created, a leader may still answer
       // UNKNOWN_TOPIC_OR_PARTITION for one partition of a request, and kafkajs then resends the
@@ -68,34 +51,37 @@ export function createKafkaLoad(k: KafkaServer & KafkaClients & KafkaLifecycle) 
       await producer.connect();
       try {
         for (const t of data.topics) {
-          deps.signal?.throwIfAborted();
+          k.deps.signal?.throwIfAborted();
           const rf = Math.min(t.replicationFactor, m.replicationFactor, live);
           const partitions = await readyTopic(admin, op, t, rf, replace, deadline);
           const total = async () =>
             (
-              await whileStale(`offsets of ${t.name}`, deadline, () =>
+              await k.whileStale(`offsets of ${t.name}`, deadline, () =>
                 admin.fetchTopicOffsets(t.name),
               )
             ).reduce((n, o) => n + BigInt(o.high), 0n);
           const before = await total();
           const sent = await produceFile(producer, path.join(folder, t.file), t.name, partitions);
           if (sent !== t.messages)
-            throw fail(
+            throw k.fail(
               'MiddlewareFailure',
-              `${who}: ${op} of topic ${t.name} read ${sent} messages but the dump lists ${t.messages}; the dump in ${folder} is incomplete`,
+              `${k.who}: ${op} of topic ${t.name} read ${sent} messages but the dump lists ${t.messages}; the dump in ${folder} is incomplete`,
             );
           const added = (await total()) - before;
           if (added !== BigInt(sent))
-            logger.warn(`kafka ${op}: topic ${t.name} grew by ${added} messages for ${sent} sent`, {
-              topic: t.name,
-            });
-          progress(`${op}: ${t.name} ← ${sent} messages`);
+            k.logger.warn(
+              `kafka ${op}: topic ${t.name} grew by ${added} messages for ${sent} sent`,
+              {
+                topic: t.name,
+              },
+            );
+          k.progress(`${op}: ${t.name} ← ${sent} messages`);
         }
       } finally {
         await producer.disconnect().catch(() => undefined);
       }
     });
-    logger.info(`kafka ${op} done`, { folder, topics: data.topics.length });
+    k.logger.info(`kafka ${op} done`, { folder, topics: data.topics.length });
     return listData(folder);
   }
 
@@ -116,15 +102,15 @@ export function createKafkaLoad(k: KafkaServer & KafkaClients & KafkaLifecycle) 
     let deleteSent = false;
     let last = '';
     for (;;) {
-      deps.signal?.throwIfAborted();
+      k.deps.signal?.throwIfAborted();
       try {
-        const found = (await allTopics(admin)).find((x) => x.name === t.name);
+        const found = (await k.allTopics(admin)).find((x) => x.name === t.name);
         if (!gone) {
           if (!found) gone = true;
           else if (!deleteSent) {
             await admin.deleteTopics({ topics: [t.name], timeout: 30_000 });
             deleteSent = true;
-            logger.info(`kafka ${op}: deleted topic before restoring it`, { topic: t.name });
+            k.logger.info(`kafka ${op}: deleted topic before restoring it`, { topic: t.name });
           }
         }
         if (gone) {
@@ -152,12 +138,12 @@ export function createKafkaLoad(k: KafkaServer & KafkaClients & KafkaLifecycle) 
         last = (err as Error).message;
       }
       if (Date.now() > deadline)
-        throw fail(
+        throw k.fail(
           'MiddlewareFailure',
-          `${who}: topic ${t.name} could not be made ready for ${op} (${last}); check the brokers and run ${op}Data again`,
+          `${k.who}: topic ${t.name} could not be made ready for ${op} (${last}); check the brokers and run ${op}Data again`,
         );
-      progress(`${op}: topic ${t.name}: ${last}`);
-      await pause(300);
+      k.progress(`${op}: topic ${t.name}: ${last}`);
+      await k.pause(300);
     }
   }
 

@@ -10,85 +10,66 @@ import type { KafkaLifecycle } from './lifecycle.js';
 
 /** Controller quorum membership and replica movement. */
 export function createKafkaRebalance(k: KafkaServer & KafkaClients & KafkaLifecycle) {
-  const {
-    deps,
-    address,
-    logger,
-    dataFolder,
-    runtimeServer,
-    who,
-    fail,
-    progress,
-    pause,
-    readManifest,
-    readMeta,
-    tool,
-    reason,
-    controllersOf,
-    describeQuorumVia,
-    brokersOf,
-    withAdmin,
-    allTopics,
-    waitForLeaders,
-  } = k;
-
   async function becomeVoter(m: KafkaNodeManifest, deadline: number): Promise<void> {
-    const directoryId = (await readMeta())?.['directory.id'];
+    const directoryId = (await k.readMeta())?.['directory.id'];
     if (!directoryId)
-      throw fail('MiddlewareFailure', `${who}: no directory.id in ${dataFolder}/meta.properties`);
-    const controllers = controllersOf(m.nodes, m);
+      throw k.fail(
+        'MiddlewareFailure',
+        `${k.who}: no directory.id in ${k.dataFolder}/meta.properties`,
+      );
+    const controllers = k.controllersOf(m.nodes, m);
     let last = '';
     for (;;) {
-      deps.signal?.throwIfAborted();
+      k.deps.signal?.throwIfAborted();
       try {
-        const q = await describeQuorumVia(controllers);
+        const q = await k.describeQuorumVia(controllers);
         const mine = q.voters.find((v) => v.id === m.nodeId);
         if (mine?.directoryId === directoryId) return;
         if (mine) {
           // Our own earlier incarnation (its data was wiped): it can never vote again, and a
           // node id may be a voter only once.
-          progress(`${who}: removing its stale voter entry (directory ${mine.directoryId})`);
+          k.progress(`${k.who}: removing its stale voter entry (directory ${mine.directoryId})`);
           await removeVoter(controllers, mine);
           continue;
         }
-        const r = await tool(
+        const r = await k.tool(
           'org.apache.kafka.tools.MetadataQuorumCommand',
           [
             '--bootstrap-controller',
             controllers,
             '--command-config',
-            runtimeServer,
+            k.runtimeServer,
             'add-controller',
           ],
           60_000,
         );
         if (r.ok) {
-          logger.info('kafka controller added to the quorum', {
-            address,
+          k.logger.info('kafka controller added to the quorum', {
+            address: k.address,
             nodeId: m.nodeId,
             directoryId,
           });
           return;
         }
-        last = reason(r.output);
+        last = k.reason(r.output);
       } catch (err) {
-        if (deps.signal?.aborted) throw err;
+        if (k.deps.signal?.aborted) throw err;
         last = (err as Error).message;
       }
       if (Date.now() > deadline)
-        throw fail(
+        throw k.fail(
           'MiddlewareFailure',
-          `${who} runs as an observer but could not become a controller voter: ${last}. ` +
+          `${k.who} runs as an observer but could not become a controller voter: ${last}. ` +
             `Check the quorum (kafka-metadata-quorum --bootstrap-controller ${controllers} describe --status) and run joinCluster again`,
         );
       // Only one voter change at a time: parallel joins take turns.
-      progress(`${who}: waiting to join the controller quorum (${last})`);
-      await pause(2000);
+      k.progress(`${k.who}: waiting to join the controller quorum (${last})`);
+      await k.pause(2000);
     }
   }
 
   async function removeVoter(controllers: string, voter: KafkaVoter): Promise<void> {
-    const r = await tool(
+    const r = await k.tool(
       'org.apache.kafka.tools.MetadataQuorumCommand',
       [
         '--bootstrap-controller',
@@ -102,11 +83,11 @@ export function createKafkaRebalance(k: KafkaServer & KafkaClients & KafkaLifecy
       60_000,
     );
     if (!r.ok)
-      throw fail(
+      throw k.fail(
         'MiddlewareFailure',
-        `${who}: removing kafka controller ${voter.id} (directory ${voter.directoryId}) from the quorum failed: ${reason(r.output)}`,
+        `${k.who}: removing kafka controller ${voter.id} (directory ${voter.directoryId}) from the quorum failed: ${k.reason(r.output)}`,
       );
-    logger.info('kafka controller removed from the quorum', { voter: voter.id });
+    k.logger.info('kafka controller removed from the quorum', { voter: voter.id });
   }
 
   async function applyMoves(
@@ -130,16 +111,16 @@ export function createKafkaRebalance(k: KafkaServer & KafkaClients & KafkaLifecy
         })),
         timeout: 30_000,
       });
-      logger.info(`kafka reassignment submitted: ${what}`, { partitions: moves.length });
+      k.logger.info(`kafka reassignment submitted: ${what}`, { partitions: moves.length });
     }
     for (;;) {
-      deps.signal?.throwIfAborted();
+      k.deps.signal?.throwIfAborted();
       const ongoing = await admin.listPartitionReassignments({ timeout: 15_000 });
       const running = ongoing.topics.flatMap((t) =>
         t.partitions.map((p) => `${t.topic}-${p.partitionIndex}`),
       );
       const lagging: string[] = [];
-      for (const t of await allTopics(admin))
+      for (const t of await k.allTopics(admin))
         for (const p of t.partitions)
           if (p.replicas.some((r) => remove.has(r)) || p.isr.length < p.replicas.length)
             lagging.push(
@@ -147,24 +128,24 @@ export function createKafkaRebalance(k: KafkaServer & KafkaClients & KafkaLifecy
             );
       if (running.length === 0 && lagging.length === 0) return;
       if (Date.now() > deadline)
-        throw fail(
+        throw k.fail(
           'MiddlewareFailure',
-          `${who}: ${what} did not finish in time: ${running.length} reassignments still running` +
+          `${k.who}: ${what} did not finish in time: ${running.length} reassignments still running` +
             `${running.length ? ` (${running.slice(0, 5).join(', ')})` : ''}, ${lagging.length} partitions not fully in sync` +
             `${lagging.length ? ` (${lagging.slice(0, 5).join('; ')})` : ''}. Nothing is lost; the reassignment continues in Kafka. ` +
             `Check that every remaining broker is up, then run the operation again (it resumes)`,
         );
-      progress(`${what}: ${running.length} partitions moving, ${lagging.length} not in sync`);
-      await pause(1000);
+      k.progress(`${what}: ${running.length} partitions moving, ${lagging.length} not in sync`);
+      await k.pause(1000);
     }
   }
 
   /** Creates missing configured topics and raises topics below the cluster's replication. */
   async function ensureTopics(m: KafkaNodeManifest, deadline: number): Promise<void> {
-    await withAdmin(brokersOf(m.nodes, m), async (admin) => {
+    await k.withAdmin(k.brokersOf(m.nodes, m), async (admin) => {
       const live = (await admin.describeCluster()).brokers.map((b) => b.nodeId);
       if (live.length < m.replicationFactor) {
-        logger.info('kafka topics wait for more brokers', {
+        k.logger.info('kafka topics wait for more brokers', {
           live: live.length,
           need: m.replicationFactor,
         });
@@ -182,17 +163,17 @@ export function createKafkaRebalance(k: KafkaServer & KafkaClients & KafkaLifecy
             replicationFactor: m.replicationFactor,
           })),
         });
-        await waitForLeaders(
+        await k.waitForLeaders(
           admin,
           missing.map((t) => t.name),
           deadline,
         );
-        logger.info('kafka topics created', {
+        k.logger.info('kafka topics created', {
           topics: missing.map((t) => t.name),
           replicationFactor: m.replicationFactor,
         });
       }
-      const moves = planReplicaMoves(await allTopics(admin), live, {
+      const moves = planReplicaMoves(await k.allTopics(admin), live, {
         targetReplicas: m.replicationFactor,
       });
       if (moves.length > 0)
@@ -212,9 +193,9 @@ export function createKafkaRebalance(k: KafkaServer & KafkaClients & KafkaLifecy
    * runs. A membership change is not done before this holds.
    */
   async function inSyncNow(): Promise<InSyncReport> {
-    const m = await readManifest();
-    return withAdmin(brokersOf(m.nodes, m), async (admin) => {
-      const topics = await allTopics(admin);
+    const m = await k.readManifest();
+    return k.withAdmin(k.brokersOf(m.nodes, m), async (admin) => {
+      const topics = await k.allTopics(admin);
       const moving = (await admin.listPartitionReassignments({ timeout: 10_000 })).topics.flatMap(
         (t) => t.partitions.map((p) => `${t.topic}-${p.partitionIndex}`),
       );

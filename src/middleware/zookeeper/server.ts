@@ -1,16 +1,8 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ClusterGuardError } from '../../contracts/errors.js';
-import {
-  operationOptions,
-  runningPid,
-  startProcess,
-  stopProcess,
-  type AdapterDeps,
-  type MiddlewareOperation,
-  type ProcessSpec,
-  type ServerStatus,
-} from '../kit/index.js';
+import { operationOptions, runningPid, startProcess, stopProcess } from '../kit/index.js';
+import type { AdapterDeps, MiddlewareOperation, ProcessSpec, ServerStatus } from '../kit/index.js';
 import {
   checkedOptions,
   defaultOperationOptions,
