@@ -195,24 +195,44 @@ function ensureJars({ name, version, libs, direct = false }) {
 }
 
 /**
- * `--browser` (what `npm test` asks for): Debian's Chromium for the Web UI browser test, installed
- * with apt-get when missing (as root), else a clear instruction.
+ * `--browser` (what `npm test` asks for): the Debian packages the tests run, installed with
+ * apt-get when missing (as root, once per machine), else a clear instruction: Chromium for the
+ * Web UI browser test, Prometheus for `promtool` (the alert rules' unit test).
  */
-function ensureChromium() {
+function ensureTestPackages() {
   const chromium = process.env.CG_CHROMIUM ?? '/usr/bin/chromium';
-  if (existsSync(chromium)) return;
+  const wanted = [
+    { pkg: 'chromium', present: () => existsSync(chromium), why: 'the Web UI browser test' },
+    {
+      pkg: 'prometheus',
+      present: () => Boolean(which('promtool')),
+      why: 'promtool, for the alert rules test',
+    },
+  ].filter((w) => !w.present());
+  if (wanted.length === 0) return;
+  const names = wanted.map((w) => w.pkg).join(' ');
   const apt = which('apt-get');
   if (!apt || process.getuid?.() !== 0) {
     fail(
-      `the Web UI test needs Chromium at ${chromium}: apt-get install chromium, or set CG_CHROMIUM.`,
+      `the tests need ${wanted.map((w) => `${w.pkg} (${w.why})`).join(' and ')}: apt-get install ${names}` +
+        (wanted.some((w) => w.pkg === 'chromium') ? ', or set CG_CHROMIUM.' : '.'),
     );
   }
-  log('installing Chromium with apt-get (for the Web UI browser test, once per machine)…');
+  log(
+    `installing ${names} with apt-get (for ${wanted.map((w) => w.why).join(' and ')}, once per machine)…`,
+  );
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   run(apt, ['update', '-qq'], { env });
-  const res = run(apt, ['install', '-y', '-qq', 'chromium'], { env });
-  if (res.status !== 0 || !existsSync(chromium))
-    fail('apt-get install chromium failed (see above).');
+  const res = run(
+    apt,
+    ['install', '-y', '-qq', '--no-install-recommends', ...wanted.map((w) => w.pkg)],
+    {
+      env,
+    },
+  );
+  const missing = wanted.filter((w) => !w.present());
+  if (res.status !== 0 || missing.length > 0)
+    fail(`apt-get install ${missing.map((w) => w.pkg).join(' ') || names} failed (see above).`);
 }
 
 /**
@@ -272,5 +292,5 @@ if (!process.argv.includes('--no-jars')) {
   jarTools.forEach(ensureJars);
   ensureJavaBuild('cg-felix-agent', { jar: 'cg-felix-agent.jar', linkAs: 'cg-felix-agent' });
 }
-if (process.argv.includes('--browser')) ensureChromium();
+if (process.argv.includes('--browser')) ensureTestPackages();
 log(`tools ready in ${((Date.now() - started) / 1000).toFixed(1)} s (cache: ${toolsCache})`);

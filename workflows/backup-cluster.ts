@@ -10,15 +10,8 @@ import {
   type PrunedArchive,
 } from '../src/contracts/data-runbooks.js';
 import type { PlannedStep } from '../src/contracts/membership-runbooks.js';
-import {
-  archivePlannedSteps,
-  archiveSteps,
-  dataCalls,
-  manifestOf,
-  readMembers,
-} from './lib/data.js';
-import { tagRunbook } from './lib/membership.js';
-import { openRunbook } from './lib/open.js';
+import { archiveEvents, archivePlannedSteps, archiveSteps, dataCalls } from './lib/data.js';
+import { openDataRunbook, runSteps } from './lib/open.js';
 
 function plannedSteps(
   plan: ArchivePlan,
@@ -44,15 +37,10 @@ function plannedSteps(
  * cluster serves: each middleware is consistent in itself, not at one instant with the others.
  */
 export async function backupCluster(rawInput: BackupClusterInput): Promise<BackupClusterResult> {
-  const { input, ...ctx } = await openRunbook('backupCluster', rawInput);
-  const { clusterId } = input;
-  const { rb } = ctx;
+  const { input, ctx, rb, clusterId, startedAt, master, members, manifestFor } =
+    await openDataRunbook('backupCluster', rawInput);
   // The workflow's clock: the same id on every node, on every retry and on replay.
-  const startedAt = new Date();
   const backupId = backupIdOf(startedAt, input.label);
-
-  const { master, members, file } = await readMembers(ctx, input.master);
-  tagRunbook('backupCluster', clusterId, members);
 
   let replicated = replicatedComponents.filter((c) => input.middleware?.includes(c));
   let controllerNodes = input.middleware?.includes('controller') ? members : [];
@@ -105,44 +93,45 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
   rb.tracker.addSteps(steps);
   rb.eventNodes = members;
 
-  const manifest = manifestOf(clusterId, members, plan, startedAt, file.cluster.clusterUuid);
-
-  await rb.emit('runbook.started', { backupId, members, plan });
-  try {
-    archives.push(...(await archiveSteps(ctx, { op: 'backup', backupId, plan, manifest })));
-    rb.state = `backup ${backupId} is written and verified on ${plan.map((p) => p.node).join(', ')}`;
-
-    const { keep, maxAgeDays } = input;
-    if (keep !== undefined || maxAgeDays !== undefined) {
-      // Only after every archive verified: the backup just taken is then the newest verified
-      // one, and protecting it keeps the rule "never delete the newest verified backup".
-      await Promise.all(
-        plan.map(async ({ node }) => {
-          const r = await rb.step(
-            `prune:${node}`,
-            { title: steps.find((s) => s.id === `prune:${node}`)?.title ?? 'retention', node },
-            () =>
-              dataCalls(ctx, node, 'pruneArchives').pruneArchives({
-                op: 'backup',
-                ...(keep === undefined ? {} : { keep }),
-                ...(maxAgeDays === undefined ? {} : { maxAgeDays, now: startedAt.toISOString() }),
-                protect: [backupId],
-              }),
-          );
-          pruned.push(...(r?.deleted ?? []));
-        }),
+  await runSteps(
+    rb,
+    {
+      started: { backupId, members, plan },
+      completed: () => ({
+        backupId,
+        archives: archiveEvents(archives),
+        pruned: pruned.map((p) => `${p.node}:${p.backupId}`),
+      }),
+      failed: { backupId },
+    },
+    async () => {
+      archives.push(
+        ...(await archiveSteps(ctx, { op: 'backup', backupId, plan, manifest: manifestFor(plan) })),
       );
-    }
-    rb.tracker.finish('completed');
-    await rb.emit('runbook.completed', {
-      backupId,
-      archives: archives.map((a) => ({ node: a.node, bytes: a.bytes, sha256: a.sha256 })),
-      pruned: pruned.map((p) => `${p.node}:${p.backupId}`),
-    });
-    return result();
-  } catch (err) {
-    rb.tracker.finish('failed');
-    await rb.emit('runbook.failed', { backupId, error: (err as Error).message, state: rb.state });
-    throw err;
-  }
+      rb.state = `backup ${backupId} is written and verified on ${plan.map((p) => p.node).join(', ')}`;
+
+      const { keep, maxAgeDays } = input;
+      if (keep !== undefined || maxAgeDays !== undefined) {
+        // Only after every archive verified: the backup just taken is then the newest verified
+        // one, and protecting it keeps the rule "never delete the newest verified backup".
+        await Promise.all(
+          plan.map(async ({ node }) => {
+            const r = await rb.step(
+              `prune:${node}`,
+              { title: steps.find((s) => s.id === `prune:${node}`)?.title ?? 'retention', node },
+              () =>
+                dataCalls(ctx, node, 'pruneArchives').pruneArchives({
+                  op: 'backup',
+                  ...(keep === undefined ? {} : { keep }),
+                  ...(maxAgeDays === undefined ? {} : { maxAgeDays, now: startedAt.toISOString() }),
+                  protect: [backupId],
+                }),
+            );
+            pruned.push(...(r?.deleted ?? []));
+          }),
+        );
+      }
+    },
+  );
+  return result();
 }

@@ -28,7 +28,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
-import { openRunbook } from './lib/open.js';
+import { openRunbook, runSteps } from './lib/open.js';
 import { Webapps } from './lib/quiesce.js';
 
 /**
@@ -144,153 +144,150 @@ export async function bootstrapCluster(
   rb.tracker.addSteps(planned);
   rb.eventNodes = nodes;
 
-  const webapps = new Webapps(base, nodes);
-  await rb.emit('runbook.started', { nodes, decommissionNodes: input.decommissionNodes });
-  try {
-    await webapps.stop();
-    await rb.emit('configuration.before-init', { nodes });
-    await Promise.all(nodes.map((n) => stopAllStep(ctx, n)));
-    rb.state = `every node's middleware is stopped; no data was changed`;
+  await runSteps(
+    rb,
+    {
+      started: { nodes, decommissionNodes: input.decommissionNodes },
+      completed: () => ({ nodes, skipped: rb.skipped }),
+    },
+    async () => {
+      await rb.emit('configuration.before-init', { nodes });
+      await Promise.all(nodes.map((n) => stopAllStep(ctx, n)));
+      rb.state = `every node's middleware is stopped; no data was changed`;
 
-    const createOnMaster = async () => {
-      await rb.emit('server.before-start', { node: master, middleware }, master);
-      for (const component of middleware) {
-        await middlewareStep(
+      const createOnMaster = async () => {
+        await rb.emit('server.before-start', { node: master, middleware }, master);
+        for (const component of middleware) {
+          await middlewareStep(
+            ctx,
+            `create:${master}:${component}`,
+            `create the ${component} cluster (keeps the master's data)`,
+            master,
+            { component, operation: 'createCluster', cluster: view },
+          );
+        }
+        await rb.emit('server.after-start', { node: master, middleware }, master);
+      };
+      const recordOnMaster = async () => {
+        await writeStateStep(
           ctx,
-          `create:${master}:${component}`,
-          `create the ${component} cluster (keeps the master's data)`,
+          `record:${master}`,
+          'record the new cluster in cluster.json',
           master,
-          { component, operation: 'createCluster', cluster: view },
+          {
+            ...memberState(view, input.decommissionNodes, masterFile.cluster.lastMemberId),
+            nodeIsMaster: true,
+            nodeIsRejoin: false,
+          },
+          `bootstrapCluster: created [${nodes.join(', ')}]`,
+        );
+        await rb.emit('configuration.after-init', { nodes }, master);
+      };
+      const joined = new Set<string>([master]);
+      const joinOthers = (sha: Record<string, string>) =>
+        Promise.all(
+          others.map((n) =>
+            rb.step(
+              `join:${n}`,
+              {
+                title: `${rejoins.has(n) ? 'rejoin' : 'join'} (child workflow ${childJoinId(n)})`,
+                node: n,
+                // Without this node the others must still hold a majority of the members.
+                canSkip: () =>
+                  joined.size >= quorumSize(nodes.length)
+                    ? undefined
+                    : `only ${joined.size} of ${nodes.length} members have joined; ${quorumSize(nodes.length)} are needed for a majority`,
+              },
+              async () => {
+                const r = await executeChild(joinNode, {
+                  workflowId: childJoinId(n),
+                  args: [
+                    {
+                      clusterId,
+                      node: n,
+                      master,
+                      cluster: view,
+                      ...(rejoins.has(n) ? { rejoin: true } : {}),
+                      ...(sha[n] ? { expectedSha256: sha[n] } : {}),
+                      ...(masterFile.cluster.lastMemberId === undefined
+                        ? {}
+                        : { lastMemberId: masterFile.cluster.lastMemberId }),
+                      middleware,
+                      stepAttempts: input.stepAttempts,
+                      agentTimeoutSeconds: input.agentTimeoutSeconds,
+                    },
+                  ],
+                });
+                joined.add(n);
+                return r;
+              },
+            ),
+          ),
+        );
+
+      if (restart) {
+        // The master's kept data belongs to a formed cluster: its Kafka controllers (and
+        // CockroachDB ranges) need a majority of the former members to start at all, so the
+        // others must come back while the master creates, not after it.
+        const sha = await prepareConfigSteps(ctx, master, view, others);
+        rb.state = `every node's middleware is stopped; the master ${master} has packed their configuration`;
+        await Promise.all([createOnMaster(), joinOthers(sha)]);
+        await recordOnMaster();
+      } else {
+        await createOnMaster();
+        const sha = await packStep(ctx, master, others);
+        await recordOnMaster();
+        rb.state =
+          `the master ${master} runs the new cluster` +
+          (others.length ? `; ${others.join(', ')} may not have joined yet` : '');
+        await joinOthers(sha);
+      }
+      rb.state = `[${[...joined].join(', ')}] run the new cluster`;
+
+      for (const d of input.decommissionNodes) {
+        const unreachable = () => undefined;
+        await rb.step(
+          `decommission:${d}`,
+          { title: `decommission the former member ${d} (CockroachDB, Kafka)`, node: master },
+          async () => {
+            // The master kept its data, so CockroachDB and Kafka may still count the former
+            // member; the new ZooKeeper ensemble never had it.
+            const calls = nodeCalls(ctx, master, `decommission ${d}`, true);
+            for (const component of middleware.filter((m) => m !== 'zookeeper')) {
+              await calls.middlewareOperation({
+                component,
+                operation: 'decommissionCluster',
+                cluster: { ...view, decommissionNodes: [d] },
+                leaving: [d],
+              });
+            }
+          },
+        );
+        await stopAllStep(ctx, d, unreachable);
+        await resetNodeStep(
+          ctx,
+          d,
+          `bootstrapCluster: decommissioned from [${nodes.join(', ')}]`,
+          unreachable,
         );
       }
-      await rb.emit('server.after-start', { node: master, middleware }, master);
-    };
-    const recordOnMaster = async () => {
-      await writeStateStep(
-        ctx,
-        `record:${master}`,
-        'record the new cluster in cluster.json',
-        master,
-        {
-          ...memberState(view, input.decommissionNodes, masterFile.cluster.lastMemberId),
-          nodeIsMaster: true,
-          nodeIsRejoin: false,
-        },
-        `bootstrapCluster: created [${nodes.join(', ')}]`,
-      );
-      await rb.emit('configuration.after-init', { nodes }, master);
-    };
-    const joined = new Set<string>([master]);
-    const joinOthers = (sha: Record<string, string>) =>
-      Promise.all(
-        others.map((n) =>
-          rb.step(
-            `join:${n}`,
-            {
-              title: `${rejoins.has(n) ? 'rejoin' : 'join'} (child workflow ${childJoinId(n)})`,
-              node: n,
-              // Without this node the others must still hold a majority of the members.
-              canSkip: () =>
-                joined.size >= quorumSize(nodes.length)
-                  ? undefined
-                  : `only ${joined.size} of ${nodes.length} members have joined; ${quorumSize(nodes.length)} are needed for a majority`,
-            },
-            async () => {
-              const r = await executeChild(joinNode, {
-                workflowId: childJoinId(n),
-                args: [
-                  {
-                    clusterId,
-                    node: n,
-                    master,
-                    cluster: view,
-                    ...(rejoins.has(n) ? { rejoin: true } : {}),
-                    ...(sha[n] ? { expectedSha256: sha[n] } : {}),
-                    ...(masterFile.cluster.lastMemberId === undefined
-                      ? {}
-                      : { lastMemberId: masterFile.cluster.lastMemberId }),
-                    middleware,
-                    stepAttempts: input.stepAttempts,
-                    agentTimeoutSeconds: input.agentTimeoutSeconds,
-                  },
-                ],
-              });
-              joined.add(n);
-              return r;
-            },
+
+      await Promise.all(
+        nodes.map((n) =>
+          writeStateStep(
+            ctx,
+            `sync:${n}`,
+            'record the final membership',
+            n,
+            memberState(view, [], masterFile.cluster.lastMemberId),
+            `bootstrapCluster: [${nodes.join(', ')}] formed`,
           ),
         ),
       );
-
-    if (restart) {
-      // The master's kept data belongs to a formed cluster: its Kafka controllers (and
-      // CockroachDB ranges) need a majority of the former members to start at all, so the
-      // others must come back while the master creates, not after it.
-      const sha = await prepareConfigSteps(ctx, master, view, others);
-      rb.state = `every node's middleware is stopped; the master ${master} has packed their configuration`;
-      await Promise.all([createOnMaster(), joinOthers(sha)]);
-      await recordOnMaster();
-    } else {
-      await createOnMaster();
-      const sha = await packStep(ctx, master, others);
-      await recordOnMaster();
-      rb.state =
-        `the master ${master} runs the new cluster` +
-        (others.length ? `; ${others.join(', ')} may not have joined yet` : '');
-      await joinOthers(sha);
-    }
-    rb.state = `[${[...joined].join(', ')}] run the new cluster`;
-
-    for (const d of input.decommissionNodes) {
-      const unreachable = () => undefined;
-      await rb.step(
-        `decommission:${d}`,
-        { title: `decommission the former member ${d} (CockroachDB, Kafka)`, node: master },
-        async () => {
-          // The master kept its data, so CockroachDB and Kafka may still count the former
-          // member; the new ZooKeeper ensemble never had it.
-          const calls = nodeCalls(ctx, master, `decommission ${d}`, true);
-          for (const component of middleware.filter((m) => m !== 'zookeeper')) {
-            await calls.middlewareOperation({
-              component,
-              operation: 'decommissionCluster',
-              cluster: { ...view, decommissionNodes: [d] },
-              leaving: [d],
-            });
-          }
-        },
-      );
-      await stopAllStep(ctx, d, unreachable);
-      await resetNodeStep(
-        ctx,
-        d,
-        `bootstrapCluster: decommissioned from [${nodes.join(', ')}]`,
-        unreachable,
-      );
-    }
-
-    await Promise.all(
-      nodes.map((n) =>
-        writeStateStep(
-          ctx,
-          `sync:${n}`,
-          'record the final membership',
-          n,
-          memberState(view, [], masterFile.cluster.lastMemberId),
-          `bootstrapCluster: [${nodes.join(', ')}] formed`,
-        ),
-      ),
-    );
-    rb.state = `[${nodes.join(', ')}] run the cluster and record it`;
-    if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
-    rb.tracker.finish('completed');
-    await rb.emit('runbook.completed', { nodes, skipped: rb.skipped });
-    return result();
-  } catch (err) {
-    rb.tracker.finish('failed');
-    await rb.emit('runbook.failed', { error: (err as Error).message, state: rb.state });
-    throw err;
-  } finally {
-    await webapps.start();
-  }
+      rb.state = `[${nodes.join(', ')}] run the cluster and record it`;
+      if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
+    },
+    new Webapps(ctx, nodes),
+  );
+  return result();
 }

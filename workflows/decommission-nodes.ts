@@ -28,7 +28,7 @@ import {
   writeStateStep,
   type MembershipContext,
 } from './lib/membership.js';
-import { openRunbook } from './lib/open.js';
+import { openRunbook, runSteps } from './lib/open.js';
 import { Webapps } from './lib/quiesce.js';
 
 const refuse = (message: string, type = 'InvalidInput') =>
@@ -100,6 +100,7 @@ export async function decommissionNodes(
         'bootstrap it with bootstrapCluster first',
     );
   }
+  const masterUuid = masterFile.cluster.clusterUuid;
   const remaining = [...members.filter((n) => !input.nodes.includes(n)), ...input.add];
   const desired = input.newMaster
     ? [input.newMaster, ...remaining.filter((n) => n !== input.newMaster)]
@@ -263,168 +264,166 @@ export async function decommissionNodes(
   rb.tracker.addSteps(planned);
   rb.eventNodes = [...members, ...input.add];
 
-  const webapps = new Webapps(base, [...members, ...input.add]);
-  await rb.emit('runbook.started', { nodes: members, leaving: input.nodes, add: input.add });
-  try {
-    await webapps.stop();
-    await rb.emit('configuration.before-change', { nodes: members, next: survivors });
-    for (const a of input.add) {
-      await rb.step(
-        `join:${a}`,
-        { title: `join (child workflow ${childJoinId(a)})`, node: a },
-        () =>
-          executeChild(joinNode, {
-            workflowId: childJoinId(a),
-            args: [
-              {
-                clusterId,
-                node: a,
-                master,
-                middleware,
-                stepAttempts: input.stepAttempts,
-                agentTimeoutSeconds: input.agentTimeoutSeconds,
-              },
-            ],
-          }),
-      );
-    }
-    // The joins recorded their ids on the master.
-    const grown = input.add.length
-      ? await readState(
-          ctx,
-          master,
-          "read the master's cluster.json after the joins",
-          `read-grown:${master}`,
-        )
-      : masterFile;
-    const memberIds = grown.cluster.memberIds ?? {};
-    const clusterUuid = grown.cluster.clusterUuid ?? masterFile.cluster.clusterUuid;
-    const lastMemberId = Math.max(grown.cluster.lastMemberId ?? 0, ...Object.values(memberIds));
-    rb.state = `[${grown.cluster.nodes.join(', ')}] are members; nothing was removed yet`;
-
-    for (const s of removals) {
-      const leaving = s.nodes[0] ?? '';
-      const after = s.membersAfter;
-      const anchor = after[0] ?? '';
-      const viewAfter: ClusterViewInput = {
-        nodes: after,
-        decommissionNodes: [leaving],
-        memberIds: pick(memberIds, after),
-        clusterUuid,
-      };
-      const leavingDown = () => undefined;
-      for (const component of middleware) {
-        // Kafka's leaving broker moves its own replicas off and stops; when it cannot be
-        // reached the survivors do it (see the unregister step).
-        const where = component === 'kafka' ? leaving : anchor;
-        await middlewareStep(
-          ctx,
-          `decommission:${leaving}:${component}`,
-          `decommission ${component}`,
-          where,
-          { component, operation: 'decommissionCluster', cluster: viewAfter, leaving: [leaving] },
-          component === 'kafka' ? leavingDown : undefined,
-        );
-      }
-      rb.state = `${leaving} is decommissioned from every middleware but may still run`;
-      await stopAllStep(ctx, leaving, leavingDown);
-      if (middleware.includes('kafka')) {
-        await middlewareStep(
-          ctx,
-          `unregister:${leaving}:kafka`,
-          `unregister ${leaving}'s kafka broker`,
-          anchor,
-          {
-            component: 'kafka',
-            operation: 'decommissionCluster',
-            cluster: viewAfter,
-            leaving: [leaving],
-          },
-        );
-      }
-      await resetNodeStep(
-        ctx,
-        leaving,
-        `decommissionNodes: removed from [${s.membersBefore.join(', ')}]`,
-        leavingDown,
-      );
-      await Promise.all(
-        after.map((n) =>
-          writeStateStep(
-            ctx,
-            `sync:${leaving}:${n}`,
-            `record that ${leaving} left`,
-            n,
-            { ...memberState(viewAfter, [], lastMemberId), nodeIsMaster: n === anchor },
-            `decommissionNodes: ${leaving} removed`,
-          ),
-        ),
-      );
-      rb.state = `${leaving} left; [${after.join(', ')}] are the members and record it`;
-    }
-
-    const finalView: ClusterViewInput = {
-      nodes: survivors,
-      decommissionNodes: [],
-      memberIds: pick(memberIds, survivors),
-      clusterUuid,
-    };
-    const sha = await prepareConfigSteps(
-      ctx,
-      finalMaster,
-      finalView,
-      survivors.filter((n) => n !== finalMaster),
-      ':final',
-    );
-    for (const s of survivors) {
-      if (s !== finalMaster) {
+  await runSteps(
+    rb,
+    {
+      started: { nodes: members, leaving: input.nodes, add: input.add },
+      completed: () => ({ nodes: survivors, skipped: rb.skipped }),
+    },
+    async () => {
+      await rb.emit('configuration.before-change', { nodes: members, next: survivors });
+      for (const a of input.add) {
         await rb.step(
-          `download:${s}`,
-          {
-            title: `download the configuration from ${finalMaster}`,
-            node: s,
-            waitingText: `waiting for master ${finalMaster} to serve ${s}'s archive`,
-          },
+          `join:${a}`,
+          { title: `join (child workflow ${childJoinId(a)})`, node: a },
           () =>
-            nodeCalls(ctx, s, `download from ${finalMaster}`, true).downloadDistribution({
-              master: finalMaster,
-              ...(sha[s] ? { expectedSha256: sha[s] } : {}),
+            executeChild(joinNode, {
+              workflowId: childJoinId(a),
+              args: [
+                {
+                  clusterId,
+                  node: a,
+                  master,
+                  middleware,
+                  stepAttempts: input.stepAttempts,
+                  agentTimeoutSeconds: input.agentTimeoutSeconds,
+                },
+              ],
             }),
         );
       }
-      await rb.step(
-        `restart:${s}`,
-        { title: 'restart every middleware (rolling)', node: s },
-        async () => {
-          const calls = nodeCalls(ctx, s, 'restart', true);
-          for (const component of [...middleware].reverse()) {
-            await calls.middlewareOperation({ component, operation: 'stopServer' });
-          }
-          for (const component of middleware) {
-            await calls.middlewareOperation({
-              component,
-              operation: 'startServer',
-              cluster: finalView,
-            });
-          }
-        },
+      // The joins recorded their ids on the master.
+      const grown = input.add.length
+        ? await readState(
+            ctx,
+            master,
+            "read the master's cluster.json after the joins",
+            `read-grown:${master}`,
+          )
+        : masterFile;
+      const memberIds = grown.cluster.memberIds ?? {};
+      const clusterUuid = grown.cluster.clusterUuid ?? masterUuid;
+      const lastMemberId = Math.max(grown.cluster.lastMemberId ?? 0, ...Object.values(memberIds));
+      rb.state = `[${grown.cluster.nodes.join(', ')}] are members; nothing was removed yet`;
+
+      for (const s of removals) {
+        const leaving = s.nodes[0] ?? '';
+        const after = s.membersAfter;
+        const anchor = after[0] ?? '';
+        const viewAfter: ClusterViewInput = {
+          nodes: after,
+          decommissionNodes: [leaving],
+          memberIds: pick(memberIds, after),
+          clusterUuid,
+        };
+        const leavingDown = () => undefined;
+        for (const component of middleware) {
+          // Kafka's leaving broker moves its own replicas off and stops; when it cannot be
+          // reached the survivors do it (see the unregister step).
+          const where = component === 'kafka' ? leaving : anchor;
+          await middlewareStep(
+            ctx,
+            `decommission:${leaving}:${component}`,
+            `decommission ${component}`,
+            where,
+            { component, operation: 'decommissionCluster', cluster: viewAfter, leaving: [leaving] },
+            component === 'kafka' ? leavingDown : undefined,
+          );
+        }
+        rb.state = `${leaving} is decommissioned from every middleware but may still run`;
+        await stopAllStep(ctx, leaving, leavingDown);
+        if (middleware.includes('kafka')) {
+          await middlewareStep(
+            ctx,
+            `unregister:${leaving}:kafka`,
+            `unregister ${leaving}'s kafka broker`,
+            anchor,
+            {
+              component: 'kafka',
+              operation: 'decommissionCluster',
+              cluster: viewAfter,
+              leaving: [leaving],
+            },
+          );
+        }
+        await resetNodeStep(
+          ctx,
+          leaving,
+          `decommissionNodes: removed from [${s.membersBefore.join(', ')}]`,
+          leavingDown,
+        );
+        await Promise.all(
+          after.map((n) =>
+            writeStateStep(
+              ctx,
+              `sync:${leaving}:${n}`,
+              `record that ${leaving} left`,
+              n,
+              { ...memberState(viewAfter, [], lastMemberId), nodeIsMaster: n === anchor },
+              `decommissionNodes: ${leaving} removed`,
+            ),
+          ),
+        );
+        rb.state = `${leaving} left; [${after.join(', ')}] are the members and record it`;
+      }
+
+      const finalView: ClusterViewInput = {
+        nodes: survivors,
+        decommissionNodes: [],
+        memberIds: pick(memberIds, survivors),
+        clusterUuid,
+      };
+      const sha = await prepareConfigSteps(
+        ctx,
+        finalMaster,
+        finalView,
+        survivors.filter((n) => n !== finalMaster),
+        ':final',
       );
-      await checkHealthyStep(ctx, `health:${s}`, s);
-      // The next member restarts only once this one has caught up: restarting the last in-sync
-      // replica of a partition would take it offline.
-      if (patched(inSyncPatch)) await inSyncStep(ctx, `in-sync:restart:${s}`, finalMaster);
-    }
-    if (patched(inSyncPatch)) inSync = await inSyncStep(ctx, `in-sync:${finalMaster}`, finalMaster);
-    await rb.emit('configuration.after-change', { nodes: survivors });
-    rb.state = `[${survivors.join(', ')}] run the cluster and record it`;
-    rb.tracker.finish('completed');
-    await rb.emit('runbook.completed', { nodes: survivors, skipped: rb.skipped });
-    return result();
-  } catch (err) {
-    rb.tracker.finish('failed');
-    await rb.emit('runbook.failed', { error: (err as Error).message, state: rb.state });
-    throw err;
-  } finally {
-    await webapps.start(input.nodes);
-  }
+      for (const s of survivors) {
+        if (s !== finalMaster) {
+          await rb.step(
+            `download:${s}`,
+            {
+              title: `download the configuration from ${finalMaster}`,
+              node: s,
+              waitingText: `waiting for master ${finalMaster} to serve ${s}'s archive`,
+            },
+            () =>
+              nodeCalls(ctx, s, `download from ${finalMaster}`, true).downloadDistribution({
+                master: finalMaster,
+                ...(sha[s] ? { expectedSha256: sha[s] } : {}),
+              }),
+          );
+        }
+        await rb.step(
+          `restart:${s}`,
+          { title: 'restart every middleware (rolling)', node: s },
+          async () => {
+            const calls = nodeCalls(ctx, s, 'restart', true);
+            for (const component of [...middleware].reverse()) {
+              await calls.middlewareOperation({ component, operation: 'stopServer' });
+            }
+            for (const component of middleware) {
+              await calls.middlewareOperation({
+                component,
+                operation: 'startServer',
+                cluster: finalView,
+              });
+            }
+          },
+        );
+        await checkHealthyStep(ctx, `health:${s}`, s);
+        // The next member restarts only once this one has caught up: restarting the last in-sync
+        // replica of a partition would take it offline.
+        if (patched(inSyncPatch)) await inSyncStep(ctx, `in-sync:restart:${s}`, finalMaster);
+      }
+      if (patched(inSyncPatch))
+        inSync = await inSyncStep(ctx, `in-sync:${finalMaster}`, finalMaster);
+      await rb.emit('configuration.after-change', { nodes: survivors });
+      rb.state = `[${survivors.join(', ')}] run the cluster and record it`;
+    },
+    new Webapps(ctx, [...members, ...input.add], input.nodes),
+  );
+  return result();
 }

@@ -6,15 +6,8 @@ import {
   type ExportDataInput,
   type ExportDataResult,
 } from '../src/contracts/data-runbooks.js';
-import {
-  archivePlannedSteps,
-  archiveSteps,
-  dataCalls,
-  manifestOf,
-  readMembers,
-} from './lib/data.js';
-import { tagRunbook } from './lib/membership.js';
-import { openRunbook } from './lib/open.js';
+import { archiveEvents, archivePlannedSteps, archiveSteps, dataCalls } from './lib/data.js';
+import { openDataRunbook, runSteps } from './lib/open.js';
 
 /**
  * Exports the cluster's data for another cluster (docs/design.md, exportData): the replicated
@@ -24,13 +17,9 @@ import { openRunbook } from './lib/open.js';
  * agent of the other cluster for importData.
  */
 export async function exportData(rawInput: ExportDataInput): Promise<ExportDataResult> {
-  const { input, ...ctx } = await openRunbook('exportData', rawInput);
-  const { clusterId } = input;
-  const { rb } = ctx;
-  const startedAt = new Date();
+  const { input, ctx, rb, clusterId, startedAt, master, members, manifestFor } =
+    await openDataRunbook('exportData', rawInput);
   const exportId = backupIdOf(startedAt, input.label);
-  const { master, members, file } = await readMembers(ctx, input.master);
-  tagRunbook('exportData', clusterId, members);
 
   let replicated = replicatedComponents.filter((c) => input.middleware?.includes(c));
   if (!input.middleware) {
@@ -64,21 +53,23 @@ export async function exportData(rawInput: ExportDataInput): Promise<ExportDataR
   if (input.dryRun) return result([]);
   rb.tracker.addSteps(steps);
   rb.eventNodes = members;
-  const manifest = manifestOf(clusterId, members, plan, startedAt, file.cluster.clusterUuid);
-
-  await rb.emit('runbook.started', { exportId, plan });
-  try {
-    const archives = await archiveSteps(ctx, { op: 'export', backupId: exportId, plan, manifest });
-    rb.state = `export ${exportId} is written and verified on ${master}`;
-    rb.tracker.finish('completed');
-    await rb.emit('runbook.completed', {
-      exportId,
-      archives: archives.map((a) => ({ node: a.node, bytes: a.bytes, sha256: a.sha256 })),
-    });
-    return result(archives);
-  } catch (err) {
-    rb.tracker.finish('failed');
-    await rb.emit('runbook.failed', { exportId, error: (err as Error).message, state: rb.state });
-    throw err;
-  }
+  const archives = await runSteps(
+    rb,
+    {
+      started: { exportId, plan },
+      completed: (written) => ({ exportId, archives: archiveEvents(written) }),
+      failed: { exportId },
+    },
+    async () => {
+      const written = await archiveSteps(ctx, {
+        op: 'export',
+        backupId: exportId,
+        plan,
+        manifest: manifestFor(plan),
+      });
+      rb.state = `export ${exportId} is written and verified on ${master}`;
+      return written;
+    },
+  );
+  return result(archives);
 }

@@ -6,18 +6,8 @@ import {
   type ImportDataInput,
   type ImportDataResult,
 } from '../src/contracts/data-runbooks.js';
-import {
-  checkArchiveStep,
-  dataCalls,
-  keepAsidePlan,
-  loadPlannedSteps,
-  loadSteps,
-  manifestOf,
-  readMembers,
-  type LoadRun,
-} from './lib/data.js';
-import { tagRunbook } from './lib/membership.js';
-import { openRunbook } from './lib/open.js';
+import { checkArchiveStep, dataCalls, loadSteps, planLoad } from './lib/data.js';
+import { openDataRunbook, runSteps } from './lib/open.js';
 import { Webapps } from './lib/quiesce.js';
 
 /**
@@ -30,12 +20,11 @@ import { Webapps } from './lib/quiesce.js';
  * middleware is checked healthy on every member.
  */
 export async function importData(rawInput: ImportDataInput): Promise<ImportDataResult> {
-  const { input, ...ctx } = await openRunbook('importData', rawInput);
-  const { clusterId, archive } = input;
-  const { rb } = ctx;
-  const startedAt = new Date();
-  const { master, members, file } = await readMembers(ctx, input.master);
-  tagRunbook('importData', clusterId, members);
+  const { input, ctx, rb, clusterId, master, members, manifestFor } = await openDataRunbook(
+    'importData',
+    rawInput,
+  );
+  const { archive } = input;
   rb.eventNodes = members;
   const node = input.node ?? master;
   const refuse = (why: string, type: 'InvalidInput' | 'UnsafeArchive' = 'InvalidInput') => {
@@ -83,22 +72,19 @@ export async function importData(rawInput: ImportDataInput): Promise<ImportDataR
     );
   }
 
-  const plan = [{ node, components }];
-  const keep = input.keepCurrentData ? keepAsidePlan('import', plan) : undefined;
-  const aside = keep && {
-    ...keep,
-    manifest: manifestOf(clusterId, members, plan, startedAt, file.cluster.clusterUuid),
-  };
-  const load: LoadRun = {
-    op: 'import',
-    archiveId: archive,
-    from: 'import',
-    plan,
-    sha256: { [node]: check.archive.sha256 },
-    members,
-    ...(aside ? { aside } : {}),
-  };
-  const steps = loadPlannedSteps(load);
+  const { load, steps } = planLoad(
+    {
+      op: 'import',
+      archiveId: archive,
+      from: 'import',
+      plan: [{ node, components }],
+      sha256: { [node]: check.archive.sha256 },
+      members,
+    },
+    input.keepCurrentData,
+    manifestFor,
+  );
+  const keptAs = load.aside?.backupId;
   const imported: ImportDataResult['imported'] = [];
   const result = (): ImportDataResult => ({
     runbook: 'importData',
@@ -111,25 +97,21 @@ export async function importData(rawInput: ImportDataInput): Promise<ImportDataR
     node,
     components,
     steps,
-    ...(aside ? { keptAs: aside.backupId } : {}),
+    ...(keptAs ? { keptAs } : {}),
     imported,
   });
   if (input.dryRun) return result();
   rb.tracker.addSteps(steps);
 
-  const webapps = new Webapps(ctx, members);
-  await rb.emit('runbook.started', { archive, node, components, from: manifest.clusterId });
-  try {
-    await webapps.stop();
-    await loadSteps(ctx, load, imported);
-    rb.tracker.finish('completed');
-    await rb.emit('runbook.completed', { archive, node, components, keptAs: aside?.backupId });
-    return result();
-  } catch (err) {
-    rb.tracker.finish('failed');
-    await rb.emit('runbook.failed', { archive, error: (err as Error).message, state: rb.state });
-    throw err;
-  } finally {
-    await webapps.start();
-  }
+  await runSteps(
+    rb,
+    {
+      started: { archive, node, components, from: manifest.clusterId },
+      completed: () => ({ archive, node, components, keptAs }),
+      failed: { archive },
+    },
+    () => loadSteps(ctx, load, imported),
+    new Webapps(ctx, members),
+  );
+  return result();
 }

@@ -26,7 +26,7 @@ import {
   type MembershipContext,
 } from './lib/membership.js';
 import { convergeBundles } from './lib/bundle-converge.js';
-import { openRunbook, type RunbookBase } from './lib/open.js';
+import { openRunbook, type RunbookBase, runSteps } from './lib/open.js';
 import { Webapps } from './lib/quiesce.js';
 
 function refuse(message: string, type = 'InvalidInput'): ApplicationFailure {
@@ -168,111 +168,108 @@ export async function runJoin(
   rb.tracker.addSteps(planned);
   rb.eventNodes = view.nodes;
 
-  const webapps = new Webapps(base, view.nodes);
-  await rb.emit('runbook.started', { node, master, nodes: view.nodes, rejoin });
-  try {
-    await webapps.stop();
-    let sha: string | undefined = input.expectedSha256;
-    if (standalone) {
-      await rb.emit('configuration.before-change', { nodes: current, next: view.nodes });
-      const packed = await prepareConfigSteps(ctx, master, view, [node]);
-      sha = packed[node];
-      rb.state = `the master ${master} has generated the configuration for ${node}; nothing else changed`;
-    }
-    await rb.step(
-      `download:${node}`,
-      {
-        title: `download the configuration from ${master}`,
+  await runSteps(
+    rb,
+    {
+      started: { node, master, nodes: view.nodes, rejoin },
+      completed: () => ({ nodes: view.nodes, skipped: rb.skipped }),
+    },
+    async () => {
+      let sha: string | undefined = input.expectedSha256;
+      if (standalone) {
+        await rb.emit('configuration.before-change', { nodes: current, next: view.nodes });
+        const packed = await prepareConfigSteps(ctx, master, view, [node]);
+        sha = packed[node];
+        rb.state = `the master ${master} has generated the configuration for ${node}; nothing else changed`;
+      }
+      await rb.step(
+        `download:${node}`,
+        {
+          title: `download the configuration from ${master}`,
+          node,
+          waitingText: `waiting for master ${master} to serve ${node}'s archive`,
+        },
+        () =>
+          nodeCalls(ctx, node, `download from ${master}`, true).downloadDistribution({
+            master,
+            ...(sha ? { expectedSha256: sha } : {}),
+          }),
+      );
+      await stopAllStep(ctx, node);
+      rb.state = `${node}'s middleware is stopped and it has its configuration; it has not ${verb}ed yet`;
+      await rb.emit('server.before-start', { node, middleware }, node);
+      for (const component of middleware) {
+        await middlewareStep(ctx, `${verb}:${node}:${component}`, `${verb} ${component}`, node, {
+          component,
+          operation: rejoin ? 'rejoinCluster' : 'joinCluster',
+          cluster: view,
+        });
+      }
+      await rb.emit('server.after-start', { node, middleware }, node);
+      rb.state = `${node} runs as a member of [${view.nodes.join(', ')}]; cluster.json not updated everywhere yet`;
+      const recordedAt = new Date().toISOString();
+      if (standalone) {
+        for (const m of current.filter((n) => n !== node)) {
+          await writeStateStep(
+            ctx,
+            `sync:${m}`,
+            'record the new membership',
+            m,
+            memberState(view, [], lastMemberId),
+            `${name}: ${node} ${verb}ed`,
+            () =>
+              m === master
+                ? 'the master must record the membership: the joining node waits for it'
+                : undefined,
+            recordedAt,
+          );
+        }
+      }
+      await rb.step(
+        `wait-master:${node}`,
+        {
+          title: `wait until ${master} has recorded ${node}`,
+          node,
+          waitingText: `waiting for master ${master} to finish its membership work`,
+        },
+        async () => {
+          const calls = nodeCalls(ctx, master, 'readClusterState');
+          for (;;) {
+            const file = await calls.readClusterState();
+            if (file.cluster.clusterConfigReady && file.cluster.nodes.includes(node)) return;
+            await sleep('3s');
+          }
+        },
+      );
+      await writeStateStep(
+        ctx,
+        `record:${node}`,
+        'record the membership in cluster.json',
         node,
-        waitingText: `waiting for master ${master} to serve ${node}'s archive`,
-      },
-      () =>
-        nodeCalls(ctx, node, `download from ${master}`, true).downloadDistribution({
-          master,
-          ...(sha ? { expectedSha256: sha } : {}),
-        }),
-    );
-    await stopAllStep(ctx, node);
-    rb.state = `${node}'s middleware is stopped and it has its configuration; it has not ${verb}ed yet`;
-    await rb.emit('server.before-start', { node, middleware }, node);
-    for (const component of middleware) {
-      await middlewareStep(ctx, `${verb}:${node}:${component}`, `${verb} ${component}`, node, {
-        component,
-        operation: rejoin ? 'rejoinCluster' : 'joinCluster',
-        cluster: view,
-      });
-    }
-    await rb.emit('server.after-start', { node, middleware }, node);
-    rb.state = `${node} runs as a member of [${view.nodes.join(', ')}]; cluster.json not updated everywhere yet`;
-    const recordedAt = new Date().toISOString();
-    if (standalone) {
-      for (const m of current.filter((n) => n !== node)) {
-        await writeStateStep(
+        { ...memberState(view, [], lastMemberId), nodeIsMaster: false, nodeIsRejoin: rejoin },
+        `${name}: ${verb}ed [${view.nodes.join(', ')}]`,
+        undefined,
+        // A child of bootstrapCluster is recorded again by its parent; an operator's join
+        // recorded the others at `recordedAt`.
+        recordedAt,
+      );
+      await rb.emit('configuration.after-change', { nodes: view.nodes }, node);
+      // A join started by another runbook is waited for by that runbook, once all have joined.
+      if (!workflowInfo().parent && patched(inSyncPatch)) {
+        inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
+      }
+      // A new cluster (a child of bootstrapCluster) has no desired bundles yet.
+      if (standalone && patched('bundle-converge')) {
+        await convergeBundles(
           ctx,
-          `sync:${m}`,
-          'record the new membership',
-          m,
-          memberState(view, [], lastMemberId),
-          `${name}: ${node} ${verb}ed`,
-          () =>
-            m === master
-              ? 'the master must record the membership: the joining node waits for it'
-              : undefined,
-          recordedAt,
+          node,
+          view.nodes.filter((n) => n !== node),
         );
       }
-    }
-    await rb.step(
-      `wait-master:${node}`,
-      {
-        title: `wait until ${master} has recorded ${node}`,
-        node,
-        waitingText: `waiting for master ${master} to finish its membership work`,
-      },
-      async () => {
-        const calls = nodeCalls(ctx, master, 'readClusterState');
-        for (;;) {
-          const file = await calls.readClusterState();
-          if (file.cluster.clusterConfigReady && file.cluster.nodes.includes(node)) return;
-          await sleep('3s');
-        }
-      },
-    );
-    await writeStateStep(
-      ctx,
-      `record:${node}`,
-      'record the membership in cluster.json',
-      node,
-      { ...memberState(view, [], lastMemberId), nodeIsMaster: false, nodeIsRejoin: rejoin },
-      `${name}: ${verb}ed [${view.nodes.join(', ')}]`,
-      undefined,
-      // A child of bootstrapCluster is recorded again by its parent; an operator's join
-      // recorded the others at `recordedAt`.
-      recordedAt,
-    );
-    await rb.emit('configuration.after-change', { nodes: view.nodes }, node);
-    // A join started by another runbook is waited for by that runbook, once all have joined.
-    if (!workflowInfo().parent && patched(inSyncPatch)) {
-      inSync = await inSyncStep(ctx, `in-sync:${master}`, master);
-    }
-    // A new cluster (a child of bootstrapCluster) has no desired bundles yet.
-    if (standalone && patched('bundle-converge')) {
-      await convergeBundles(
-        ctx,
-        node,
-        view.nodes.filter((n) => n !== node),
-      );
-    }
-    rb.tracker.finish('completed');
-    await rb.emit('runbook.completed', { nodes: view.nodes, skipped: rb.skipped });
-    return result();
-  } catch (err) {
-    rb.tracker.finish('failed');
-    await rb.emit('runbook.failed', { error: (err as Error).message, state: rb.state });
-    throw err;
-  } finally {
-    await webapps.start();
-  }
+    },
+    new Webapps(ctx, view.nodes),
+  );
+  return result();
 }
 
 /** The child workflow id of a join started by another runbook. */

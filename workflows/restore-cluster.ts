@@ -8,17 +8,8 @@ import {
   type RestoreClusterInput,
   type RestoreClusterResult,
 } from '../src/contracts/data-runbooks.js';
-import {
-  checkArchiveStep,
-  keepAsidePlan,
-  loadPlannedSteps,
-  loadSteps,
-  manifestOf,
-  readMembers,
-  type LoadRun,
-} from './lib/data.js';
-import { tagRunbook } from './lib/membership.js';
-import { openRunbook } from './lib/open.js';
+import { checkArchiveStep, loadSteps, planLoad } from './lib/data.js';
+import { openDataRunbook, runSteps } from './lib/open.js';
 import { Webapps } from './lib/quiesce.js';
 
 /**
@@ -36,12 +27,11 @@ import { Webapps } from './lib/quiesce.js';
  * application's webapps are stopped around the changes (docs/design.md "Admission", quiesce).
  */
 export async function restoreCluster(rawInput: RestoreClusterInput): Promise<RestoreClusterResult> {
-  const { input, ...ctx } = await openRunbook('restoreCluster', rawInput);
-  const { clusterId, backupId } = input;
-  const { rb } = ctx;
-  const startedAt = new Date();
-  const { master, members, file } = await readMembers(ctx, input.master);
-  tagRunbook('restoreCluster', clusterId, members);
+  const { input, ctx, rb, clusterId, master, members, manifestFor } = await openDataRunbook(
+    'restoreCluster',
+    rawInput,
+  );
+  const { backupId } = input;
   rb.eventNodes = members;
 
   // --- validation: read-only ---
@@ -87,25 +77,20 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
         ]
       : [],
   );
-  // Runs recorded before restores kept the current data aside restore without it.
-  const keep =
-    input.keepCurrentData && patched('restore-keeps-data-aside')
-      ? keepAsidePlan('restore', plan)
-      : undefined;
-  const aside = keep && {
-    ...keep,
-    manifest: manifestOf(clusterId, members, plan, startedAt, file.cluster.clusterUuid),
-  };
-  const load: LoadRun = {
-    op: 'restore',
-    archiveId: backupId,
-    from: 'backup',
-    plan,
-    sha256: Object.fromEntries(archives.map((a) => [a.node, a.sha256])),
-    members,
-    ...(aside ? { aside } : {}),
-  };
-  const steps = loadPlannedSteps(load);
+  const { load, steps } = planLoad(
+    {
+      op: 'restore',
+      archiveId: backupId,
+      from: 'backup',
+      plan,
+      sha256: Object.fromEntries(archives.map((a) => [a.node, a.sha256])),
+      members,
+    },
+    // Runs recorded before restores kept the current data aside restore without it.
+    input.keepCurrentData && patched('restore-keeps-data-aside'),
+    manifestFor,
+  );
+  const keptAs = load.aside?.backupId;
   const restored: RestoreClusterResult['restored'] = [];
   const result = (): RestoreClusterResult => ({
     runbook: 'restoreCluster',
@@ -120,25 +105,21 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
     restored: plan.flatMap(({ node, components }) =>
       components.flatMap((c) => restored.filter((r) => r.node === node && r.component === c)),
     ),
-    ...(aside ? { keptAs: aside.backupId } : {}),
+    ...(keptAs ? { keptAs } : {}),
     skipped: rb.skipped,
   });
   if (input.dryRun) return result();
   rb.tracker.addSteps(steps);
 
-  const webapps = new Webapps(ctx, members);
-  await rb.emit('runbook.started', { backupId, members, plan });
-  try {
-    await webapps.stop();
-    await loadSteps(ctx, load, restored);
-    rb.tracker.finish('completed');
-    await rb.emit('runbook.completed', { backupId, plan });
-    return result();
-  } catch (err) {
-    rb.tracker.finish('failed');
-    await rb.emit('runbook.failed', { backupId, error: (err as Error).message, state: rb.state });
-    throw err;
-  } finally {
-    await webapps.start();
-  }
+  await runSteps(
+    rb,
+    {
+      started: { backupId, members, plan },
+      completed: () => ({ backupId, plan }),
+      failed: { backupId },
+    },
+    () => loadSteps(ctx, load, restored),
+    new Webapps(ctx, members),
+  );
+  return result();
 }

@@ -3,12 +3,9 @@ import {
   condition,
   isCancellation,
   patched,
-  proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BundleActivities } from '../activities/bundle-activities.js';
-import { nodeTaskQueue } from '../src/contracts/addresses.js';
 import {
   approveArgSchema,
   bundleWorkflowId,
@@ -24,38 +21,16 @@ import {
   type RolloutBundleResult,
   type RolloutPlan,
 } from '../src/contracts/bundles.js';
-import { nonRetryableErrorTypes } from '../src/contracts/errors.js';
 import { describeZodError } from '../src/contracts/validation.js';
 import { approveUpdate, bundlesQuery } from '../src/contracts/messages.js';
+import { bundleCalls } from './lib/bundle-converge.js';
 import { recordAndShowBundles } from './lib/bundle-view.js';
-import { readMembers, type DataContext } from './lib/data.js';
+import { readMembers } from './lib/data.js';
 import { tagRunbook } from './lib/membership.js';
 import { openRunbook } from './lib/open.js';
 import { causeMessage, isUnclaimed } from './lib/runbook.js';
 
 type Version = { version: string; sha256: string };
-
-/**
- * The bundle activities of one node. Installs heartbeat every second, so an agent that dies
- * mid-install is noticed within 5 s and the install is retried when it is back.
- */
-function bundleCalls(ctx: DataContext, node: string, summary: string, long: boolean) {
-  return proxyActivities<BundleActivities>({
-    taskQueue: nodeTaskQueue(node),
-    summary: `${summary} on ${node}`,
-    startToCloseTimeout: long ? '30m' : '2m',
-    ...(long ? { heartbeatTimeout: '5s' } : {}),
-    // Not a retry budget: how soon a silent node shows as unreachable in `progress`.
-    scheduleToStartTimeout: `${ctx.rb.patience() ?? ctx.agentTimeoutSeconds}s`,
-    retry: {
-      initialInterval: '1s',
-      backoffCoefficient: 2,
-      maximumInterval: '20s',
-      maximumAttempts: ctx.attempts,
-      nonRetryableErrorTypes,
-    },
-  });
-}
 
 function refuse(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'InvalidInput');
@@ -190,6 +165,12 @@ export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<Rollo
         ...(r?.detail ? { detail: r.detail } : {}),
       };
     });
+  };
+  /** The rollout's end: its view done, its progress finished, its ending event sent. */
+  const end = async (status: 'completed' | 'failed', data: Record<string, unknown>) => {
+    syncView('done');
+    rb.tracker.finish(status);
+    await rb.emit(`runbook.${status}`, { symbolicName, version, sha256, ...data });
   };
   const sources = [...holders];
   let failures = 0;
@@ -353,12 +334,7 @@ export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<Rollo
         view.table = shown.rows;
         if (shown.desiredError) view.desiredError = shown.desiredError;
       }
-      syncView('done');
-      rb.tracker.finish('completed');
-      await rb.emit('runbook.completed', {
-        symbolicName,
-        version,
-        sha256,
+      await end('completed', {
         installed: changed.map((c) => c.node),
         current: plan.upToDate,
       });
@@ -418,15 +394,7 @@ export async function rolloutBundle(rawInput: RolloutBundleInput): Promise<Rollo
       }),
     );
     rb.state = `rolled back ${rollbacks.map((r) => r.node).join(', ') || 'nothing'}`;
-    syncView('done');
-    rb.tracker.finish('failed');
-    await rb.emit('runbook.failed', {
-      symbolicName,
-      version,
-      sha256,
-      error: stopReason,
-      state: rb.state,
-    });
+    await end('failed', { error: stopReason, state: rb.state });
     return result('rolled-back', stopReason);
   } catch (err) {
     rb.tracker.finish('failed');

@@ -4,9 +4,8 @@ import {
   type VerifyBackupInput,
   type VerifyBackupResult,
 } from '../src/contracts/data-runbooks.js';
-import { checkArchiveStep, dataCalls, readMembers } from './lib/data.js';
-import { tagRunbook } from './lib/membership.js';
-import { openRunbook } from './lib/open.js';
+import { checkArchiveStep, dataCalls } from './lib/data.js';
+import { openDataRunbook } from './lib/open.js';
 
 /**
  * Re-reads every member's archive of a backup and checks it against its manifest: each file's
@@ -15,11 +14,11 @@ import { openRunbook } from './lib/open.js';
  * every problem named; a whole one returns which nodes hold which part.
  */
 export async function verifyBackup(rawInput: VerifyBackupInput): Promise<VerifyBackupResult> {
-  const { input, ...ctx } = await openRunbook('verifyBackup', rawInput);
-  const { clusterId, backupId } = input;
-  const { rb } = ctx;
-  const { master, members } = await readMembers(ctx, input.master);
-  tagRunbook('verifyBackup', clusterId, members);
+  const { input, ctx, rb, clusterId, master, members } = await openDataRunbook(
+    'verifyBackup',
+    rawInput,
+  );
+  const { backupId } = input;
   rb.eventNodes = members;
   rb.tracker.addSteps(
     members.map((n) => ({

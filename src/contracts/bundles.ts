@@ -112,14 +112,9 @@ export const rolloutBundleInputSchema = lazySchema(() =>
       waitForCluster: z.boolean().default(false),
     })
     .strict()
-    .superRefine((input, ctx) => {
-      if (!input.nodes && !input.master) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['nodes'],
-          message: 'name the nodes to install on, or a master whose cluster.json lists the members',
-        });
-      }
+    .refine((input) => input.nodes || input.master, {
+      path: ['nodes'],
+      message: 'name the nodes to install on, or a master whose cluster.json lists the members',
     }),
 );
 

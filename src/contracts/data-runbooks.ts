@@ -39,65 +39,55 @@ const dataRunbookOptions = {
   waitForCluster: z.boolean().default(false),
 };
 
-export const backupClusterInputSchema = lazySchema(() =>
-  z
-    .object({
-      ...dataRunbookOptions,
-      /**
-       * What to back up. Default: the middleware the master's agent enables, plus the controller
-       * on every member whose agent configures controller data folders.
-       */
-      middleware: componentListSchema.optional(),
-      /** Appended to the backup id: `20261122T074512Z-<label>`. */
-      label: labelSchema.optional(),
-      /** Retention: keep the newest N backups on each node that took part (the new one included). */
-      keep: z.number().int().min(1).max(10_000).optional(),
-      /**
-       * Retention: delete backups older than this many days on each node that took part. With
-       * `keep`, a backup goes when either rule says so; the one just taken always stays.
-       */
-      maxAgeDays: z.number().positive().max(36_500).optional(),
-      /** Return the plan; change nothing. */
-      dryRun: z.boolean().default(false),
-    })
-    .strict(),
-);
+/** A data runbook's input: the options every one takes, then its own; nothing else. */
+function dataRunbookInput<S extends z.ZodRawShape>(own: () => S) {
+  return lazySchema(() => z.object({ ...dataRunbookOptions, ...own() }).strict());
+}
+
+export const backupClusterInputSchema = dataRunbookInput(() => ({
+  /**
+   * What to back up. Default: the middleware the master's agent enables, plus the controller
+   * on every member whose agent configures controller data folders.
+   */
+  middleware: componentListSchema.optional(),
+  /** Appended to the backup id: `20261122T074512Z-<label>`. */
+  label: labelSchema.optional(),
+  /** Retention: keep the newest N backups on each node that took part (the new one included). */
+  keep: z.number().int().min(1).max(10_000).optional(),
+  /**
+   * Retention: delete backups older than this many days on each node that took part. With
+   * `keep`, a backup goes when either rule says so; the one just taken always stays.
+   */
+  maxAgeDays: z.number().positive().max(36_500).optional(),
+  /** Return the plan; change nothing. */
+  dryRun: z.boolean().default(false),
+}));
 export type BackupClusterInput = z.input<typeof backupClusterInputSchema>;
 export type BackupClusterParams = z.output<typeof backupClusterInputSchema>;
 
-export const verifyBackupInputSchema = lazySchema(() =>
-  z
-    .object({
-      ...dataRunbookOptions,
-      backupId: backupIdSchema,
-      /**
-       * Besides the checksums, a restore test: the node holding the replicated data unpacks its
-       * archive into a scratch folder and reads every dump back the way a restore would (every
-       * znode, every Kafka message), without touching live data.
-       */
-      restoreTest: z.boolean().default(false),
-    })
-    .strict(),
-);
+export const verifyBackupInputSchema = dataRunbookInput(() => ({
+  backupId: backupIdSchema,
+  /**
+   * Besides the checksums, a restore test: the node holding the replicated data unpacks its
+   * archive into a scratch folder and reads every dump back the way a restore would (every
+   * znode, every Kafka message), without touching live data.
+   */
+  restoreTest: z.boolean().default(false),
+}));
 export type VerifyBackupInput = z.input<typeof verifyBackupInputSchema>;
 
-export const restoreClusterInputSchema = lazySchema(() =>
-  z
-    .object({
-      ...dataRunbookOptions,
-      backupId: backupIdSchema,
-      /** What to restore; default everything the backup holds. */
-      middleware: componentListSchema.optional(),
-      /**
-       * Before any data is replaced, back up what the restore replaces as
-       * `<timestamp>-before-restore`, verified; a failed restore can go back to it.
-       */
-      keepCurrentData: z.boolean().default(true),
-      /** Validate the backup and return the plan; change nothing. */
-      dryRun: z.boolean().default(false),
-    })
-    .strict(),
-);
+export const restoreClusterInputSchema = dataRunbookInput(() => ({
+  backupId: backupIdSchema,
+  /** What to restore; default everything the backup holds. */
+  middleware: componentListSchema.optional(),
+  /**
+   * Before any data is replaced, back up what the restore replaces as
+   * `<timestamp>-before-restore`, verified; a failed restore can go back to it.
+   */
+  keepCurrentData: z.boolean().default(true),
+  /** Validate the backup and return the plan; change nothing. */
+  dryRun: z.boolean().default(false),
+}));
 export type RestoreClusterInput = z.input<typeof restoreClusterInputSchema>;
 export type RestoreClusterParams = z.output<typeof restoreClusterInputSchema>;
 
@@ -106,18 +96,13 @@ export type RestoreClusterParams = z.output<typeof restoreClusterInputSchema>;
  * on the master (and the master's controller folders when asked for), in
  * `export-data-archive/<exportId>.zip` with the same manifest.
  */
-export const exportDataInputSchema = lazySchema(() =>
-  z
-    .object({
-      ...dataRunbookOptions,
-      /** What to export; default the middleware the master's agent enables. */
-      middleware: componentListSchema.optional(),
-      /** Appended to the export id: `20261122T074512Z-<label>`. */
-      label: labelSchema.optional(),
-      dryRun: z.boolean().default(false),
-    })
-    .strict(),
-);
+export const exportDataInputSchema = dataRunbookInput(() => ({
+  /** What to export; default the middleware the master's agent enables. */
+  middleware: componentListSchema.optional(),
+  /** Appended to the export id: `20261122T074512Z-<label>`. */
+  label: labelSchema.optional(),
+  dryRun: z.boolean().default(false),
+}));
 export type ExportDataInput = z.input<typeof exportDataInputSchema>;
 
 /**
@@ -126,22 +111,17 @@ export type ExportDataInput = z.input<typeof exportDataInputSchema>;
  * is named, never given as a path: `import-data-archive/<archive>.zip` on `node`, put there by
  * an upload to the agent (`POST /v1/cluster/data/actions/import`) or by the operator.
  */
-export const importDataInputSchema = lazySchema(() =>
-  z
-    .object({
-      ...dataRunbookOptions,
-      /** The archive's id, e.g. `20261122T074512Z-move` for `20261122T074512Z-move.zip`. */
-      archive: backupIdSchema,
-      /** The member whose import-data-archive folder holds it; default the master. */
-      node: nodeAddressSchema.optional(),
-      /** What to import; default everything the archive holds. */
-      middleware: componentListSchema.optional(),
-      /** As for a restore: the data an import changes is backed up first as `<ts>-before-import`. */
-      keepCurrentData: z.boolean().default(true),
-      dryRun: z.boolean().default(false),
-    })
-    .strict(),
-);
+export const importDataInputSchema = dataRunbookInput(() => ({
+  /** The archive's id, e.g. `20261122T074512Z-move` for `20261122T074512Z-move.zip`. */
+  archive: backupIdSchema,
+  /** The member whose import-data-archive folder holds it; default the master. */
+  node: nodeAddressSchema.optional(),
+  /** What to import; default everything the archive holds. */
+  middleware: componentListSchema.optional(),
+  /** As for a restore: the data an import changes is backed up first as `<ts>-before-import`. */
+  keepCurrentData: z.boolean().default(true),
+  dryRun: z.boolean().default(false),
+}));
 export type ImportDataInput = z.input<typeof importDataInputSchema>;
 
 // --- results ----------------------------------------------------------------------------------

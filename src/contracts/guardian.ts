@@ -271,14 +271,9 @@ export const clusterGuardianInputSchema = lazySchema(() =>
       carried: guardianCarriedSchema.optional(),
     })
     .strict()
-    .superRefine((input, ctx) => {
-      if (input.desired && input.source) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['desired'],
-          message: 'give either desired or source (the controller decides), not both',
-        });
-      }
+    .refine((input) => !(input.desired && input.source), {
+      path: ['desired'],
+      message: 'give either desired or source (the controller decides), not both',
     }),
 );
 export type ClusterGuardianInput = z.input<typeof clusterGuardianInputSchema>;

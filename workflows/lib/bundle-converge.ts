@@ -6,12 +6,17 @@ import { nonRetryableErrorTypes } from '../../src/contracts/errors.js';
 import { viewCalls } from './bundle-view.js';
 import type { DataContext } from './data.js';
 
-function installCalls(ctx: DataContext, node: string, summary: string) {
+/**
+ * The bundle activities of one node. Installs heartbeat every second, so an agent that dies
+ * mid-install is noticed within 5 s and the install is retried when it is back.
+ */
+export function bundleCalls(ctx: DataContext, node: string, summary: string, long: boolean) {
   return proxyActivities<BundleActivities>({
     taskQueue: nodeTaskQueue(node),
     summary: `${summary} on ${node}`,
-    startToCloseTimeout: '30m',
-    heartbeatTimeout: '5s',
+    startToCloseTimeout: long ? '30m' : '2m',
+    ...(long ? { heartbeatTimeout: '5s' } : {}),
+    // Not a retry budget: how soon a silent node shows as unreachable in `progress`.
     scheduleToStartTimeout: `${ctx.rb.patience() ?? ctx.agentTimeoutSeconds}s`,
     retry: {
       initialInterval: '1s',
@@ -54,7 +59,7 @@ export async function convergeBundles(
       `bundle:${node}:${d.symbolicName}`,
       { title: `run ${d.symbolicName} ${d.version}`, node },
       () =>
-        installCalls(ctx, node, `install ${d.symbolicName}`).installBundle({
+        bundleCalls(ctx, node, `install ${d.symbolicName}`, true).installBundle({
           sha256: d.sha256,
           symbolicName: d.symbolicName,
           version: d.version,

@@ -230,6 +230,11 @@ export async function archiveSteps(ctx: DataContext, run: ArchiveRun): Promise<D
   return archives;
 }
 
+/** What the ending event of a backup or export says of each archive. */
+export function archiveEvents(archives: DataArchive[]): object[] {
+  return archives.map((a) => ({ node: a.node, bytes: a.bytes, sha256: a.sha256 }));
+}
+
 /** The fields every archive of one run shares. */
 export function manifestOf(
   clusterId: string,
@@ -276,6 +281,21 @@ export interface LoadRun {
   members: string[];
   /** The backup taken of what will change, when the data is kept aside first. */
   aside?: { backupId: string; steps: PlannedStep[]; manifest: ManifestCommon };
+}
+
+/**
+ * The load a restore or import runs and the steps it shows. With `keepAside`, what it changes is
+ * backed up first (`keepAsidePlan`), its archives sharing `manifest(plan)`.
+ */
+export function planLoad(
+  run: Omit<LoadRun, 'aside'>,
+  keepAside: boolean,
+  manifest: (plan: ArchivePlan) => ManifestCommon,
+): { load: LoadRun; steps: PlannedStep[] } {
+  const keep = keepAside ? keepAsidePlan(run.op, run.plan) : undefined;
+  const aside = keep && { ...keep, manifest: manifest(run.plan) };
+  const load: LoadRun = { ...run, ...(aside ? { aside } : {}) };
+  return { load, steps: loadPlannedSteps(load) };
 }
 
 export type Loaded = { node: string; component: DataComponentName; files: number; bytes: number };

@@ -18,9 +18,11 @@ export class Webapps {
   private stopped: string[] = [];
   private active = false;
 
+  /** `except`: nodes whose webapps are not started again (they left the cluster). */
   constructor(
     private readonly ctx: RunbookBase,
     private readonly nodes: string[],
+    private readonly except: string[] = [],
   ) {}
 
   /** Stops the webapps of every node; a stop that fails after its attempts parks. */
@@ -32,12 +34,12 @@ export class Webapps {
     this.ctx.rb.state = `the webapps of [${this.stopped.join(', ')}] are stopped; ${this.ctx.rb.state}`;
   }
 
-  /** Starts them again where they were stopped, except on `except` (nodes that left). */
-  async start(except: string[] = []): Promise<void> {
+  /** Starts them again where they were stopped, except on the nodes that left. */
+  async start(): Promise<void> {
     if (!this.active) return;
     this.active = false;
     await Promise.all(
-      this.stopped.filter((n) => !except.includes(n)).map((n) => this.control('start', n)),
+      this.stopped.filter((n) => !this.except.includes(n)).map((n) => this.control('start', n)),
     );
   }
 
