@@ -3,7 +3,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { pushBundle } from '../../src/bundles/client.js';
 import type { RolloutBundleInput, RolloutBundleResult } from '../../src/contracts/bundles.js';
@@ -19,7 +18,7 @@ import { freePortOnAll, startTestCluster, type TestCluster } from '../helpers/ag
 import { greeterBundles, type GreeterBundles } from '../helpers/felix-bundles.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
 
-const workflowsPath = fileURLToPath(new URL('../../workflows/rollout-bundle.ts', import.meta.url));
+// The orchestrator's whole bundle: a rollout asks the cluster's admission workflow first.
 // Felix nodes of this suite: 127.0.0.101–.103.
 const nodes = ['127.0.0.101', '127.0.0.102', '127.0.0.103'];
 const [first = '', second = '', third = ''] = nodes;
@@ -62,7 +61,7 @@ describe('rolloutBundle into real Felix frameworks on three agents', () => {
 
   before(async () => {
     [orchestrator, cluster, jars] = await Promise.all([
-      startTestOrchestrator({ workflowsPath }),
+      startTestOrchestrator(),
       startTestCluster(nodes, {
         env: (address) => ({
           CG_CONFIG: path.join(configDir, `${address}.yaml`),

@@ -3,7 +3,6 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { stagingFolderOf, stagingLeftovers } from '../../activities/bundle-activities.js';
@@ -17,8 +16,7 @@ import { startTestCluster, type TestCluster } from '../helpers/agents.js';
 import { writeTestJar } from '../helpers/bundles.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../helpers/temporal.js';
 
-// The runbook's own module as the workflows path: this file depends on no other runbook.
-const workflowsPath = fileURLToPath(new URL('../../workflows/rollout-bundle.ts', import.meta.url));
+// The orchestrator's whole bundle: a rollout asks the cluster's admission workflow first.
 const nodes = ['127.0.0.42', '127.0.0.43', '127.0.0.44'];
 const [first = '', failing = '', killed = ''] = nodes;
 const symbolicName = 'com.example.rollout';
@@ -84,7 +82,7 @@ describe('rolloutBundle against a real dev server and three agent processes', ()
 
   before(async () => {
     [orchestrator, cluster] = await Promise.all([
-      startTestOrchestrator({ workflowsPath }),
+      startTestOrchestrator(),
       startTestCluster(nodes, {
         env: (address) => ({ CG_CONFIG: configFile(address) }),
       }),
