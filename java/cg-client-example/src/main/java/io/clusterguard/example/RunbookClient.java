@@ -65,8 +65,10 @@ public final class RunbookClient {
     print("started", runId);
 
     runbook.signal("pause", "paused from Java");
+    // The runbook lists its steps once the cluster's admission granted it (docs/design.md
+    // "Admission"); the pause is recorded from the start.
     JsonNode progress = runbook.query("progress", JsonNode.class);
-    for (int i = 0; i < 300 && !progress.has("paused"); i++) {
+    for (int i = 0; i < 300 && !(progress.has("paused") && progress.path("steps").size() > 0); i++) {
       Thread.sleep(100);
       progress = runbook.query("progress", JsonNode.class);
     }
