@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type Consumer } from 'kafkajs';
 import { pushBundle } from '../../src/bundles/client.js';
@@ -27,7 +26,6 @@ const kafkaAddress = '127.0.0.45';
 const broker = `${kafkaAddress}:9092`;
 const agent = '127.0.0.46';
 const binDir = process.env.CG_KAFKA_BIN_DIR ?? path.join(repoRoot, '.tools');
-const workflowsPath = fileURLToPath(new URL('../../workflows/rollout-bundle.ts', import.meta.url));
 
 describe('bundle events reach a Kafka consumer', { timeout: 180_000 }, () => {
   let root: string;
@@ -68,7 +66,8 @@ describe('bundle events reach a Kafka consumer', { timeout: 180_000 }, () => {
     // The orchestrator of the test publishes runbook events to this broker.
     process.env.CG_TEST_KAFKA_BROKERS = broker;
     [orchestrator, cluster] = await Promise.all([
-      startTestOrchestrator({ workflowsPath }),
+      // The orchestrator's whole bundle: a rollout asks the cluster's admission workflow first.
+      startTestOrchestrator(),
       startTestCluster([agent], {
         env: () => ({
           CG_EVENTS__BROKERS: broker,
