@@ -26,11 +26,13 @@ const [m1, m2, m3, spare, ghost] = [
 const members = [m1, m2, m3];
 
 /** The task queue of every activity the run scheduled, in order. */
+/** The nodes' task queues the runbook scheduled activities on (the cluster's admission, on the
+ * orchestrator's own queue, is asked first and is not a node). */
 async function asked(handle: WorkflowHandle): Promise<string[]> {
   const history = await handle.fetchHistory();
   return (history.events ?? []).flatMap((e) => {
     const name = e.activityTaskScheduledEventAttributes?.taskQueue?.name;
-    return name ? [name] : [];
+    return name?.startsWith('cg-node-') ? [name] : [];
   });
 }
 
