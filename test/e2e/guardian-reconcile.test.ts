@@ -57,7 +57,10 @@ describe('the guardian grows and shrinks a cluster for real', () => {
       // Topics made while three brokers run would get three replicas, and then two brokers
       // cannot hold them: decommissionNodes refuses that shrink, as it must. Two replicas let
       // the cluster shrink back.
-      agentEnv: () => ({ CG_MIDDLEWARE__KAFKA__REPLICATION_FACTOR: '2' }),
+      agentEnv: () => ({
+        CG_MIDDLEWARE__KAFKA__REPLICATION_FACTOR: '2',
+        CG_AGENT__SUPERVISOR__ENABLED: 'true',
+      }),
     });
     const handle = await stack.client.workflow.start('bootstrapCluster', {
       args: [{ clusterId, nodes: [a, b] }],

@@ -76,6 +76,7 @@ describe('a node agent heals its node (real ZooKeeper and Kafka)', () => {
     stack = await startStack([a, b, c], {
       // Short backoff, so that five failed starts take seconds, not minutes.
       agentEnv: () => ({
+        CG_AGENT__SUPERVISOR__ENABLED: 'true',
         CG_AGENT__SUPERVISOR__INTERVAL_MS: '500',
         CG_AGENT__SUPERVISOR__INITIAL_BACKOFF_MS: '200',
         CG_AGENT__SUPERVISOR__MAX_BACKOFF_MS: '1000',
