@@ -132,6 +132,25 @@ export default tseslint.config(
     },
   },
   {
+    files: ['**/*.ts'],
+    ignores: ['workflows/**', 'src/contracts/**', 'src/middleware/zookeeper/client.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'node-zookeeper-client',
+              message:
+                'Import { zookeeper } from src/middleware/zookeeper/client.ts: unpatched, a reply it cannot parse kills the process.',
+              allowTypeImports: true,
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import zookeeper from 'node-zookeeper-client';
+import { zookeeper } from '../middleware/zookeeper/client.js';
 import type { DesiredBundle } from '../contracts/bundle-view.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 import { withZooKeeperClient } from '../middleware/zookeeper/index.js';

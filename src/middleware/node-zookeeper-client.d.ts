@@ -26,6 +26,8 @@ declare module 'node-zookeeper-client' {
     interface Client {
       connect(): void;
       close(): void;
+      /** The session id the server assigned, 8 bytes. */
+      getSessionId(): Buffer;
       once(event: 'connected' | 'disconnected' | 'expired', listener: () => void): this;
       getChildren(
         path: string,
@@ -62,7 +64,12 @@ declare module 'node-zookeeper-client' {
   const zookeeper: {
     createClient(connectionString: string, options?: zookeeper.ClientOptions): zookeeper.Client;
     CreateMode: { PERSISTENT: number; EPHEMERAL: number };
-    Exception: { NO_NODE: number; NODE_EXISTS: number; NOT_EMPTY: number };
+    Exception: {
+      NO_NODE: number;
+      NODE_EXISTS: number;
+      NOT_EMPTY: number;
+      CONNECTION_LOSS: number;
+    };
   };
   export = zookeeper;
 }

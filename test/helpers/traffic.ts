@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, Partitioners, type Admin } from 'kafkajs';
-import zookeeper from 'node-zookeeper-client';
+import { zookeeper } from '../../src/middleware/zookeeper/client.js';
 
 /**
  * A client that writes to ZooKeeper and produces to Kafka (acks=all) all the time, keeping only

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import zookeeper from 'node-zookeeper-client';
+import { zookeeper } from '../../src/middleware/zookeeper/client.js';
 import { NodeLayout } from '../../src/config/layout.js';
 import { ClusterGuardError } from '../../src/contracts/errors.js';
 import { createLogger } from '../../src/logger.js';

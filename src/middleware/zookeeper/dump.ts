@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import zookeeper from 'node-zookeeper-client';
+import { zookeeper } from './client.js';
 import { z } from 'zod';
 import { ClusterGuardError } from '../../contracts/errors.js';
 
