@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,12 +12,15 @@ import { writeFiles, type AdapterDeps, type ClusterView } from '../../src/middle
 import {
   createKafkaAdapter,
   generateKafkaConfig,
+  headersFrom,
   isKafkaClusterId,
+  messageLineSchema,
   newKafkaClusterId,
   planReplicaMoves,
   type KafkaAdapter,
   type KafkaOptions,
 } from '../../src/middleware/kafka/index.js';
+import { loadProgressFile } from '../../src/middleware/kafka/resume.js';
 import { repoRoot } from '../../src/process.js';
 import { middlewareContract, type ContractNode } from './contract.js';
 
@@ -651,6 +654,99 @@ describe('kafka: a three-node KRaft cluster', () => {
       await node(a1).adapter.restoreData();
       assert.deepEqual(await consumeAll(survivorsBrokers, 'orders', 60), orders);
       assert.deepEqual(await consumeAll(survivorsBrokers, 'ledger', 300), ledger);
+    },
+  );
+
+  test(
+    'an import tried again after an interruption writes each message once',
+    { timeout: 120_000 },
+    async () => {
+      const survivorsBrokers = [a1, a2].map(brokerOf);
+      const folder = node(a1).layout.workingFolder('import', 'kafka');
+      // The attempt whose completion was lost: every topic is recorded done, nothing is sent.
+      await node(a1).adapter.importData();
+      assert.deepEqual(await consumeAll(survivorsBrokers, 'ledger', 300), ledger);
+      assert.deepEqual(await consumeAll(survivorsBrokers, 'orders', 60), orders);
+
+      // An attempt killed inside `ledger`: it had 60 lines acknowledged and recorded, 60 more
+      // written but not recorded; meanwhile another producer wrote one message to partition 0.
+      await withAdmin(survivorsBrokers, (admin) => admin.deleteTopics({ topics: ['ledger'] }));
+      for (const b of survivorsBrokers)
+        await withAdmin([b], (admin) =>
+          waitFor(
+            `ledger deleted on ${b}`,
+            async () => !(await admin.listTopics()).includes('ledger'),
+          ),
+        );
+      const partitions = 6;
+      await withAdmin(survivorsBrokers, (admin) => createTopic(admin, 'ledger', partitions, 2));
+      const lines = (await readFile(path.join(folder, 'ledger.jsonl'), 'utf8'))
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => messageLineSchema.parse(JSON.parse(l)));
+      const asSent = (l: (typeof lines)[number]) => ({
+        partition: l.partition % partitions,
+        key: l.key === null ? null : Buffer.from(l.key, 'base64'),
+        value: l.value === null ? null : Buffer.from(l.value, 'base64'),
+        timestamp: l.timestamp,
+        headers: headersFrom(l.headers),
+      });
+      const producer = kafka(survivorsBrokers).producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+      });
+      await producer.connect();
+      try {
+        await producer.send({
+          topic: 'ledger',
+          acks: -1,
+          messages: lines.slice(0, 60).map(asSent),
+        });
+        await producer.send({
+          topic: 'ledger',
+          acks: -1,
+          messages: [{ partition: 0, key: 'other', value: 'another producer' }],
+        });
+        await producer.send({
+          topic: 'ledger',
+          acks: -1,
+          messages: lines.slice(60, 120).map(asSent),
+        });
+      } finally {
+        await producer.disconnect();
+      }
+      const acked: Record<string, number> = {};
+      for (const l of lines.slice(0, 60)) {
+        const p = String(l.partition % partitions);
+        acked[p] = (acked[p] ?? 0) + 1;
+      }
+      const record = JSON.parse(await readFile(path.join(folder, loadProgressFile), 'utf8')) as {
+        topics: Record<string, unknown>;
+      };
+      record.topics.ledger = {
+        start: Object.fromEntries(Array.from({ length: partitions }, (_, p) => [String(p), '0'])),
+        acked,
+        lines: 60,
+        done: false,
+      };
+      await writeFile(path.join(folder, loadProgressFile), JSON.stringify(record));
+
+      const result = await node(a1).adapter.importData();
+      assert.ok(
+        !result.files.some((f) => f.path.startsWith(loadProgressFile)),
+        'not listed as data',
+      );
+      const read = await consumeAll(survivorsBrokers, 'ledger', 301);
+      assert.deepEqual(
+        read.filter((r) => r.key !== 'other'),
+        ledger,
+        'every message of the dump once, in its order',
+      );
+      assert.deepEqual(
+        read.filter((r) => r.key === 'other').map((r) => [r.partition, r.value]),
+        [[0, 'another producer']],
+      );
+      assert.deepEqual(await consumeAll(survivorsBrokers, 'orders', 60), orders);
     },
   );
 });

@@ -16,9 +16,29 @@ import {
 import type { KafkaServer } from './server.js';
 import type { KafkaClients } from './clients.js';
 import type { KafkaLifecycle } from './lifecycle.js';
+import {
+  createKafkaResume,
+  fingerprintOfLine,
+  loadProgressFile,
+  type TopicProgress,
+} from './resume.js';
 
-/** Import and restore: topics recreated or appended to from `<op>-data/kafka/`. */
+/** Where a retried import goes on: see resume.ts. */
+interface Resume {
+  /** Dump lines acknowledged before. */
+  from: number;
+  /** Per partition, what lies beyond them in the topic (fingerprints, in offset order). */
+  written: Map<number, string[]>;
+}
+
+/**
+ * Import and restore: topics recreated or appended to from `<op>-data/kafka/`. A restore
+ * recreates each topic, so a retry starts it over; an import appends, so it keeps a record of
+ * how far it got and a retry sends only what is not there yet (resume.ts).
+ */
 export function createKafkaLoad(k: KafkaServer & KafkaClients & KafkaLifecycle) {
+  const { readProgress, writeProgress, writtenBeyond } = createKafkaResume(k);
+
   async function load(op: DataOperation, replace: boolean): Promise<DataResult> {
     const deadline = k.deadlineFor(`${op}Data`);
     const folder = k.layout.workingFolder(op, 'kafka');
@@ -33,6 +53,7 @@ export function createKafkaLoad(k: KafkaServer & KafkaClients & KafkaLifecycle) 
         `${k.who}: ${folder}/${dataManifestFile} is missing or not a clusterguard kafka message dump (${(err as Error).message.split('\n')[0]}); unpack the archive into ${folder} first`,
       );
     }
+    const progress = replace ? undefined : await readProgress(folder);
     const m = await k.readManifest();
     const kafka = k.client(k.brokersOf(m.nodes, m));
     await k.withAdmin(k.brokersOf(m.nodes, m), async (admin) => {
@@ -52,37 +73,98 @@ export function createKafkaLoad(k: KafkaServer & KafkaClients & KafkaLifecycle) 
       try {
         for (const t of data.topics) {
           k.deps.signal?.throwIfAborted();
+          const earlier = progress?.topics[t.name];
+          if (earlier?.done) {
+            k.progress(`${op}: ${t.name} was written by an earlier attempt`);
+            continue;
+          }
           const rf = Math.min(t.replicationFactor, m.replicationFactor, live);
           const partitions = await readyTopic(admin, op, t, rf, replace, deadline);
+          const ends = new Map(
+            (
+              await k.whileStale(`offsets of ${t.name}`, deadline, () =>
+                admin.fetchTopicOffsets(t.name),
+              )
+            ).map((o) => [o.partition, BigInt(o.high)]),
+          );
           const total = async () =>
             (
               await k.whileStale(`offsets of ${t.name}`, deadline, () =>
                 admin.fetchTopicOffsets(t.name),
               )
             ).reduce((n, o) => n + BigInt(o.high), 0n);
-          const before = await total();
-          const sent = await produceFile(producer, path.join(folder, t.file), t.name, partitions);
-          if (sent !== t.messages)
+          const before = [...ends.values()].reduce((n, e) => n + e, 0n);
+          let record: TopicProgress | undefined;
+          let resume: Resume | undefined;
+          if (progress) {
+            if (earlier) {
+              record = earlier;
+              const written = await writtenBeyond(kafka, admin, t.name, earlier, ends, deadline);
+              resume = { from: earlier.lines, written };
+            } else {
+              // Before the first send: from here on a retry knows where this topic ended before.
+              record = {
+                start: Object.fromEntries([...ends].map(([p, e]) => [String(p), e.toString()])),
+                acked: {},
+                lines: 0,
+                done: false,
+              };
+              progress.topics[t.name] = record;
+              await writeProgress(folder, progress);
+            }
+          }
+          const mine = record;
+          const r = await produceFile(
+            producer,
+            path.join(folder, t.file),
+            t.name,
+            partitions,
+            resume,
+            mine &&
+              progress &&
+              (async (lines, dealt) => {
+                mine.lines = lines;
+                for (const [p, n] of dealt)
+                  mine.acked[String(p)] = (mine.acked[String(p)] ?? 0) + n;
+                await writeProgress(folder, progress);
+              }),
+          );
+          if (r.lines !== t.messages)
             throw k.fail(
               'MiddlewareFailure',
-              `${k.who}: ${op} of topic ${t.name} read ${sent} messages but the dump lists ${t.messages}; the dump in ${folder} is incomplete`,
+              `${k.who}: ${op} of topic ${t.name} read ${r.lines} messages but the dump lists ${t.messages}; the dump in ${folder} is incomplete`,
             );
           const added = (await total()) - before;
-          if (added !== BigInt(sent))
+          if (added !== BigInt(r.sent))
             k.logger.warn(
-              `kafka ${op}: topic ${t.name} grew by ${added} messages for ${sent} sent`,
+              `kafka ${op}: topic ${t.name} grew by ${added} messages for ${r.sent} sent`,
               {
                 topic: t.name,
               },
             );
-          k.progress(`${op}: ${t.name} ← ${sent} messages`);
+          if (mine && progress) {
+            mine.done = true;
+            await writeProgress(folder, progress);
+          }
+          if (resume)
+            k.logger.info(`kafka ${op}: resumed topic ${t.name}`, {
+              topic: t.name,
+              alreadyWritten: r.found,
+              skippedLines: resume?.from ?? 0,
+              sent: r.sent,
+            });
+          k.progress(
+            `${op}: ${t.name} ← ${r.sent} messages${resume ? ` (resumed at line ${resume.from + 1}, ${r.found} found written)` : ''}`,
+          );
         }
       } finally {
         await producer.disconnect().catch(() => undefined);
       }
     });
     k.logger.info(`kafka ${op} done`, { folder, topics: data.topics.length });
-    return listData(folder);
+    const listed = await listData(folder);
+    // The record is the load's bookkeeping, not data it read.
+    return { ...listed, files: listed.files.filter((f) => !f.path.startsWith(loadProgressFile)) };
   }
 
   /**
@@ -147,40 +229,77 @@ export function createKafkaLoad(k: KafkaServer & KafkaClients & KafkaLifecycle) 
     }
   }
 
+  /**
+   * Sends the dump's lines in order, in batches, each line to its partition. With `resume`, the
+   * first `from` lines were acknowledged before, and per partition the lines that follow are
+   * first looked for, in order, among the messages `written` beyond them: a line found there is
+   * not sent again. `onFlushed` hears, after every acknowledged batch, how many lines are dealt
+   * with and how many of those since the last call went to each partition.
+   */
   async function produceFile(
     producer: ReturnType<Kafka['producer']>,
     file: string,
     topic: string,
     partitions: number,
-  ): Promise<number> {
+    resume?: Resume,
+    onFlushed?: (lines: number, dealt: Map<number, number>) => Promise<void>,
+  ): Promise<{ lines: number; sent: number; found: number }> {
     let batch: Message[] = [];
     let bytes = 0;
+    let lineNo = 0;
     let sent = 0;
+    let found = 0;
+    const dealt = new Map<number, number>();
+    const cursor = new Map<number, number>();
+    const count = (partition: number) => dealt.set(partition, (dealt.get(partition) ?? 0) + 1);
     const flush = async () => {
-      if (batch.length === 0) return;
-      await producer.send({ topic, acks: -1, timeout: 30_000, messages: batch });
-      sent += batch.length;
-      batch = [];
-      bytes = 0;
+      if (batch.length > 0) {
+        await producer.send({ topic, acks: -1, timeout: 30_000, messages: batch });
+        sent += batch.length;
+        batch = [];
+        bytes = 0;
+      }
+      if (onFlushed && dealt.size > 0) {
+        await onFlushed(lineNo, dealt);
+        dealt.clear();
+      }
     };
     const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
     for await (const text of lines) {
       if (!text.trim()) continue;
+      lineNo += 1;
+      if (resume && lineNo <= resume.from) continue;
       const line = messageLineSchema.parse(JSON.parse(text));
+      // A target with fewer partitions folds the extra ones onto the existing ones.
+      const partition = line.partition % partitions;
+      const written = resume?.written.get(partition);
+      if (written) {
+        const fingerprint = fingerprintOfLine(line);
+        let i = cursor.get(partition) ?? 0;
+        while (i < written.length && written[i] !== fingerprint) i++;
+        if (i < written.length) {
+          cursor.set(partition, i + 1);
+          found += 1;
+          count(partition);
+          continue;
+        }
+        // Not there: the interrupted attempt wrote nothing of this partition from here on.
+        resume?.written.delete(partition);
+      }
       const value = line.value === null ? null : Buffer.from(line.value, 'base64');
       batch.push({
-        // A target with fewer partitions folds the extra ones onto the existing ones.
-        partition: line.partition % partitions,
+        partition,
         key: line.key === null ? null : Buffer.from(line.key, 'base64'),
         value,
         timestamp: line.timestamp,
         headers: headersFrom(line.headers),
       });
+      count(partition);
       bytes += text.length;
       if (batch.length >= 500 || bytes > 512 * 1024) await flush();
     }
     await flush();
-    return sent;
+    return { lines: lineNo, sent, found };
   }
 
   return {
