@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import Table from 'cli-table3';
+import { greeterBundles } from '../helpers/felix-bundles.js';
 import { startStack } from '../helpers/stack.js';
 import { Traffic, type TrafficReport } from '../helpers/traffic.js';
 import { finalProblems } from './checks.js';
@@ -9,6 +10,7 @@ import { Rng } from './rng.js';
 import {
   bootstrapPlan,
   nextRunbook,
+  rolloutPlan,
   runRunbook,
   type Outcome,
   type Plan,
@@ -18,9 +20,10 @@ import {
 
 /**
  * A randomized fault campaign (issue 20): membership, data and bundle runbooks one after the
- * other on loopback nodes with real ZooKeeper and Kafka, while a client writes all the time and
- * one process at a time is SIGKILLed and restarted; at the end every acknowledged write must
- * read back and the cluster must be whole. See README "Chaos campaign".
+ * other on loopback nodes with real ZooKeeper, Kafka and a Felix framework each, while a client
+ * writes all the time and one process at a time is SIGKILLed and restarted; at the end every
+ * acknowledged write must read back, every member's framework must run the cluster's desired
+ * bundles, and the cluster must be whole. See README "Chaos campaign".
  */
 export interface CampaignOptions {
   seed: number;
@@ -73,6 +76,10 @@ async function runbookLoop(
   };
   await run(bootstrapPlan(c, c.addresses.slice(0, 3)));
   if (c.aborted) return;
+  // The application's first bundle right away: from then on every member runs a framework
+  // that the kills may hit and the final check asks.
+  await run(rolloutPlan(c, memory, rng.next()));
+  if (c.aborted) return;
   const traffic = new Traffic({ nodes: c.members, topic: 'chaos', zkPath: '/chaos' });
   // A kill may hit the first members just as the topic is made: try again.
   for (let attempt = 1; !c.traffic; attempt++) {
@@ -107,8 +114,11 @@ async function waitInSync(traffic: Traffic, timeoutMs: number): Promise<void> {
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
   const started = Date.now();
   const log = options.log ?? ((line: string) => console.error(line));
-  const stack = await startStack(options.addresses);
+  // Built once per source hash (Maven), then taken from the tools cache.
+  const bundles = await greeterBundles();
+  const stack = await startStack(options.addresses, { enabled: ['zookeeper', 'kafka', 'felix'] });
   const c: Campaign = {
+    bundles,
     stack,
     clusterId: 'chaos',
     addresses: options.addresses,

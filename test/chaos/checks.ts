@@ -1,7 +1,12 @@
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readDesiredBundles } from '../../src/bundles/desired.js';
+import { bundleProblems } from '../../src/middleware/felix/verify.js';
 import { kafkaClient, type TrafficReport } from '../helpers/traffic.js';
-import type { Campaign } from './context.js';
+import { master, type Campaign } from './context.js';
+import { felixListing, felixLogFile } from './middleware.js';
+import { greeter } from './runbooks.js';
 
 /** ZooKeeper's `srvr` four-letter word: the server's mode, or why there is none. */
 function zkMode(host: string, port = 2181): Promise<string> {
@@ -86,6 +91,61 @@ export async function finalProblems(
     problems.push(`Kafka cluster not described: ${(err as Error).message}`);
   } finally {
     await admin.disconnect().catch(() => undefined);
+  }
+  problems.push(...(await felixProblems(c, members)));
+  return problems;
+}
+
+/**
+ * Every member's framework runs the cluster's desired bundles (docs/bundles.md): each once, at
+ * its desired version, ACTIVE with its components active, no bundle left in another state; and
+ * once the consumer is desired, its last greeting came from the desired provider (it greets on
+ * every activation, so after a swap, a refresh or a restart of the framework).
+ */
+async function felixProblems(c: Campaign, members: string[]): Promise<string[]> {
+  let desired: Awaited<ReturnType<typeof readDesiredBundles>>;
+  try {
+    desired = await readDesiredBundles(`${master(c)}:2181`);
+  } catch (err) {
+    return [`the desired bundles were not read: ${(err as Error).message}`];
+  }
+  if (desired.length === 0) return ['no bundle is desired: no rollout completed'];
+  const provider = desired.find((d) => d.symbolicName === greeter.provider)?.version;
+  const consumerDesired = desired.some((d) => d.symbolicName === greeter.consumer);
+  const problems: string[] = [];
+  for (const n of members) {
+    let bundles;
+    try {
+      ({ bundles } = await felixListing(c.stack, n));
+    } catch (err) {
+      problems.push(`the framework of ${n} does not answer: ${(err as Error).message}`);
+      continue;
+    }
+    for (const d of desired) {
+      const mine = bundles.filter((b) => b.symbolicName === d.symbolicName);
+      const wrong =
+        mine.length > 1
+          ? [`it is installed ${mine.length} times`]
+          : bundleProblems(mine[0], d.version);
+      if (wrong.length > 0)
+        problems.push(`${n}: ${d.symbolicName} (desired ${d.version}): ${wrong.join('; ')}`);
+    }
+    const inactive = bundles.filter((b) => b.state !== 'ACTIVE');
+    if (inactive.length > 0)
+      problems.push(
+        `${n}: bundles not ACTIVE: ${inactive.map((b) => `${b.symbolicName} ${b.state}`).join(', ')}`,
+      );
+    if (consumerDesired && provider) {
+      const log = await readFile(await felixLogFile(c.stack, n), 'utf8').catch(() => '');
+      const last = log
+        .split('\n')
+        .filter((l) => l.startsWith('greeter consumer got:'))
+        .at(-1);
+      if (last !== `greeter consumer got: hello from provider ${provider}`)
+        problems.push(
+          `${n}: the consumer's last greeting is ${JSON.stringify(last)}, not from provider ${provider}`,
+        );
+    }
   }
   return problems;
 }

@@ -1,3 +1,4 @@
+import type { GreeterBundles } from '../helpers/felix-bundles.js';
 import type { Stack } from '../helpers/stack.js';
 import type { Traffic } from '../helpers/traffic.js';
 
@@ -10,6 +11,8 @@ export interface Campaign {
   /** The members right now, as the last completed membership runbook left them. */
   members: string[];
   traffic?: Traffic;
+  /** The application the rollouts install into every member's Felix framework. */
+  bundles: GreeterBundles;
   /** A membership runbook runs: middleware is not killed meanwhile (see killTable). */
   membershipInFlight: boolean;
   /** A ZooKeeper or Kafka server is down: no membership runbook starts meanwhile. */

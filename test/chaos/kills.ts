@@ -1,23 +1,27 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { elapsed, type Campaign } from './context.js';
-import { killServer, restartServer, serverPid } from './middleware.js';
+import { killServer, restartServer, serverPid, type ServerName } from './middleware.js';
 import type { Rng } from './rng.js';
 
 /**
  * What the campaign SIGKILLs, one entry per kind of process. A kind bound to nodes names the
  * nodes it may hit right now; `kill` answers false when there was nothing running to kill.
- * Adding a process (the Felix runtime, once the application is real) is one more entry.
+ * Adding a process is one more entry.
  */
 export interface KillKind {
   name: string;
   nodes?: (c: Campaign) => string[];
-  /** ZooKeeper and Kafka: not while a membership runbook runs (see README "Chaos campaign"). */
+  /**
+   * ZooKeeper, Kafka and Felix: not while a membership runbook runs (see README "Chaos
+   * campaign").
+   */
   middleware?: boolean;
   kill(c: Campaign, node: string): Promise<boolean>;
   restart(c: Campaign, node: string): Promise<void>;
 }
 
-const server = (name: 'zookeeper' | 'kafka'): KillKind => ({
+/** A member's server; Felix runs only once something was rolled out (or a node converged). */
+const server = (name: ServerName): KillKind => ({
   name,
   middleware: true,
   nodes: (c) => c.members,
@@ -49,6 +53,7 @@ export const killTable: KillKind[] = [
   },
   server('zookeeper'),
   server('kafka'),
+  server('felix'),
 ];
 
 export interface KillOptions {

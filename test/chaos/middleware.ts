@@ -2,16 +2,18 @@ import path from 'node:path';
 import { loadAppConfig } from '../../src/config/app-config.js';
 import { createLogger } from '../../src/logger.js';
 import { createMiddlewareAdapter } from '../../src/middleware/index.js';
+import type { FelixAdapter } from '../../src/middleware/felix/adapter.js';
+import type { FelixListing } from '../../src/middleware/felix/client.js';
 import type { MiddlewareAdapter } from '../../src/middleware/kit/index.js';
 import type { Stack } from '../helpers/stack.js';
 
 /**
- * The campaign's only contact with src/middleware: a node's ZooKeeper or Kafka adapter, built
- * from the same config file its agent reads, to find the server's pid and to start it again
- * after a SIGKILL. Nothing restarts a dead server on its own yet, so the campaign stands in for
- * the supervisor that will.
+ * The campaign's only contact with src/middleware: a node's ZooKeeper, Kafka or Felix adapter,
+ * built from the same config file its agent reads, to find the server's pid, to start it again
+ * after a SIGKILL and to ask a framework what it runs. The agent's supervisor is off by default,
+ * so the campaign stands in for it.
  */
-export type ServerName = 'zookeeper' | 'kafka';
+export type ServerName = 'zookeeper' | 'kafka' | 'felix';
 
 async function adapterOf(stack: Stack, node: string, name: ServerName): Promise<MiddlewareAdapter> {
   const config = await loadAppConfig({ file: path.join(stack.dir, 'agent.yaml'), env: {} });
@@ -47,4 +49,15 @@ export function killServer(pid: number): void {
 export async function restartServer(stack: Stack, node: string, name: ServerName): Promise<void> {
   const status = await (await adapterOf(stack, node, name)).startServer();
   if (!status.running) throw new Error(`${name} on ${node} did not start: ${status.detail}`);
+}
+
+/** What the node's Felix framework runs, from its management bundle. */
+export async function felixListing(stack: Stack, node: string): Promise<FelixListing> {
+  const felix = (await adapterOf(stack, node, 'felix')) as FelixAdapter;
+  return felix.management.list(AbortSignal.timeout(10_000));
+}
+
+/** The node's framework log (the greeter consumer says there what it got). */
+export async function felixLogFile(stack: Stack, node: string): Promise<string> {
+  return ((await adapterOf(stack, node, 'felix')) as FelixAdapter).logFile;
 }

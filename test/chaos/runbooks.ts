@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
@@ -6,9 +5,9 @@ import { pushBundle } from '../../src/bundles/client.js';
 import { orchestratorTaskQueue } from '../../src/contracts/addresses.js';
 import { bundleWorkflowId, type RolloutBundleResult } from '../../src/contracts/bundles.js';
 import type { BackupClusterResult } from '../../src/contracts/data-runbooks.js';
-import { writeTestJar } from '../helpers/bundles.js';
 import { master, type Campaign } from './context.js';
 import type { Rng } from './rng.js';
+import type { GreeterBundles } from '../helpers/felix-bundles.js';
 import { progressQuery } from '../../src/contracts/messages.js';
 
 export type Outcome = 'completed' | 'refused' | 'failed' | 'hung';
@@ -49,8 +48,32 @@ export interface RunbookMemory {
   rollouts: number;
 }
 
-const bundleName = 'com.example.chaos';
 const stepAttempts = 10;
+
+/**
+ * The application the rollouts install, in order, into every member's Felix framework (the
+ * greeter of test/fixtures/felix-bundles): its API, a provider with a DS component, a consumer
+ * of the provider's service; after that each rollout swaps the provider between 1.0.0 and
+ * 1.1.0 in the running frameworks (the consumer is refreshed and greets the new version).
+ */
+export const greeter = {
+  api: 'com.example.greeter.api',
+  provider: 'com.example.greeter.provider',
+  consumer: 'com.example.greeter.consumer',
+};
+
+function appRollout(k: number): {
+  jar: keyof GreeterBundles;
+  symbolicName: string;
+  version: string;
+} {
+  if (k === 1) return { jar: 'api', symbolicName: greeter.api, version: '1.0.0' };
+  if (k === 2) return { jar: 'provider', symbolicName: greeter.provider, version: '1.0.0' };
+  if (k === 3) return { jar: 'consumer', symbolicName: greeter.consumer, version: '1.0.0' };
+  return k % 2 === 0
+    ? { jar: 'provider11', symbolicName: greeter.provider, version: '1.1.0' }
+    : { jar: 'provider', symbolicName: greeter.provider, version: '1.0.0' };
+}
 
 /** Picks the next runbook from what the cluster is now, so that it always stays valid. */
 export function nextRunbook(c: Campaign, rng: Rng, memory: RunbookMemory): Plan {
@@ -141,25 +164,41 @@ export function nextRunbook(c: Campaign, rng: Rng, memory: RunbookMemory): Plan 
         label: backup?.id ?? '',
         input: () => Promise.resolve({ ...base, master: m, backupId: backup?.id }),
       };
-    default: {
-      const k = ++memory.rollouts;
-      const via = nth(c.members);
-      return {
-        type: 'rolloutBundle',
-        workflowId: bundleWorkflowId(c.clusterId, bundleName),
-        membership: false,
-        label: `1.0.${k}`,
-        input: async () => {
-          const jar = await writeTestJar(path.join(c.stack.dir, `chaos-${k}.jar`), {
-            symbolicName: bundleName,
-            version: `1.0.${k}`,
-          });
-          const pushed = await pushTo(c, [via, ...c.members.filter((x) => x !== via)], jar.file);
-          return { ...base, sha256: pushed, master: m };
-        },
-      };
-    }
+    default:
+      return rolloutPlan(c, memory, node);
   }
+}
+
+/**
+ * The next rollout of the application (`appRollout`) to the members, through the agent of the
+ * member `node` draws (any member may be down right now: the upload tries the others).
+ */
+export function rolloutPlan(c: Campaign, memory: RunbookMemory, node: number): Plan {
+  const m = master(c);
+  const k = ++memory.rollouts;
+  const app = appRollout(k);
+  const via = c.members[Math.floor(node * c.members.length)] ?? m;
+  return {
+    type: 'rolloutBundle',
+    workflowId: bundleWorkflowId(c.clusterId, app.symbolicName),
+    membership: false,
+    label: `${app.symbolicName} ${app.version}`,
+    input: async () => {
+      const pushed = await pushTo(
+        c,
+        [via, ...c.members.filter((x) => x !== via)],
+        c.bundles[app.jar],
+      );
+      // Swapping the provider back to 1.0.0 is a downgrade the operator asks for.
+      return {
+        clusterId: c.clusterId,
+        stepAttempts,
+        sha256: pushed,
+        master: m,
+        allowDowngrade: true,
+      };
+    },
+  };
 }
 
 export function bootstrapPlan(c: Campaign, nodes: string[]): Plan {

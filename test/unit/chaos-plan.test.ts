@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Campaign } from '../chaos/context.js';
 import { Rng } from '../chaos/rng.js';
-import { nextRunbook, type RunbookMemory } from '../chaos/runbooks.js';
+import { nextRunbook, rolloutPlan, type RunbookMemory } from '../chaos/runbooks.js';
+import type { GreeterBundles } from '../helpers/felix-bundles.js';
 import type { Stack } from '../helpers/stack.js';
 
 const addresses = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'];
@@ -19,6 +20,7 @@ function campaign(): Campaign {
     aborted: false,
     started: 0,
     log: () => undefined,
+    bundles: {} as GreeterBundles,
   };
 }
 
@@ -77,6 +79,23 @@ test('the runbooks chosen keep the cluster valid: 3–4 members, the master stay
     'rolloutBundle',
     'verifyBackup',
   ]);
+});
+
+test('the rollouts install the application in order, then swap the provider back and forth', () => {
+  const c = campaign();
+  const memory: RunbookMemory = { rollouts: 0 };
+  const plans = Array.from({ length: 6 }, () => rolloutPlan(c, memory, 0.5));
+  assert.deepEqual(
+    plans.map((p) => [p.workflowId, p.label]),
+    [
+      ['cg/chaos/bundle/com.example.greeter.api', 'com.example.greeter.api 1.0.0'],
+      ['cg/chaos/bundle/com.example.greeter.provider', 'com.example.greeter.provider 1.0.0'],
+      ['cg/chaos/bundle/com.example.greeter.consumer', 'com.example.greeter.consumer 1.0.0'],
+      ['cg/chaos/bundle/com.example.greeter.provider', 'com.example.greeter.provider 1.1.0'],
+      ['cg/chaos/bundle/com.example.greeter.provider', 'com.example.greeter.provider 1.0.0'],
+      ['cg/chaos/bundle/com.example.greeter.provider', 'com.example.greeter.provider 1.1.0'],
+    ],
+  );
 });
 
 test('Rng draws floats in [0, 1) and picks by weight', () => {
