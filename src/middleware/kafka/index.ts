@@ -25,7 +25,8 @@
  * the Kafka protocol, so one node (the master) runs them for the whole cluster. Every topic but
  * the internal `__*` ones is written to `<op>-data/kafka/<topic>.jsonl` (one message a line:
  * partition, offset, timestamp, base64 key and value, headers) with `topics.json` listing
- * partitions, replication and topic-level configs. Import appends to existing topics; restore
+ * partitions, replication and topic-level configs. Import appends to existing topics, keeping a
+ * record of how far it got so that a retry appends each message once (resume.ts); restore
  * deletes and recreates the topics it holds and leaves other topics alone. Timestamps are kept,
  * so messages older than a topic's retention are deleted by Kafka soon after they are written.
  */
