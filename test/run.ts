@@ -102,7 +102,7 @@ async function main(): Promise<number> {
  * JVM starts rather than on the CPU, each on loopback addresses no other test binds and with its
  * own Temporal server (membership: 127.0.0.31–.35; cockroach-membership: 127.0.0.136–.139;
  * production: 127.0.0.151–.155 with its own PostgreSQL; data-safety: 127.0.0.131–.134; chaos:
- * 127.0.0.141–.144; admission: 127.0.0.181–.182; data-resilience: 127.0.0.241–.243; felix-cluster:
+ * 127.0.0.141–.144; admission: 127.0.0.181–.182; data-resilience: 127.0.0.241–.244; felix-cluster:
  * 127.0.0.171–.173; guardian-reconcile: 127.0.0.196–.198; self-healing: 127.0.0.191–.193).
  * The Kafka-heavy files share one lane: two of them at once on two cores made Kafka time out.
  */

@@ -42,9 +42,17 @@ const loadProgressSchema = z.object({
 export type TopicProgress = z.infer<typeof topicProgressSchema>;
 export type LoadProgress = z.infer<typeof loadProgressSchema>;
 
-/** A message as the dump writes it, for comparing a dump line with a message read back. */
+/**
+ * A message as the dump writes it, for comparing a dump line with a message read back. Headers
+ * by name (stable): the load sends a repeated header's values together, so one that came
+ * interleaved with others reads back in another order.
+ */
 export const fingerprintOfLine = (line: Pick<MessageLine, 'key' | 'value' | 'headers'>) =>
-  JSON.stringify([line.key, line.value, line.headers]);
+  JSON.stringify([
+    line.key,
+    line.value,
+    [...line.headers].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
+  ]);
 
 const fingerprintOfMessage = (m: KafkaMessage) =>
   fingerprintOfLine({
