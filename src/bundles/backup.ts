@@ -245,7 +245,8 @@ export function createBundlesAdapter(deps: AdapterDeps<BundlesBackupOptions>): M
         `nothing to restore: ${work} has no ${BUNDLES_MANIFEST}; unpack a backup that holds the bundle set there first`,
       );
     }
-    // Every jar is checked before anything is stored or written.
+    // Where the record goes, and every jar, are checked before anything is stored or written.
+    const zk = await connectionString();
     for (const j of set.jars) {
       const file = path.join(work, j.path);
       const have = await sha256OfFile(file).catch(() => undefined);
@@ -271,7 +272,7 @@ export function createBundlesAdapter(deps: AdapterDeps<BundlesBackupOptions>): M
         );
       }
     }
-    await replaceDesiredBundles(await connectionString(), set);
+    await replaceDesiredBundles(zk, set);
     logger.info('bundles: the bundle set restored', {
       desired: set.desired.map((d) => `${d.symbolicName} ${d.version}`),
       jars: set.jars.length,

@@ -264,9 +264,12 @@ export async function replaceDesiredBundles(
       }
       for (const name of names) {
         const node = `${desiredRoot}/${name}`;
-        const versions = await call<string[]>((cb) => client.getChildren(node, cb)).catch(
-          (err: unknown) => (codeOf(err) === zookeeper.Exception.NO_NODE ? [] : Promise.reject(err)),
-        );
+        let versions: string[] = [];
+        try {
+          versions = await call<string[]>((cb) => client.getChildren(node, cb));
+        } catch (err) {
+          if (codeOf(err) !== zookeeper.Exception.NO_NODE) throw err;
+        }
         for (const v of versions) await remove(client, `${node}/${v}`);
         await remove(client, node);
       }
