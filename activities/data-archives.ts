@@ -251,7 +251,9 @@ export function createArchiveContext(deps: DataActivityDeps) {
       // A bundle set is whole when each desired bundle's jar is there with its sha256: checked
       // first, so that the refusal names the bundle, not only a file of the archive.
       const problems = [
-        ...(declared.components.includes('bundles') ? await bundleSetProblems(content, actual) : []),
+        ...(declared.components.includes('bundles')
+          ? await bundleSetProblems(content, actual)
+          : []),
         ...compareManifest(declared.files, actual),
       ];
       if (problems.length) {

@@ -2,11 +2,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { ClusterStore } from '../config/cluster-store.js';
-import {
-  bundleVersionPattern,
-  sha256Pattern,
-  symbolicNamePattern,
-} from '../contracts/bundles.js';
+import { bundleVersionPattern, sha256Pattern, symbolicNamePattern } from '../contracts/bundles.js';
 import type { ManifestFile } from '../contracts/data-archives.js';
 import { ClusterGuardError } from '../contracts/errors.js';
 import {
