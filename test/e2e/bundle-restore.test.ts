@@ -206,20 +206,35 @@ describe(
       assert.deepEqual(result.plan, [{ node: n1, components: ['zookeeper', 'kafka', 'bundles'] }]);
       await assertRuns({ [api]: '1.0.0', [provider]: '1.0.0', [consumer]: undefined });
       assert.deepEqual(await desired(), [`${api} 1.0.0`, `${provider} 1.0.0`]);
-      // What the restore's time went to, step by step (the longest first).
+      // What the restore's time went to: each phase's span, and the longest steps.
       const { steps } = await handle.query(progressQuery);
       const timed = steps
         .filter((s) => s.startedAt && s.finishedAt)
         .map((s) => ({
           id: s.id,
-          ms: Date.parse(s.finishedAt ?? '') - Date.parse(s.startedAt ?? ''),
-        }))
-        .sort((a, b) => b.ms - a.ms);
+          from: Date.parse(s.startedAt ?? ''),
+          to: Date.parse(s.finishedAt ?? ''),
+        }));
+      const span = (...prefixes: string[]) => {
+        const mine = timed.filter((s) => prefixes.some((p) => s.id.startsWith(p)));
+        if (mine.length === 0) return 0;
+        return Math.max(...mine.map((s) => s.to)) - Math.min(...mine.map((s) => s.from));
+      };
+      const phases = {
+        checks: span('check:'),
+        unpack: span('unpack:'),
+        aside: span('aside-'),
+        data: span('restore:'),
+        health: span('health:'),
+        frameworks: span('bundles:', 'bundles-now:', 'bundle:', 'unbundle:'),
+      };
+      const longest = timed
+        .map((s) => ({ id: s.id, ms: s.to - s.from }))
+        .sort((x, y) => y.ms - x.ms)
+        .slice(0, 8);
       log(
-        `restore in ${ms} ms; steps: ${timed
-          .slice(0, 12)
-          .map((s) => `${s.id} ${s.ms}`)
-          .join(', ')}`,
+        `restore in ${ms} ms; phases ${JSON.stringify(phases)}; longest steps: ` +
+          longest.map((s) => `${s.id} ${s.ms}`).join(', '),
       );
       assert.ok(
         steps.some((s) => s.id === `unbundle:${n1}:${consumer}` && s.status === 'completed'),
