@@ -157,7 +157,7 @@ export const appConfigSchema = z.object({
        */
       supervisor: z
         .object({
-          enabled: z.stringbool().or(z.boolean()).default(false),
+          enabled: z.stringbool().or(z.boolean()).default(true),
           intervalMs: z.coerce.number().int().min(100).max(600_000).default(2000),
           maxFailures: z.coerce.number().int().min(1).max(100).default(5),
           initialBackoffMs: z.coerce.number().int().min(0).max(600_000).default(1000),
