@@ -107,7 +107,11 @@ async function waitInSync(traffic: Traffic, timeoutMs: number): Promise<void> {
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
   const started = Date.now();
   const log = options.log ?? ((line: string) => console.error(line));
-  const stack = await startStack(options.addresses);
+  // The campaign restarts the servers it kills itself (test/chaos/middleware.ts): two starters
+  // in two processes would race for one server's pid file.
+  const stack = await startStack(options.addresses, {
+    agentEnv: () => ({ CG_AGENT__SUPERVISOR__ENABLED: 'false' }),
+  });
   const c: Campaign = {
     stack,
     clusterId: 'chaos',
