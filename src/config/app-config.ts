@@ -151,9 +151,7 @@ export const appConfigSchema = z.object({
       /**
        * The self-healing node (docs/design.md): on a configured member the agent starts its
        * servers in order and starts one that died again, with backoff, up to `maxFailures`
-       * failed starts in a row. Off by default for now: with it on, the membership e2e's
-       * "rejoin through SIGKILLs of all three" lost acknowledged Kafka messages (75 of 100), and
-       * until its interplay with the membership runbooks is understood, data safety comes first.
+       * failed starts in a row; it never starts a server a runbook has not set up on this node.
        */
       supervisor: z
         .object({
