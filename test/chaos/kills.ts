@@ -138,13 +138,19 @@ export async function killLoop(
           c.log(`no ${kind.name} runs on ${nodes.join(', ')}: nothing killed`);
           continue;
         }
-        c.log(`killed ${kind.name}${node ? ` ${node}` : ''}; restart in ${pauseMs} ms`);
-        await sleep(pauseMs);
-        const back = Date.now();
+        // A server the agent's supervisor brings back is waited for from the kill on.
+        const byAgent = !!kind.middleware && c.supervised;
+        const killedAt = Date.now();
+        c.log(
+          `killed ${kind.name}${node ? ` ${node}` : ''}; ` +
+            (byAgent ? 'its agent brings it back' : `restart in ${pauseMs} ms`),
+        );
+        if (!byAgent) await sleep(pauseMs);
+        const back = byAgent ? killedAt : Date.now();
         await restartWithRetries(c, kind, node);
         done.push({ name: kind.name, node, pauseMs });
         c.log(
-          `${kind.name}${node ? ` ${node}` : ''} back in ${Date.now() - back} ms ` +
+          `${kind.name}${node ? ` ${node}` : ''} back in ${Date.now() - back} ms${byAgent ? ' after the kill' : ''} ` +
             `(kill ${done.length}/${options.kills}, ${elapsed(c)})`,
         );
       } finally {
