@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { elapsed, type Campaign } from './context.js';
-import { killServer, restartServer, serverPid } from './middleware.js';
+import { killServer, restartServer, serverPid, serverServes } from './middleware.js';
 import type { Rng } from './rng.js';
 
 /**
@@ -45,7 +45,7 @@ async function awaitSupervisor(
 ): Promise<void> {
   const deadline = Date.now() + 10 * 60_000;
   while (Date.now() < deadline) {
-    if ((await serverPid(c.stack, node, name)) !== undefined) return;
+    if (await serverServes(c.stack, node, name)) return;
     if (!c.members.includes(node) && !c.membershipInFlight) return;
     await sleep(250);
   }
