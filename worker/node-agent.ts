@@ -127,7 +127,10 @@ export async function startNodeAgent(
           bundles: async () =>
             config.middleware.enabled.includes('zookeeper') &&
             (config.middleware.enabled.includes('felix') ||
-              Object.keys((await bundles.activityDeps.state.read()).bundles).length > 0),
+              // An unreadable installed.json is reported by the bundle steps, not by a backup.
+              Object.keys(
+                (await bundles.activityDeps.state.read().catch(() => ({ bundles: {} }))).bundles,
+              ).length > 0),
         },
         probeVersions: (signal) => probeMiddlewareVersions(binDir, signal),
         // Backup copies are fetched from the member that wrote them, like the configuration.

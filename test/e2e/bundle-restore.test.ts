@@ -15,7 +15,7 @@ import { createLogger } from '../../src/logger.js';
 import { createFelixAdapter, type FelixAdapter } from '../../src/middleware/felix/adapter.js';
 import { repoRoot } from '../../src/process.js';
 import { greeterBundles, type GreeterBundles } from '../helpers/felix-bundles.js';
-import { failureOf, startStack, type Stack } from '../helpers/stack.js';
+import { failureOf, recordHistory, startStack, type Stack } from '../helpers/stack.js';
 
 /**
  * The application's bundle set is part of a backup (docs/design.md, "The application's
@@ -137,6 +137,7 @@ describe(
         await startRunbook(stack.client, 'backupCluster', { clusterId, label: 'bundles' })
       ).result();
       log(`backup in ${Date.now() - started} ms`);
+      await recordHistory(stack, `cg/${clusterId}/data`, 'backup-cluster-bundles');
       backupId = backup.backupId;
       assert.deepEqual(backup.plan, [{ node: n1, components: ['zookeeper', 'kafka', 'bundles'] }]);
       // The bundle set is the cluster's: its archive gets a second copy like the replicated data.
@@ -203,6 +204,7 @@ describe(
       const handle = await startRunbook(stack.client, 'restoreCluster', { clusterId, backupId });
       const result = await handle.result();
       const ms = Date.now() - started;
+      await recordHistory(stack, handle.workflowId, 'restore-cluster-bundles');
       assert.deepEqual(result.plan, [{ node: n1, components: ['zookeeper', 'kafka', 'bundles'] }]);
       await assertRuns({ [api]: '1.0.0', [provider]: '1.0.0', [consumer]: undefined });
       assert.deepEqual(await desired(), [`${api} 1.0.0`, `${provider} 1.0.0`]);
