@@ -76,6 +76,8 @@ export function traceHttpRequests(): MiddlewareHandler {
 }
 
 function finishServerSpan(c: Context, span: Span): void {
+  // Tracing off: the API's no-op span, nothing to wait for.
+  if (!span.isRecording()) return;
   // The last route that matched is the request's route; a wildcard is only our middleware's, so
   // nothing but middleware matched (a path the agent does not serve).
   const route = routeTemplate(routePath(c, -1));

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SpanKind, trace } from '@opentelemetry/api';
+import { SpanKind, context, propagation, trace } from '@opentelemetry/api';
 import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
@@ -30,7 +30,8 @@ import { startTestOrchestrator, testServer, type TestOrchestrator } from '../hel
  * makes one trace: the client's start, the workflow's run, the activity's start in the workflow
  * and its run on the agent, each the parent of the next. A rollout whose install on .221 fetches
  * the bundle from .222 carries the trace on over HTTP: the activity's run, its request to the
- * peer, and the peer's answer to it.
+ * peer, and the peer's answer to it. A runbook started through an agent's API starts under the
+ * span of that request.
  */
 const node = '127.0.0.221';
 const peer = '127.0.0.222';
@@ -71,6 +72,8 @@ describe('tracing: client → workflow → activity on the agent → its peer, o
           CG_AGENT__PORT: String(port),
           CG_MIDDLEWARE__BIN_DIR: path.join(repoRoot, '.tools'),
           CG_EVENTS__ENABLED: 'false',
+          // The runbooks the agents' API starts go to this file's orchestrator, and only to it.
+          CG_TEMPORAL__TASK_QUEUE: orchestrator.taskQueue,
           // No middleware: these standalone agents would look for their cluster's ZooKeeper on
           // 127.0.0.1 to record the rolled-out bundle as desired, which is not this test's.
           CG_MIDDLEWARE__ENABLED: '',
@@ -188,5 +191,35 @@ describe('tracing: client → workflow → activity on the agent → its peer, o
     assert.equal(server.attributes['http.route'], '/v1/bundles/:sha256');
     assert.equal(server.attributes['http.response.status_code'], 200);
     assert.equal(server.attributes['url.path'], `/v1/bundles/${jar.sha256}`);
+  });
+
+  test("a runbook started through the agent's API: the request's span is its parent", async () => {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+    };
+    const operator = trace.getTracer('tracing-test').startSpan('operator asks for a verify');
+    propagation.inject(trace.setSpan(context.active(), operator), headers);
+    const res = await fetch(`http://${node}:${port}/v1/cluster/data/actions/verify`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ backupId: '20260101T000000Z-traced' }),
+    });
+    operator.end();
+    const answer = (await res.json()) as { workflowId?: string; error?: string };
+    assert.equal(res.status, 202, answer.error);
+    // Its outcome is not this test's (there is no such backup): stopped, not left to retry.
+    await orchestrator.client.workflow
+      .getHandle(answer.workflowId ?? '')
+      .terminate('tracing test: only its start is looked at')
+      .catch(() => undefined);
+    await tracing.flush();
+
+    const request = await waitForSpan('POST /v1/cluster/data/actions/:action', SpanKind.SERVER);
+    const start = spanNamed(exporter.getFinishedSpans(), 'StartWorkflow:verifyBackup');
+    assert.equal(request.parentSpanId, operator.spanContext().spanId);
+    assert.equal(start.parentSpanId, request.spanContext().spanId);
+    assert.equal(start.spanContext().traceId, operator.spanContext().traceId);
+    assert.equal(request.attributes['http.response.status_code'], 202);
   });
 });
