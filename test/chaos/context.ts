@@ -10,6 +10,8 @@ export interface Campaign {
   /** The members right now, as the last completed membership runbook left them. */
   members: string[];
   traffic?: Traffic;
+  /** The agents' supervisors restart killed servers (see CampaignOptions.supervised). */
+  supervised: boolean;
   /** A membership runbook runs: middleware is not killed meanwhile (see killTable). */
   membershipInFlight: boolean;
   /** A ZooKeeper or Kafka server is down: no membership runbook starts meanwhile. */

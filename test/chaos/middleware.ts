@@ -8,8 +8,7 @@ import type { Stack } from '../helpers/stack.js';
 /**
  * The campaign's only contact with src/middleware: a node's ZooKeeper or Kafka adapter, built
  * from the same config file its agent reads, to find the server's pid and to start it again
- * after a SIGKILL. Nothing restarts a dead server on its own yet, so the campaign stands in for
- * the supervisor that will.
+ * after a SIGKILL when the agents' supervisors are off (`--no-supervisor`).
  */
 export type ServerName = 'zookeeper' | 'kafka';
 
@@ -30,6 +29,11 @@ export async function serverPid(
 ): Promise<number | undefined> {
   const status = await (await adapterOf(stack, node, name)).checkServer();
   return status.running ? status.pid : undefined;
+}
+
+/** Whether the node's server runs and serves (Kafka: its broker is registered). */
+export async function serverServes(stack: Stack, node: string, name: ServerName): Promise<boolean> {
+  return (await (await adapterOf(stack, node, name)).checkServer()).healthy;
 }
 
 /** SIGKILLs the server and its process group (middleware runs detached, leading its group). */

@@ -13,6 +13,7 @@ function campaign(): Campaign {
     clusterId: 'chaos',
     addresses,
     members: addresses.slice(0, 3),
+    supervised: true,
     membershipInFlight: false,
     middlewareDown: false,
     killsDone: false,
