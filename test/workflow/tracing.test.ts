@@ -77,6 +77,7 @@ describe('tracing: client → workflow → activity on the agent → its peer, o
           // No middleware: these standalone agents would look for their cluster's ZooKeeper on
           // 127.0.0.1 to record the rolled-out bundle as desired, which is not this test's.
           CG_MIDDLEWARE__ENABLED: '',
+          CG_AGENT__SUPERVISOR__ENABLED: 'false',
         },
       });
       agents.push(
