@@ -86,7 +86,13 @@ export function createArchiveCopyActivities(archives: ArchiveContext, peer?: Pee
             AbortSignal.timeout(downloadRequestTimeoutMs * 20),
           ]);
           try {
-            const got = await fetchToFile(url, temp, { self, ...peer }, timeout);
+            const got = await fetchToFile(
+              url,
+              temp,
+              { self, ...peer },
+              timeout,
+              '/v1/cluster/data/archives/:kind/:name',
+            );
             if (!got.ok) {
               throw new ClusterGuardError(
                 got.status === 401 || got.status === 403 ? 'Unauthorized' : 'MiddlewareFailure',

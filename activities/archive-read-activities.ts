@@ -2,6 +2,7 @@ import { cp, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RestoreTestResult } from '../src/contracts/data-runbooks.js';
 import { ClusterGuardError } from '../src/contracts/errors.js';
+import { readBundleSet } from '../src/bundles/backup.js';
 import { readKafkaDump } from '../src/middleware/kafka/index.js';
 import { readZooKeeperDump } from '../src/middleware/zookeeper/index.js';
 import { isErrno } from './archive-files.js';
@@ -137,6 +138,13 @@ export function createArchiveReadActivities(archives: ArchiveContext) {
                     component,
                     items: r.messages,
                     detail: `${r.messages} messages in ${r.topics} topics`,
+                  });
+                } else if (component === 'bundles') {
+                  const set = await readBundleSet(folder);
+                  out.push({
+                    component,
+                    items: set.jars.length,
+                    detail: `${set.desired.length} desired bundles, ${set.jars.length} jars`,
                   });
                 } else {
                   // CockroachDB's BACKUP and the controller's folders are files the restore puts

@@ -23,13 +23,22 @@ export function createArchiveWriteActivities(archives: ArchiveContext) {
   const { deps, self, layout, logger, checkComponents, archivePath, dataRoot, named, activity } =
     archives;
   return {
-    /** What this node can back up: its enabled middleware, and the controller when configured. */
-    dataSources(): Promise<{ node: string; enabled: MiddlewareName[]; controller: boolean }> {
-      return Promise.resolve({
+    /**
+     * What this node can back up: its enabled middleware, the controller when configured, and
+     * the application's bundle set when it keeps one.
+     */
+    async dataSources(): Promise<{
+      node: string;
+      enabled: MiddlewareName[];
+      controller: boolean;
+      bundles: boolean;
+    }> {
+      return {
         node: self,
         enabled: [...(deps.sources?.enabled ?? [])],
         controller: (deps.sources?.controllerDataFolders.length ?? 0) > 0,
-      });
+        bundles: (await deps.sources?.bundles?.()) ?? false,
+      };
     },
 
     /**

@@ -89,7 +89,7 @@ export function createBundleActivities(deps: BundleActivityDeps) {
           headers: { authorization: `Bearer ${deps.token}` },
           signal: AbortSignal.any([signal, AbortSignal.timeout(fetchTimeoutMs)]),
         };
-        const meta = await agentRequest(url, init, deps.agentTls, async (res) => {
+        const keep = async (res: Response) => {
           if (res.status === 401 || res.status === 403) {
             throw new ClusterGuardError(
               'Unauthorized',
@@ -104,7 +104,9 @@ export function createBundleActivities(deps: BundleActivityDeps) {
           await pipeline(Readable.fromWeb(res.body), createWriteStream(temp, { flags: 'wx' }));
           // Verifies the hash before anything is kept: a wrong artifact is never stored.
           return deps.store.adopt(temp, { expectedSha256: sha256 });
-        });
+        };
+        // The route's template names the trace span, not each artifact's own URL.
+        const meta = await agentRequest(url, init, deps.agentTls, keep, '/v1/bundles/:sha256');
         if (!meta) continue;
         deps.logger.info('bundle fetched', { from: source, sha256, bytes: meta.bytes });
         return meta;

@@ -3,6 +3,7 @@ import type { Dirent } from 'node:fs';
 import path from 'node:path';
 import { readArchiveManifest } from '../src/archive/manifest.js';
 import { extractZip } from '../src/archive/zip.js';
+import { bundleSetProblems } from '../src/bundles/backup.js';
 import type { MiddlewareName, NodeLayout } from '../src/config/layout.js';
 import {
   archiveKinds,
@@ -38,7 +39,12 @@ export interface DataActivityDeps {
   layout: NodeLayout;
   logger: Logger;
   /** What this node can back up (its agent's configuration); `dataSources` reports it. */
-  sources?: { enabled: readonly MiddlewareName[]; controllerDataFolders: readonly string[] };
+  sources?: {
+    enabled: readonly MiddlewareName[];
+    controllerDataFolders: readonly string[];
+    /** Whether this node keeps the application's bundle set (src/bundles/backup.ts). */
+    bundles?: () => Promise<boolean>;
+  };
   /** Middleware versions for the manifest; the agent probes its own binaries. */
   probeVersions?: (signal: AbortSignal) => Promise<MiddlewareBinary[]>;
   /**
@@ -242,7 +248,14 @@ export function createArchiveContext(deps: DataActivityDeps) {
         files.filter((f) => f !== archiveManifestFile),
         beat,
       );
-      const problems = compareManifest(declared.files, actual);
+      // A bundle set is whole when each desired bundle's jar is there with its sha256: checked
+      // first, so that the refusal names the bundle, not only a file of the archive.
+      const problems = [
+        ...(declared.components.includes('bundles')
+          ? await bundleSetProblems(content, actual)
+          : []),
+        ...compareManifest(declared.files, actual),
+      ];
       if (problems.length) {
         const shown = problems.slice(0, 10).join('; ');
         throw new ClusterGuardError(

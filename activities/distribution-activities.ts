@@ -13,6 +13,7 @@ import type { NodeLayout } from '../src/config/layout.js';
 import { isNodeAddress } from '../src/contracts/addresses.js';
 import { ClusterGuardError } from '../src/contracts/errors.js';
 import type { Logger } from '../src/logger.js';
+import { traceHttpRequest } from '../src/observability/http-tracing.js';
 import { describeActivity, keepHeartbeating } from './interceptor.js';
 
 export interface DistributionActivityDeps {
@@ -102,13 +103,33 @@ export type Attempt =
 
 /**
  * One GET from another node's agent (as `peer.self`, with the cluster token) into `temp`. Resolves with what to do next; rejects only
- * when the request was aborted (cancellation or the per-request timeout).
+ * when the request was aborted (cancellation or the per-request timeout). With tracing on it is
+ * a CLIENT span named by `route`, the path's template (src/observability/http-tracing.ts).
  */
 export function fetchToFile(
   url: string,
   temp: string,
   peer: { self: string; token: string; agentTls?: ClientTls },
   signal: AbortSignal,
+  route: string,
+): Promise<Attempt> {
+  return traceHttpRequest({ method: 'GET', url, route }, async (span) => {
+    const attempt = await getToFile(url, temp, peer, signal, span.headers);
+    if (attempt.ok) span.status(200);
+    else {
+      if (attempt.status !== undefined) span.status(attempt.status);
+      span.fail(attempt.error);
+    }
+    return attempt;
+  });
+}
+
+function getToFile(
+  url: string,
+  temp: string,
+  peer: { self: string; token: string; agentTls?: ClientTls },
+  signal: AbortSignal,
+  traceHeaders: Record<string, string>,
 ): Promise<Attempt> {
   return new Promise<Attempt>((resolve, reject) => {
     const options = {
@@ -116,7 +137,11 @@ export function fetchToFile(
       // The master's agent takes the connection's source address as the node's identity
       // (it serves each node only its own archive), so the socket must be bound to ours.
       localAddress: peer.self,
-      headers: { authorization: `Bearer ${peer.token}`, accept: 'application/zip' },
+      headers: {
+        authorization: `Bearer ${peer.token}`,
+        accept: 'application/zip',
+        ...traceHeaders,
+      },
       // A fresh connection per attempt: nothing pooled outlives the activity.
       agent: false,
       signal,
@@ -275,7 +300,13 @@ export function createDistributionActivities(deps: DistributionActivityDeps) {
         let result: Attempt;
         try {
           if (signal.aborted) throw signal.reason;
-          result = await fetchToFile(url, temp, { self, ...deps }, timeout.signal);
+          result = await fetchToFile(
+            url,
+            temp,
+            { self, ...deps },
+            timeout.signal,
+            '/v1/cluster/config/actions/download',
+          );
         } catch (err) {
           await rm(temp, { force: true });
           if (signal.aborted) throw signal.reason;

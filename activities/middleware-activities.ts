@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { AppConfig } from '../src/config/app-config.js';
-import type { NodeLayout } from '../src/config/layout.js';
+import type { MiddlewareName, NodeLayout } from '../src/config/layout.js';
 import { ClusterGuardError } from '../src/contracts/errors.js';
 import type { Logger } from '../src/logger.js';
 import { createMiddlewareAdapter, type ComponentName } from '../src/middleware/index.js';
@@ -14,6 +14,12 @@ import type {
 } from '../src/middleware/kit/index.js';
 import type { Supervision } from '../src/agent/supervision.js';
 import { describeActivity, keepHeartbeating } from './interceptor.js';
+
+/**
+ * Data components that are no server of this node: always there (no `middleware.enabled` entry)
+ * and never supervised.
+ */
+const dataOnly: readonly ComponentName[] = ['controller', 'bundles'];
 
 export interface MiddlewareActivityDeps {
   address: string;
@@ -63,8 +69,8 @@ export function createMiddlewareActivities(deps: MiddlewareActivityDeps) {
       const where = `${input.operation} of ${input.component} on node ${deps.address}`;
       describeActivity(where);
       if (
-        input.component !== 'controller' &&
-        !deps.config.middleware.enabled.includes(input.component)
+        !dataOnly.includes(input.component) &&
+        !deps.config.middleware.enabled.includes(input.component as MiddlewareName | 'felix')
       ) {
         throw new ClusterGuardError(
           'InvalidInput',
@@ -101,7 +107,7 @@ export function createMiddlewareActivities(deps: MiddlewareActivityDeps) {
         const run = () =>
           operation({ where, cluster: input.cluster, leaving: input.leaving, force: input.force });
         const result =
-          deps.supervision && input.component !== 'controller'
+          deps.supervision && !dataOnly.includes(input.component)
             ? await deps.supervision.runbookOperation(
                 input.component,
                 input.operation,

@@ -8,7 +8,7 @@ import { runCampaign, summary } from '../test/chaos/campaign.js';
 import { randomSeed } from '../test/chaos/rng.js';
 
 const usage =
-  'usage: npm run chaos -- [--kills N] [--minutes M] [--seed S] [--nodes a,b,c,d] [--runbook-minutes R]';
+  'usage: npm run chaos -- [--kills N] [--minutes M] [--seed S] [--nodes a,b,c,d] [--runbook-minutes R] [--no-supervisor]';
 
 function positive(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     nodes: { type: 'string', default: '127.0.0.141,127.0.0.142,127.0.0.143,127.0.0.144' },
     'runbook-minutes': { type: 'string' },
+    'no-supervisor': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -59,6 +60,7 @@ const result = await runCampaign({
   minutes,
   addresses,
   runbookTimeoutMinutes: positive('runbook-minutes', values['runbook-minutes'], 15),
+  supervised: !values['no-supervisor'],
 });
 console.log(summary(result));
 process.exit(result.problems.length === 0 ? 0 : 1);

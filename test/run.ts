@@ -120,6 +120,7 @@ const sideLanes = [
     'test/e2e/felix-cluster.test.ts',
     'test/e2e/self-healing.test.ts',
     'test/e2e/guardian-reconcile.test.ts',
+    'test/e2e/bundle-restore.test.ts',
   ],
 ];
 

@@ -5,6 +5,7 @@ import type { NodeLayout } from '../src/config/layout.js';
 import { createEventPublisher, type EventPublisher } from '../src/events/publisher.js';
 import type { Logger } from '../src/logger.js';
 import { createMiddlewareAdapter } from '../src/middleware/index.js';
+import { notSetUp } from '../src/agent/set-up.js';
 import type { Supervision } from '../src/agent/supervision.js';
 import {
   startNodeSupervisor,
@@ -73,6 +74,7 @@ export function startAgentSupervisor(deps: {
     supervision: deps.supervision,
     loadClusterFile: () => deps.clusterStore.load(),
     isRunning: async (server) => (await adapter(server).checkServer()).running,
+    notSetUp: (server) => notSetUp(layout, server),
     start: async (server, signal) => {
       const status = await adapter(server, signal).startServer();
       if (!status.running) throw new Error(status.detail);

@@ -119,9 +119,18 @@ export async function startNodeAgent(
         layout,
         logger,
         sources: {
-          // The application runtime holds no data of its own: bundles are rolled out again.
+          // The application runtime holds no data of its own: its bundle set is `bundles`.
           enabled: config.middleware.enabled.filter((m) => m !== 'felix'),
           controllerDataFolders: config.middleware.controller.dataFolders,
+          // The bundle set lives in ZooKeeper; a node keeps one when it runs the framework or
+          // bundles were rolled out to it (docs/design.md, "The application's bundles in a backup").
+          bundles: async () =>
+            config.middleware.enabled.includes('zookeeper') &&
+            (config.middleware.enabled.includes('felix') ||
+              // An unreadable installed.json is reported by the bundle steps, not by a backup.
+              Object.keys(
+                (await bundles.activityDeps.state.read().catch(() => ({ bundles: {} }))).bundles,
+              ).length > 0),
         },
         probeVersions: (signal) => probeMiddlewareVersions(binDir, signal),
         // Backup copies are fetched from the member that wrote them, like the configuration.

@@ -51,11 +51,13 @@ function copySteps(copies: BackupCopy[], backupId: string, retention?: string): 
 
 /** Runs since this patch keep a second copy of the replicated data on another member. */
 const copiesPatch = 'backup-copies';
+/** Runs since this patch back up the application's bundle set when the master keeps one. */
+const bundlesPatch = 'backup-bundles';
 
 /**
- * Backs up the cluster (docs/design.md): the replicated middleware once, on the master (its
- * data is cluster-wide, and CockroachDB's BACKUP is cluster-wide), the controller's folders on
- * every node that has them; then one zip per node with a manifest of checksums, each verified
+ * Backs up the cluster (docs/design.md): the replicated middleware and the application's bundle
+ * set once, on the master (their data is cluster-wide, and CockroachDB's BACKUP is
+ * cluster-wide), the controller's folders on every node that has them; then one zip per node with a manifest of checksums, each verified
  * by reading it back; then retention. The dumps are taken one after the other while the
  * cluster serves: each middleware is consistent in itself, not at one instant with the others.
  */
@@ -67,6 +69,7 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
 
   let replicated = replicatedComponents.filter((c) => input.middleware?.includes(c));
   let controllerNodes = input.middleware?.includes('controller') ? members : [];
+  let bundles = input.middleware?.includes('bundles') ?? false;
   if (!input.middleware) {
     const sources = await Promise.all(
       members.map((n) =>
@@ -86,8 +89,10 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
     const masterSources = sources.find((s) => s?.node === master);
     replicated = replicatedComponents.filter((c) => masterSources?.enabled.includes(c));
     controllerNodes = sources.flatMap((s) => (s?.controller ? [s.node] : []));
+    // Runs from before the bundle set was a component read sources without it.
+    bundles = patched(bundlesPatch) && (masterSources?.bundles ?? false);
   }
-  const plan = planBackup(master, members, replicated, controllerNodes);
+  const plan = planBackup(master, members, replicated, controllerNodes, bundles);
   const copies = patched(copiesPatch) ? planBackupCopies(members, plan) : [];
   const planned = plannedSteps(plan, backupId, input.keep, input.maxAgeDays);
   const steps = [
@@ -113,7 +118,8 @@ export async function backupCluster(rawInput: BackupClusterInput): Promise<Backu
   if (plan.length === 0) {
     throw ApplicationFailure.nonRetryable(
       `backupCluster of cluster ${clusterId}: nothing to back up — the master ${master} enables ` +
-        'no middleware and no member configures controller data folders. Nothing was changed',
+        'no middleware, keeps no bundle set, and no member configures controller data folders. ' +
+        'Nothing was changed',
       'InvalidInput',
     );
   }

@@ -20,6 +20,14 @@ export async function exportData(rawInput: ExportDataInput): Promise<ExportDataR
   const { input, ctx, rb, clusterId, startedAt, master, members, manifestFor, summary } =
     await openDataRunbook('exportData', rawInput);
   const exportId = backupIdOf(startedAt, input.label);
+  if (input.middleware?.includes('bundles')) {
+    throw ApplicationFailure.nonRetryable(
+      `exportData of cluster ${clusterId}: the bundle set is not exported — it belongs to this ` +
+        'cluster (its desired versions and their jars) and goes with its backups; on the other cluster, ' +
+        'upload the bundles and roll them out. Nothing was changed: export without bundles',
+      'InvalidInput',
+    );
+  }
 
   let replicated = replicatedComponents.filter((c) => input.middleware?.includes(c));
   if (!input.middleware) {

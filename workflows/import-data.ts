@@ -47,7 +47,14 @@ export async function importData(rawInput: ImportDataInput): Promise<ImportDataR
   if (check.problem || !check.archive)
     throw refuse(check.problem ?? 'not verified', 'UnsafeArchive');
   const manifest = check.archive.manifest;
-  const wanted = input.middleware ?? dataComponents;
+  if (input.middleware?.includes('bundles')) {
+    throw refuse(
+      'the bundle set is not imported: it comes back with restoreCluster of a backup of this ' +
+        'cluster; roll the bundles out here instead, and import without bundles',
+    );
+  }
+  // A backup's archive put here for an import may hold a bundle set: not this runbook's.
+  const wanted = input.middleware ?? dataComponents.filter((c) => c !== 'bundles');
   const components: DataComponentName[] = manifest.components.filter((c) => wanted.includes(c));
   const absent = (input.middleware ?? []).filter((c) => !manifest.components.includes(c));
   if (absent.length || components.length === 0) {

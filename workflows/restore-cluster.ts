@@ -8,6 +8,7 @@ import {
   type RestoreClusterInput,
   type RestoreClusterResult,
 } from '../src/contracts/data-runbooks.js';
+import { convergeBundles, convergePlannedSteps } from './lib/bundle-converge.js';
 import { checkArchiveStep, loadSteps, planLoad } from './lib/data.js';
 import { openDataRunbook } from './lib/open.js';
 import { runQuiesced } from './lib/quiesce.js';
@@ -23,8 +24,11 @@ import { runQuiesced } from './lib/quiesce.js';
  * middleware on the node that backed it up (the master then), the controller on each node; a
  * failing step parks. ZooKeeper, Kafka and CockroachDB restore through their running cluster
  * (a znode tree replaced over a client session, topics deleted and produced again, a SQL
- * RESTORE), so no server is stopped; the controller's folders are swapped by rename. The
- * application's webapps are stopped around the changes (docs/design.md "Admission", quiesce).
+ * RESTORE), so no server is stopped; the controller's folders are swapped by rename; the bundle
+ * set's jars go back into the store and its record into ZooKeeper, and then every member's
+ * running framework is brought to it (installs, updates, uninstalls; the framework keeps
+ * running). The application's webapps are stopped around the changes (docs/design.md
+ * "Admission", quiesce).
  */
 export async function restoreCluster(rawInput: RestoreClusterInput): Promise<RestoreClusterResult> {
   const { input, ctx, rb, clusterId, members, manifestFor, summary } = await openDataRunbook(
@@ -62,7 +66,11 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
     );
   }
 
-  const wanted = input.middleware ?? dataComponents;
+  // Runs from before the bundle set was a component restore without it.
+  const withBundles = patched('restore-bundles');
+  const wanted =
+    input.middleware ??
+    (withBundles ? dataComponents : dataComponents.filter((c) => c !== 'bundles'));
   const plan: ArchivePlan = manifest.archives.flatMap(({ node, components }) => {
     const mine = components.filter((c) => wanted.includes(c));
     return mine.length ? [{ node: from(node), components: mine }] : [];
@@ -93,6 +101,11 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
     input.keepCurrentData && patched('restore-keeps-data-aside'),
     manifestFor,
   );
+  // The node that puts the bundle set back; every member's framework is then brought to it.
+  const bundlesFrom = withBundles
+    ? plan.find((p) => p.components.includes('bundles'))?.node
+    : undefined;
+  if (bundlesFrom) steps.push(...convergePlannedSteps(members));
   const keptAs = load.aside?.backupId;
   const restored: RestoreClusterResult['restored'] = [];
   const result = (): RestoreClusterResult => ({
@@ -123,6 +136,23 @@ export async function restoreCluster(rawInput: RestoreClusterInput): Promise<Res
     },
     async () => {
       await loadSteps(ctx, load, restored);
+      if (bundlesFrom) {
+        // Each framework goes on running: bundles are installed, updated and uninstalled in it.
+        // The jars are fetched from the node that put them back into its store, else a peer.
+        const zk = { ...ctx, middleware: ['zookeeper'] };
+        const sources = [bundlesFrom, ...members.filter((m) => m !== bundlesFrom)];
+        await Promise.all(
+          members.map((n) =>
+            convergeBundles(
+              zk,
+              n,
+              sources.filter((m) => m !== n),
+              { removeOthers: true },
+            ),
+          ),
+        );
+        rb.state = `every component of ${backupId} is restored, and every member's framework runs its bundle set${keptAs ? `. The data from before is kept as backup ${keptAs}` : ''}`;
+      }
     },
   );
   return result();

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { isNodeAddress } from '../contracts/addresses.js';
+import { traceHttpRequests } from '../observability/http-tracing.js';
 import type { NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
 import { bearerToken, tokenMatches } from '../auth.js';
@@ -72,6 +73,8 @@ function problem(status: number, error: string, hint?: string) {
  */
 export function createAgentApp(deps: AgentServerDeps): Hono {
   const app = new Hono();
+  // First, so that the span covers every refusal too (a wrong token, a body over the limit).
+  app.use('*', traceHttpRequests());
 
   app.onError((err, c) => {
     // Hono's own refusals (a body over the limit, a body that does not parse) are the client's

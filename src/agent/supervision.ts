@@ -27,6 +27,14 @@ const readOnlyOperations = new Set([
   'prepareClusterConfig',
 ]);
 
+/**
+ * Operations meant to leave the server stopped: a stop, and a decommission that removes this
+ * node. Any other operation means to leave it running, so a server found stopped after one (it
+ * failed, or the server was killed under it) is not held: the runbook retries its own work, and
+ * the supervisor meanwhile restarts what is set up.
+ */
+const stoppingOperations = new Set(['stopServer', 'decommissionCluster']);
+
 export class Supervision {
   private records: Record<string, ServerRecord> | undefined;
   private readonly inFlight = new Map<string, number>();
@@ -82,8 +90,9 @@ export class Supervision {
 
   /**
    * Runs a runbook's operation on one server. While it runs the supervisor does nothing to that
-   * server (a start of its own is aborted first); an operation that may stop the server holds it
-   * stopped until an operation leaves it running, which also clears a give-up.
+   * server (a start of its own is aborted first). Afterwards a stop or a decommission that left
+   * the server stopped holds it stopped until an operation leaves it running, which also clears a
+   * give-up; any other operation releases it, whether the server runs or not.
    */
   async runbookOperation<T>(
     server: string,
@@ -104,7 +113,7 @@ export class Supervision {
         return await run();
       } finally {
         const running = await isRunning().catch(() => false);
-        if (running) await this.change(server, {});
+        if (running || !stoppingOperations.has(operation)) await this.change(server, {});
         else this.logger.info('server held stopped by a runbook', { server, operation });
       }
     } finally {

@@ -61,6 +61,13 @@ export interface SupervisorDeps {
   loadClusterFile: () => Promise<ClusterFile>;
   /** Whether the server's process runs (its pid file names a live process). */
   isRunning: (server: SupervisedServer) => Promise<boolean>;
+  /**
+   * Why the server is not set up on this node (no configuration, or no data of its own), or
+   * undefined when it is. The supervisor restarts what ran before; it never creates a server:
+   * a Kafka formatted anew under a member's node id, or a ZooKeeper started empty in an
+   * ensemble, can be elected leader of data it does not have and truncate the others (docs/design.md, "Data safety").
+   */
+  notSetUp?: (server: SupervisedServer) => Promise<string | undefined>;
   /** Starts the server and waits until it serves; rejects with why it did not. */
   start: (server: SupervisedServer, signal: AbortSignal) => Promise<void>;
   logger: Logger;
@@ -152,6 +159,19 @@ export function startNodeSupervisor(deps: SupervisorDeps): NodeSupervisor {
     if (await deps.isRunning(t.server)) {
       if (t.startedAt !== undefined && now - t.startedAt >= o.stableMs) t.failures = 0;
       Object.assign(t, { state: 'running', detail: 'runs' });
+      delete t.downAt;
+      delete t.downSince;
+      return;
+    }
+    const missing = await deps.notSetUp?.(t.server);
+    if (missing) {
+      Object.assign(t, {
+        state: 'unsupervised',
+        detail:
+          `not set up on this node (${missing}); the supervisor restarts only what ran before: ` +
+          'a runbook (bootstrapCluster, joinNode, rejoinNode) sets it up',
+        failures: 0,
+      });
       delete t.downAt;
       delete t.downSince;
       return;

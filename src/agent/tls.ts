@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import { Agent } from 'undici';
 import type { AppConfig } from '../config/app-config.js';
 import { ClusterGuardError } from '../contracts/errors.js';
+import { traceHttpRequest } from '../observability/http-tracing.js';
 
 export type AgentTlsOptions = NonNullable<AppConfig['agent']['tls']>;
 
@@ -93,22 +94,34 @@ export function tlsDispatcher(tls: ClientTls, localAddress?: string): Dispatcher
 /**
  * One request to an agent, its response consumed by `use`: over the agents' TLS when given,
  * with a dispatcher for this request alone, closed once `use` is done, so no pooled socket
- * outlives it.
+ * outlives it. With tracing on it is a CLIENT span (`route`, the path's template, names it) and
+ * carries the trace context to the agent (src/observability/http-tracing.ts).
  */
 export async function agentRequest<T>(
   url: string,
   init: RequestInit,
   tls: ClientTls | undefined,
   use: (res: Response) => T | Promise<T>,
+  route = new URL(url).pathname,
 ): Promise<T> {
-  if (!tls || url.startsWith('http:')) return use(await fetch(url, init));
-  const dispatcher = tlsDispatcher(tls);
-  try {
-    // The package's Dispatcher type and the one Node's fetch declares differ only nominally.
-    return await use(await fetch(url, { ...init, dispatcher } as unknown as RequestInit));
-  } finally {
-    await dispatcher.close();
-  }
+  const method = (init.method ?? 'GET').toUpperCase();
+  return traceHttpRequest({ method, url, route }, async (span) => {
+    const headers = new Headers(init.headers);
+    for (const [key, value] of Object.entries(span.headers)) headers.set(key, value);
+    const traced = { ...init, headers };
+    const answered = async (res: Response) => {
+      span.status(res.status);
+      return use(res);
+    };
+    if (!tls || url.startsWith('http:')) return answered(await fetch(url, traced));
+    const dispatcher = tlsDispatcher(tls);
+    try {
+      // The package's Dispatcher type and the one Node's fetch declares differ only nominally.
+      return await answered(await fetch(url, { ...traced, dispatcher } as unknown as RequestInit));
+    } finally {
+      await dispatcher.close();
+    }
+  });
 }
 
 /** Node's TLS error codes an operator can act on, said in words. */

@@ -191,3 +191,114 @@ export async function desiredHistory(
     return out.sort((a, b) => a.at.localeCompare(b.at));
   });
 }
+
+/** The whole record: the desired set (in install order) and every version ever desired. */
+export interface DesiredRecords {
+  desired: DesiredBundle[];
+  history: DesiredBundle[];
+}
+
+/** The desired set and its history, for a backup of the bundle set (src/bundles/backup.ts). */
+export async function readDesiredRecords(
+  connectionString: string,
+  timeoutMs = 20_000,
+): Promise<DesiredRecords> {
+  const desired = await readDesiredBundles(connectionString, timeoutMs);
+  try {
+    return await withZooKeeper(connectionString, timeoutMs, async (client) => {
+      let names: string[];
+      try {
+        names = await call<string[]>((cb) => client.getChildren(desiredRoot, cb));
+      } catch (err) {
+        if (codeOf(err) === zookeeper.Exception.NO_NODE) return { desired, history: [] };
+        throw err;
+      }
+      const history: DesiredBundle[] = [];
+      for (const name of names.sort()) {
+        const node = `${desiredRoot}/${name}`;
+        const versions = await call<string[]>((cb) => client.getChildren(node, cb));
+        for (const v of versions.sort()) {
+          const data = await new Promise<Buffer | undefined>((resolve, reject) =>
+            client.getData(`${node}/${v}`, (err, d) => (err ? reject(err) : resolve(d))),
+          );
+          const entry = parse(data);
+          if (entry) history.push(entry);
+        }
+      }
+      return { desired, history: history.sort((a, b) => a.at.localeCompare(b.at)) };
+    });
+  } catch (err) {
+    throw fail('reading the history of the desired bundles', connectionString, err);
+  }
+}
+
+/**
+ * Puts a backed-up record back (restoreCluster): `/clusterguard/bundles` is emptied and written
+ * again, the desired bundles first in their order (their znodes' creation order is the order a
+ * joining node installs them in, which a ZooKeeper restore, creating znodes by path, loses),
+ * then the names that only have a history. Restores run alone on a cluster (docs/design.md,
+ * "Admission"), so no rollout records a version meanwhile.
+ */
+export async function replaceDesiredBundles(
+  connectionString: string,
+  records: DesiredRecords,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const all = [...records.desired, ...records.history];
+  const bad = all.find((e) => !zkName.test(e.symbolicName) || !zkName.test(e.version));
+  if (bad) {
+    throw new ClusterGuardError(
+      'UnsafeArchive',
+      `the backed-up desired set names ${JSON.stringify(bad.symbolicName)} ${JSON.stringify(bad.version)}, ` +
+        'which is no znode name; nothing was written to ZooKeeper',
+    );
+  }
+  try {
+    await withZooKeeper(connectionString, timeoutMs, async (client) => {
+      await ensure(client, '/clusterguard', empty);
+      let names: string[] = [];
+      try {
+        names = await call<string[]>((cb) => client.getChildren(desiredRoot, cb));
+      } catch (err) {
+        if (codeOf(err) !== zookeeper.Exception.NO_NODE) throw err;
+      }
+      for (const name of names) {
+        const node = `${desiredRoot}/${name}`;
+        let versions: string[] = [];
+        try {
+          versions = await call<string[]>((cb) => client.getChildren(node, cb));
+        } catch (err) {
+          if (codeOf(err) !== zookeeper.Exception.NO_NODE) throw err;
+        }
+        for (const v of versions) await remove(client, `${node}/${v}`);
+        await remove(client, node);
+      }
+      await ensure(client, desiredRoot, empty);
+      const order = [
+        ...records.desired.map((d) => d.symbolicName),
+        ...records.history.map((h) => h.symbolicName),
+      ].filter((n, i, list) => list.indexOf(n) === i);
+      for (const name of order) {
+        const node = `${desiredRoot}/${name}`;
+        const current = records.desired.find((d) => d.symbolicName === name);
+        await set(client, node, current ? Buffer.from(JSON.stringify(current)) : empty);
+        const versions = [...records.history, ...(current ? [current] : [])].filter(
+          (h) => h.symbolicName === name,
+        );
+        for (const h of versions) {
+          await set(client, `${node}/${h.version}`, Buffer.from(JSON.stringify(h)));
+        }
+      }
+    });
+  } catch (err) {
+    throw fail('writing the backed-up desired bundles', connectionString, err);
+  }
+}
+
+async function remove(client: ZkClient, p: string): Promise<void> {
+  try {
+    await call<void>((cb) => client.remove(p, -1, (err) => cb(err, undefined)));
+  } catch (err) {
+    if (codeOf(err) !== zookeeper.Exception.NO_NODE) throw err;
+  }
+}

@@ -151,13 +151,11 @@ export const appConfigSchema = z.object({
       /**
        * The self-healing node (docs/design.md): on a configured member the agent starts its
        * servers in order and starts one that died again, with backoff, up to `maxFailures`
-       * failed starts in a row. Off by default for now: with it on, the membership e2e's
-       * "rejoin through SIGKILLs of all three" lost acknowledged Kafka messages (75 of 100), and
-       * until its interplay with the membership runbooks is understood, data safety comes first.
+       * failed starts in a row; it never starts a server a runbook has not set up on this node.
        */
       supervisor: z
         .object({
-          enabled: z.stringbool().or(z.boolean()).default(false),
+          enabled: z.stringbool().or(z.boolean()).default(true),
           intervalMs: z.coerce.number().int().min(100).max(600_000).default(2000),
           maxFailures: z.coerce.number().int().min(1).max(100).default(5),
           initialBackoffMs: z.coerce.number().int().min(0).max(600_000).default(1000),

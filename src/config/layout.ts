@@ -89,8 +89,8 @@ export class NodeLayout {
   nodeLogFolder(mw: MiddlewareName): string {
     return path.join(this.nodeDataRoot, mw, 'log');
   }
-  /** `<op>-data/<component>`: the working folder of a data operation. */
-  workingFolder(op: DataOperation, component: DataComponent): string {
+  /** `<op>-data/<component>`: the working folder of a data operation (`bundles`: the bundle set). */
+  workingFolder(op: DataOperation, component: DataComponent | 'bundles'): string {
     return path.join(this.root, `${op}-data`, component);
   }
   /** `<op>-data-archive`: where a data operation's zip archives live. */

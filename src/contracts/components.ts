@@ -4,7 +4,7 @@
  */
 
 /** What a data runbook backs up, in the order it runs on a node (docs/design.md). */
-export const dataComponents = ['cockroach', 'zookeeper', 'kafka', 'controller'] as const;
+export const dataComponents = ['cockroach', 'zookeeper', 'kafka', 'controller', 'bundles'] as const;
 
 /** The middleware a membership runbook changes. */
 export const membershipMiddleware = ['cockroach', 'zookeeper', 'kafka'] as const;

@@ -3,7 +3,7 @@ import { nodeAddressSchema } from './addresses.js';
 import {
   backupIdSchema,
   dataComponents,
-  isReplicated,
+  isClusterWide,
   type ReplicatedComponent,
 } from './data-ids.js';
 import { clusterIdSchema } from './ping.js';
@@ -26,7 +26,7 @@ export function unsafeManifestPath(rel: string): string | undefined {
     return 'is not a plain relative path (empty, "." or ".." segment)';
   }
   if (parts.length < 2 || !(dataComponents as readonly string[]).includes(parts[0] ?? '')) {
-    return 'is not inside a component folder (cockroach/, zookeeper/, kafka/, controller/)';
+    return `is not inside a component folder (${dataComponents.map((c) => `${c}/`).join(', ')})`;
   }
   return undefined;
 }
@@ -113,21 +113,25 @@ export function compareManifest(
 
 /**
  * Which node backs up what: the replicated middleware once on the master (its data is
- * cluster-wide; CockroachDB's BACKUP is cluster-wide too), the controller on each node listed.
- * Nodes with nothing to back up are left out; the master comes first.
+ * cluster-wide; CockroachDB's BACKUP is cluster-wide too), the bundle set on the master too
+ * when `bundles`, the controller on each node listed. Nodes with nothing to back up are left
+ * out; the master comes first.
  */
 export function planBackup(
   master: string,
   members: readonly string[],
   replicated: readonly ReplicatedComponent[],
   controllerNodes: readonly string[],
+  bundles = false,
 ): ArchivePlan {
   const ordered = [master, ...members.filter((m) => m !== master)];
   return ordered.flatMap((node) => {
     const components = dataComponents.filter((c) =>
       c === 'controller'
         ? controllerNodes.includes(node)
-        : node === master && (replicated as readonly string[]).includes(c),
+        : c === 'bundles'
+          ? bundles && node === master
+          : node === master && (replicated as readonly string[]).includes(c),
     );
     return components.length ? [{ node, components }] : [];
   });
@@ -140,7 +144,7 @@ export interface BackupCopy {
 }
 
 /**
- * Where the archives holding replicated data get their second copy (docs/design.md, "A backup
+ * Where the archives holding cluster-wide data get their second copy (docs/design.md, "A backup
  * outlives its node"): on the first member, in member order, that holds no archive of the backup
  * itself, so that no archive is ever put in the place of another. None when every member holds
  * one of its own (or the cluster has one member).
@@ -148,7 +152,7 @@ export interface BackupCopy {
 export function planBackupCopies(members: readonly string[], plan: ArchivePlan): BackupCopy[] {
   const to = members.find((m) => !plan.some((p) => p.node === m));
   if (!to) return [];
-  return plan.filter((p) => p.components.some(isReplicated)).map((p) => ({ from: p.node, to }));
+  return plan.filter((p) => p.components.some(isClusterWide)).map((p) => ({ from: p.node, to }));
 }
 
 /** What differs between the backup's members and the cluster's, or undefined when none. */
@@ -216,11 +220,11 @@ export function evaluateBackup(
     }
   }
   const planned = (node: string) => manifest.archives.find((a) => a.node === node);
-  // A copy holds another node's archive of the plan, all of it replicated data.
+  // A copy holds another node's archive of the plan, all of it cluster-wide data.
   const isCopy = (g: DataArchive & { manifest: ManifestSummary }) =>
     g.manifest.node !== g.node &&
     !planned(g.node) &&
-    (planned(g.manifest.node)?.components.every(isReplicated) ?? false);
+    (planned(g.manifest.node)?.components.every(isClusterWide) ?? false);
   for (const g of good) {
     if (g.manifest.node !== g.node && !isCopy(g)) {
       problems.push(`${g.node}: its archive was written on ${g.manifest.node}`);

@@ -8,7 +8,8 @@ import { dataComponents as components } from './components.js';
 
 /**
  * What a data runbook backs up, in the order it runs on a node. The replicated middleware
- * holds cluster-wide data, so it is taken once, on the master; the controller's folders are
+ * holds cluster-wide data, so it is taken once, on the master; so is the application's bundle
+ * set (docs/design.md, "The application's bundles in a backup"); the controller's folders are
  * per node.
  */
 export const dataComponents = components;
@@ -18,6 +19,14 @@ export type ReplicatedComponent = (typeof replicatedComponents)[number];
 
 export function isReplicated(component: DataComponentName): component is ReplicatedComponent {
   return (replicatedComponents as readonly string[]).includes(component);
+}
+
+/**
+ * Data of the whole cluster, not of one node: the replicated middleware and the bundle set. It
+ * is taken once, on the master, and its archive gets a second copy on another member.
+ */
+export function isClusterWide(component: DataComponentName): boolean {
+  return isReplicated(component) || component === 'bundles';
 }
 
 /** The folders `<kind>-data-archive/` a node keeps archives in (docs/design.md). */

@@ -18,7 +18,7 @@ export * from './data-archives.js';
 
 const componentListSchema = z
   .array(z.enum(dataComponents))
-  .min(1, 'expected at least one of cockroach, zookeeper, kafka, controller')
+  .min(1, `expected at least one of ${dataComponents.join(', ')}`)
   .transform((list) => dataComponents.filter((c) => list.includes(c)));
 
 const dataRunbookOptions = {
@@ -47,8 +47,9 @@ function dataRunbookInput<S extends z.ZodRawShape>(own: () => S) {
 
 export const backupClusterInputSchema = dataRunbookInput(() => ({
   /**
-   * What to back up. Default: the middleware the master's agent enables, plus the controller
-   * on every member whose agent configures controller data folders.
+   * What to back up. Default: the middleware the master's agent enables, the application's
+   * bundle set when the master keeps one (ZooKeeper and Felix or rolled-out bundles), plus the
+   * controller on every member whose agent configures controller data folders.
    */
   middleware: componentListSchema.optional(),
   /** Appended to the backup id: `20261122T074512Z-<label>`. */

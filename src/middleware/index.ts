@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { AppConfig } from '../config/app-config.js';
 import type { MiddlewareName, NodeLayout } from '../config/layout.js';
 import type { Logger } from '../logger.js';
+import { createBundlesAdapter } from '../bundles/backup.js';
 import { createCockroachAdapter } from './cockroach/index.js';
 import { createControllerAdapter } from './controller/index.js';
 import { createFelixAdapter } from './felix/adapter.js';
@@ -9,7 +10,7 @@ import { createKafkaAdapter } from './kafka/index.js';
 import type { AdapterDeps, MiddlewareAdapter } from './kit/index.js';
 import { createZooKeeperAdapter } from './zookeeper/index.js';
 
-export type ComponentName = MiddlewareName | 'controller' | 'felix';
+export type ComponentName = MiddlewareName | 'controller' | 'felix' | 'bundles';
 
 export interface AdapterContext {
   address: string;
@@ -41,6 +42,15 @@ const factories: Record<ComponentName, (mw: Middleware, base: Base) => Middlewar
     return createFelixAdapter({ ...base, options, operationOptions });
   },
   controller: (mw, base) => createControllerAdapter({ ...base, options: mw.controller }),
+  // The application's bundle set: data only, in ZooKeeper and the bundle store.
+  bundles: (mw, base) =>
+    createBundlesAdapter({
+      ...base,
+      options: {
+        zooKeeper: mw.enabled.includes('zookeeper'),
+        zooKeeperClientPort: mw.zookeeper.clientPort,
+      },
+    }),
 };
 
 /**

@@ -34,6 +34,12 @@ export interface CampaignOptions {
   addresses: string[];
   /** A runbook not done within this long fails the campaign as hung. */
   runbookTimeoutMinutes?: number;
+  /**
+   * The agents' supervisors bring killed servers back (the default): ZooKeeper and Kafka are
+   * killed at any time, also while a membership runbook runs. False: the campaign restarts them
+   * itself, never during a membership runbook (the agents' supervisors are off).
+   */
+  supervised?: boolean;
   log?: (line: string) => void;
   /** Ends the campaign early: after the kill and the runbook in flight, still with its checks. */
   signal?: AbortSignal;
@@ -114,15 +120,32 @@ async function waitInSync(traffic: Traffic, timeoutMs: number): Promise<void> {
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
   const started = Date.now();
   const log = options.log ?? ((line: string) => console.error(line));
+  const supervised = options.supervised ?? true;
   // Built once per source hash (Maven), then taken from the tools cache.
   const bundles = await greeterBundles();
-  const stack = await startStack(options.addresses, { enabled: ['zookeeper', 'kafka', 'felix'] });
+  const stack = await startStack(options.addresses, {
+    enabled: ['zookeeper', 'kafka', 'felix'],
+    agentEnv: (): Record<string, string> =>
+      supervised
+        ? {
+            // Looked at every second; a server killed again soon after its restart is a
+            // campaign's doing, not a broken server, so the cap is well above the kills.
+            CG_AGENT__SUPERVISOR__INTERVAL_MS: '1000',
+            CG_AGENT__SUPERVISOR__INITIAL_BACKOFF_MS: '500',
+            CG_AGENT__SUPERVISOR__MAX_BACKOFF_MS: '5000',
+            CG_AGENT__SUPERVISOR__MAX_FAILURES: '50',
+            CG_AGENT__SUPERVISOR__STABLE_MS: '10000',
+          }
+        : // The campaign restarts what it kills: two starters in two processes would race.
+          { CG_AGENT__SUPERVISOR__ENABLED: 'false' },
+  });
   const c: Campaign = {
     bundles,
     stack,
     clusterId: 'chaos',
     addresses: options.addresses,
     members: [],
+    supervised,
     membershipInFlight: false,
     middlewareDown: false,
     killsDone: false,
@@ -135,7 +158,10 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     c.aborted = true;
   });
   c.log(
-    `seed ${options.seed}: ${options.kills} kills over ${options.minutes} min on ${options.addresses.join(', ')}`,
+    `seed ${options.seed}: ${options.kills} kills over ${options.minutes} min on ${options.addresses.join(', ')}; ` +
+      (supervised
+        ? "killed servers are brought back by the agents' supervisors"
+        : 'the campaign restarts killed servers itself'),
   );
   const rng = new Rng(options.seed);
   const kills: KillRecord[] = [];

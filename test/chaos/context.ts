@@ -13,6 +13,8 @@ export interface Campaign {
   traffic?: Traffic;
   /** The application the rollouts install into every member's Felix framework. */
   bundles: GreeterBundles;
+  /** The agents' supervisors restart killed servers (see CampaignOptions.supervised). */
+  supervised: boolean;
   /** A membership runbook runs: middleware is not killed meanwhile (see killTable). */
   membershipInFlight: boolean;
   /** A ZooKeeper or Kafka server is down: no membership runbook starts meanwhile. */

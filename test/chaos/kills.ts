@@ -1,6 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { elapsed, type Campaign } from './context.js';
-import { killServer, restartServer, serverPid, type ServerName } from './middleware.js';
+import {
+  killServer,
+  restartServer,
+  serverPid,
+  serverServes,
+  type ServerName,
+} from './middleware.js';
 import type { Rng } from './rng.js';
 
 /**
@@ -12,15 +18,18 @@ export interface KillKind {
   name: string;
   nodes?: (c: Campaign) => string[];
   /**
-   * ZooKeeper, Kafka and Felix: not while a membership runbook runs (see README "Chaos
-   * campaign").
+   * ZooKeeper, Kafka and Felix: when the campaign restarts them itself, not while a membership
+   * runbook runs (see README "Chaos campaign").
    */
   middleware?: boolean;
   kill(c: Campaign, node: string): Promise<boolean>;
   restart(c: Campaign, node: string): Promise<void>;
 }
 
-/** A member's server; Felix runs only once something was rolled out (or a node converged). */
+/**
+ * A member's server. Felix: started by the agent's supervisor on every member; without it, only
+ * once a bundle operation needed it (a rollout, or a node converging).
+ */
 const server = (name: ServerName): KillKind => ({
   name,
   middleware: true,
@@ -31,8 +40,25 @@ const server = (name: ServerName): KillKind => ({
     killServer(pid);
     return true;
   },
-  restart: (c, node) => restartServer(c.stack, node, name),
+  restart: (c, node) =>
+    c.supervised ? awaitSupervisor(c, node, name) : restartServer(c.stack, node, name),
 });
+
+/**
+ * The agent's supervisor brings the server back, or a runbook that holds it does (one that
+ * removes the node leaves it stopped: then the node is no member any more).
+ */
+async function awaitSupervisor(c: Campaign, node: string, name: ServerName): Promise<void> {
+  const deadline = Date.now() + 10 * 60_000;
+  while (Date.now() < deadline) {
+    if (await serverServes(c.stack, node, name)) return;
+    if (!c.members.includes(node) && !c.membershipInFlight) return;
+    await sleep(250);
+  }
+  throw new Error(
+    `${name} on ${node} was not brought back within 10 minutes of its kill (its agent's /healthz: supervisor.servers)`,
+  );
+}
 
 export const killTable: KillKind[] = [
   {
@@ -100,7 +126,7 @@ export async function killLoop(
       const pauseMs = Math.round(rng.between(500, Math.min(10_000, Math.max(1000, meanGapMs / 2))));
       const gapMs = Math.round(rng.between(0.5, 1.5) * meanGapMs) - pauseMs;
       await sleep(Math.max(gapMs, 1000));
-      if (kind.middleware) {
+      if (kind.middleware && !c.supervised) {
         // Checked and claimed in one synchronous step, so no membership runbook slips in.
         while ((c.membershipInFlight || c.members.length === 0) && !c.aborted) await sleep(500);
         if (c.aborted) break;
@@ -119,13 +145,19 @@ export async function killLoop(
           c.log(`no ${kind.name} runs on ${nodes.join(', ')}: nothing killed`);
           continue;
         }
-        c.log(`killed ${kind.name}${node ? ` ${node}` : ''}; restart in ${pauseMs} ms`);
-        await sleep(pauseMs);
-        const back = Date.now();
+        // A server the agent's supervisor brings back is waited for from the kill on.
+        const byAgent = !!kind.middleware && c.supervised;
+        const killedAt = Date.now();
+        c.log(
+          `killed ${kind.name}${node ? ` ${node}` : ''}; ` +
+            (byAgent ? 'its agent brings it back' : `restart in ${pauseMs} ms`),
+        );
+        if (!byAgent) await sleep(pauseMs);
+        const back = byAgent ? killedAt : Date.now();
         await restartWithRetries(c, kind, node);
         done.push({ name: kind.name, node, pauseMs });
         c.log(
-          `${kind.name}${node ? ` ${node}` : ''} back in ${Date.now() - back} ms ` +
+          `${kind.name}${node ? ` ${node}` : ''} back in ${Date.now() - back} ms${byAgent ? ' after the kill' : ''} ` +
             `(kill ${done.length}/${options.kills}, ${elapsed(c)})`,
         );
       } finally {

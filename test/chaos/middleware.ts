@@ -9,9 +9,9 @@ import type { Stack } from '../helpers/stack.js';
 
 /**
  * The campaign's only contact with src/middleware: a node's ZooKeeper, Kafka or Felix adapter,
- * built from the same config file its agent reads, to find the server's pid, to start it again
- * after a SIGKILL and to ask a framework what it runs. The agent's supervisor is off by default,
- * so the campaign stands in for it.
+ * built from the same config file its agent reads, to find the server's pid, to see whether it
+ * serves again, to start it again after a SIGKILL when the agents' supervisors are off
+ * (`--no-supervisor`), and to ask a framework what it runs.
  */
 export type ServerName = 'zookeeper' | 'kafka' | 'felix';
 
@@ -32,6 +32,11 @@ export async function serverPid(
 ): Promise<number | undefined> {
   const status = await (await adapterOf(stack, node, name)).checkServer();
   return status.running ? status.pid : undefined;
+}
+
+/** Whether the node's server runs and serves (Kafka: its broker is registered). */
+export async function serverServes(stack: Stack, node: string, name: ServerName): Promise<boolean> {
+  return (await (await adapterOf(stack, node, name)).checkServer()).healthy;
 }
 
 /** SIGKILLs the server and its process group (middleware runs detached, leading its group). */

@@ -235,8 +235,13 @@ export async function waitForProgress(
     }
     await sleep(300);
   }
+  // A step that failed says why: the reason is what a reader of a failed test needs first.
+  const errors = (last?.steps ?? [])
+    .filter((s) => s.lastError)
+    .map((s) => `\n  ${s.id} (${s.status}, ${s.attempts} attempts): ${s.lastError}`)
+    .join('');
   throw new Error(
-    `progress condition not met within ${timeoutMs} ms; last: ${JSON.stringify(last?.steps.map((s) => `${s.id}=${s.status}`))} ${lastError}`,
+    `progress condition not met within ${timeoutMs} ms; last: ${JSON.stringify(last?.steps.map((s) => `${s.id}=${s.status}`))} ${lastError}${errors}`,
   );
 }
 

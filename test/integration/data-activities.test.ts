@@ -159,6 +159,7 @@ describe('data activities: archive, verify, unpack, prune', () => {
       node,
       enabled: ['zookeeper', 'kafka'],
       controller: true,
+      bundles: false,
     });
   });
 

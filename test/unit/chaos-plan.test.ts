@@ -14,6 +14,7 @@ function campaign(): Campaign {
     clusterId: 'chaos',
     addresses,
     members: addresses.slice(0, 3),
+    supervised: true,
     membershipInFlight: false,
     middlewareDown: false,
     killsDone: false,

@@ -279,6 +279,17 @@ describe('plans', () => {
     assert.deepEqual(planBackup(a, [a, b], [], []), []);
   });
 
+  test('the bundle set once on the master, beside the replicated middleware', () => {
+    assert.deepEqual(planBackup(b, [a, b, c], ['zookeeper'], [a], true), [
+      { node: b, components: ['zookeeper', 'bundles'] },
+      { node: a, components: ['controller'] },
+    ]);
+    assert.deepEqual(planBackup(a, [a, b], [], [], true), [{ node: a, components: ['bundles'] }]);
+    assert.deepEqual(planBackup(a, [a, b], ['zookeeper'], [], false), [
+      { node: a, components: ['zookeeper'] },
+    ]);
+  });
+
   test('members must be the same, in any order', () => {
     assert.equal(membersDifference([a, b, c], [c, a, b]), undefined);
     assert.equal(
@@ -380,6 +391,23 @@ describe('plans', () => {
     assert.deepEqual(planBackupCopies([a, b, c], plan), [{ from: a, to: c }]);
     assert.deepEqual(planBackupCopies([a], planBackup(a, [a], ['kafka'], [])), []);
     assert.deepEqual(planBackupCopies([a, b], planBackup(a, [a, b], [], [a, b])), []);
+    // The bundle set is the cluster's, like the replicated data: its archive is copied too.
+    const withBundles = planBackup(a, [a, b, c], ['zookeeper'], [], true);
+    assert.deepEqual(planBackupCopies([a, b, c], withBundles), [{ from: a, to: b }]);
+    assert.deepEqual(planBackupCopies([a, b], planBackup(a, [a, b], [], [], true)), [
+      { from: a, to: b },
+    ]);
+  });
+
+  test("a copy of the master's archive with the bundle set stands in for it", () => {
+    const id = '20261122T074512Z';
+    const only = {
+      archives: [{ node: a, components: ['zookeeper' as const, 'bundles' as const] }],
+    };
+    const f = found(a, { ...only, components: ['zookeeper', 'bundles'] });
+    const copy: ArchiveCheck = { ...f, node: b, archive: f.archive && { ...f.archive, node: b } };
+    const r = evaluateBackup('dev', id, [{ node: a, present: false }, copy]);
+    assert.deepEqual([r.problems, r.copies], [[], { [a]: b }]);
   });
 
   test("a verified copy stands in for a node's missing archive, not for a bad one", () => {

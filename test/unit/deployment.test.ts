@@ -20,6 +20,7 @@ interface ComposeService {
   build?: unknown;
   restart?: string;
   healthcheck?: { test?: unknown };
+  entrypoint?: string[];
   command?: string[];
   environment?: Record<string, string>;
   volumes?: string[];
@@ -97,6 +98,32 @@ describe('deployment: docker-compose.yml, Dockerfile, deploy/*.yaml', () => {
     for (const attr of ['ClusterId=Keyword', 'Runbook=Keyword', 'Nodes=KeywordList']) {
       assert.ok(sa.includes(attr), `registers ${attr}`);
     }
+  });
+
+  test("the Web UI reads the native start's configuration file, its variables all set", async () => {
+    const ui = (await compose())['temporal-ui'];
+    const mount = ui?.volumes?.find((v) => v.startsWith('./deploy/temporal-ui:'));
+    assert.ok(mount, 'deploy/temporal-ui is mounted');
+    const [, target] = mount.split(':');
+    // ui-server reads <root>/<config>/<env>.yaml: the same file and environment as natively.
+    const argv = ui?.entrypoint ?? [];
+    const flag = (name: string) => argv[argv.indexOf(name) + 1];
+    assert.equal(path.posix.join(flag('--root') ?? '', flag('--config') ?? ''), target);
+    assert.equal(flag('--env'), 'production');
+    assert.equal(argv.at(-1), 'start');
+    const native = await file('src/production/ui-server.ts');
+    assert.match(native, /'--config', 'deploy\/temporal-ui', '--env', 'production', 'start'/);
+    const template = await file('deploy/temporal-ui/production.yaml');
+    const required = [...template.matchAll(/\{\{ env "(\w+)" (\| default [^}]*)?\}\}/g)]
+      .filter((m) => !m[2])
+      .map((m) => m[1] ?? '');
+    assert.ok(required.includes('TEMPORAL_ADDRESS'), required.join(', '));
+    for (const name of required) {
+      assert.ok(ui?.environment?.[name], `temporal-ui sets ${name}, which the file reads`);
+    }
+    // The port the service publishes and checks is the one the file is told to listen on.
+    assert.equal(ui?.environment?.TEMPORAL_UI_PORT, '8080');
+    assert.equal(ui?.environment?.TEMPORAL_UI_HOST, '0.0.0.0');
   });
 
   test('the mounted configuration files are valid clusterguard configuration', async () => {

@@ -3,6 +3,7 @@ import type { BundleActivities } from '../../activities/bundle-activities.js';
 import { nodeTaskQueue } from '../../src/contracts/addresses.js';
 import type { DesiredBundle } from '../../src/contracts/bundle-view.js';
 import { nonRetryableErrorTypes } from '../../src/contracts/errors.js';
+import type { PlannedStep } from '../../src/contracts/membership-runbooks.js';
 import { viewCalls } from './bundle-view.js';
 import type { DataContext } from './data.js';
 
@@ -33,11 +34,17 @@ export function bundleCalls(ctx: DataContext, node: string, summary: string, lon
  * (what completed rollouts recorded in ZooKeeper), fetching each artifact from the other
  * members. A node that already runs a desired version is left as it is (installBundle skips it);
  * one that fails parks the runbook like any step. Without ZooKeeper there is no desired set.
+ *
+ * With `removeOthers` (a restore, docs/design.md "The application's bundles in a backup"), the
+ * bundles rollouts installed on the node that the set does not name are uninstalled first,
+ * newest first (what depended on them goes before what they depended on), so that a desired
+ * version put back never meets a bundle that needs a later one.
  */
 export async function convergeBundles(
   ctx: DataContext & { middleware: readonly string[] },
   node: string,
   peers: string[],
+  options: { removeOthers?: boolean } = {},
 ): Promise<void> {
   if (!ctx.middleware.includes('zookeeper')) return;
   const { rb } = ctx;
@@ -47,13 +54,37 @@ export async function convergeBundles(
     (await rb.step(id, { title: "read the cluster's desired bundle set", node }, () =>
       viewCalls(ctx, node, 'readDesiredBundles').readDesiredBundles(),
     )) ?? [];
-  const steps = desired.map((d) => ({
-    id: `bundle:${node}:${d.symbolicName}`,
-    title: `run ${d.symbolicName} ${d.version}`,
-    node,
-  }));
-  rb.tracker.addSteps(steps);
   const info = workflowInfo();
+  const others = options.removeOthers ? await undesired(ctx, node, desired) : [];
+  const steps = [
+    ...others.map(([name, v]) => ({
+      id: `unbundle:${node}:${name}`,
+      title: `uninstall ${name} ${v.version}: the set does not name it`,
+      node,
+    })),
+    ...desired.map((d) => ({
+      id: `bundle:${node}:${d.symbolicName}`,
+      title: `run ${d.symbolicName} ${d.version}`,
+      node,
+    })),
+  ];
+  rb.tracker.addSteps(steps);
+  for (const [name, v] of others) {
+    await rb.step(
+      `unbundle:${node}:${name}`,
+      { title: `uninstall ${name} ${v.version}: the set does not name it`, node },
+      () =>
+        bundleCalls(ctx, node, `uninstall ${name}`, true).rollbackBundle({
+          symbolicName: name,
+          from: v,
+          to: null,
+          sources: peers,
+          workflowId: info.workflowId,
+          runId: info.runId,
+          datetime: new Date().toISOString(),
+        }),
+    );
+  }
   for (const d of desired) {
     await rb.step(
       `bundle:${node}:${d.symbolicName}`,
@@ -73,4 +104,32 @@ export async function convergeBundles(
     );
   }
   rb.state = `${node} runs the cluster's desired bundles (${desired.map((d) => `${d.symbolicName} ${d.version}`).join(', ') || 'none'})`;
+}
+
+/**
+ * What rollouts installed on `node` that `desired` does not name, in reverse order of their first
+ * install there (installed.json keeps that order).
+ */
+async function undesired(
+  ctx: DataContext,
+  node: string,
+  desired: DesiredBundle[],
+): Promise<[string, { version: string; sha256: string }][]> {
+  const now = await ctx.rb.step(
+    `bundles-now:${node}`,
+    { title: 'what rollouts installed on this node', node },
+    () => viewCalls(ctx, node, 'listBundles').listBundles(),
+  );
+  return Object.entries(now?.recorded ?? {})
+    .filter(([name]) => !desired.some((d) => d.symbolicName === name))
+    .reverse();
+}
+
+/** The convergence a restore of the bundle set shows before it runs (one step per member). */
+export function convergePlannedSteps(members: readonly string[]): PlannedStep[] {
+  return members.map((node) => ({
+    id: `bundles:${node}`,
+    title: 'bring the running framework to the restored bundle set (install, update, uninstall)',
+    node,
+  }));
 }

@@ -331,7 +331,13 @@ export function loadPlannedSteps(run: Omit<LoadRun, 'sha256'>): PlannedStep[] {
         title: `${op} ${c} from ${op}-data/${c}`,
         node,
         wipes: [
-          `${c}: ${isReplicated(c) ? change : 'the configured folders are replaced (the old ones kept aside)'}`,
+          `${c}: ${
+            isReplicated(c)
+              ? change
+              : c === 'bundles'
+                ? "the desired bundle set in ZooKeeper is replaced (the backup's jars are added to the store)"
+                : 'the configured folders are replaced (the old ones kept aside)'
+          }`,
         ],
       })),
     ),

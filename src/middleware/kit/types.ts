@@ -71,7 +71,7 @@ export interface DataResult {
  * their operation (`<op>-data/<mw>/`, see NodeLayout.workingFolder).
  */
 export interface AdapterMethods {
-  readonly name: MiddlewareName | 'controller' | 'felix';
+  readonly name: MiddlewareName | 'controller' | 'felix' | 'bundles';
   /** Pure: the configuration files of `address` for this membership (relative path → text). */
   generateConfig?: (cluster: ClusterView, address: string) => Record<string, string>;
   startServer: (cluster?: ClusterView) => Promise<ServerStatus>;
