@@ -100,6 +100,9 @@ export class Supervision {
     run: () => Promise<T>,
     isRunning: () => Promise<boolean>,
   ): Promise<T> {
+    // One that only reads leaves the supervisor free: a backup that waits for a killed
+    // ZooKeeper to serve again must not keep the supervisor from starting it.
+    if (readOnlyOperations.has(operation)) return run();
     this.inFlight.set(server, (this.inFlight.get(server) ?? 0) + 1);
     try {
       const own = this.ownStarts.get(server);
@@ -107,7 +110,6 @@ export class Supervision {
         own.abort.abort(new Error(`a runbook runs ${operation}`));
         await own.done;
       }
-      if (readOnlyOperations.has(operation)) return await run();
       await this.change(server, { heldBy: { operation, since: new Date().toISOString() } });
       try {
         return await run();

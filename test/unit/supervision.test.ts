@@ -61,6 +61,19 @@ describe('the supervision record (docs/design.md, "Self-healing node")', () => {
       () => Promise.resolve(false),
     );
     assert.deepEqual(await s.record('zookeeper'), {});
+    // While it runs the supervisor may start the server it reads from (found by a chaos
+    // campaign: a backup waiting for a killed ZooKeeper kept the supervisor away for ever).
+    let busyDuringRead: boolean | undefined;
+    await s.runbookOperation(
+      'zookeeper',
+      'backupData',
+      () => {
+        busyDuringRead = s.busy('zookeeper');
+        return Promise.resolve();
+      },
+      () => Promise.resolve(false),
+    );
+    assert.equal(busyDuringRead, false);
     await assert.rejects(
       s.runbookOperation(
         'zookeeper',
