@@ -73,7 +73,12 @@ export function startAgentSupervisor(deps: {
     enabled: config.middleware.enabled,
     supervision: deps.supervision,
     loadClusterFile: () => deps.clusterStore.load(),
-    isRunning: async (server) => (await adapter(server).checkServer()).running,
+    // The process only: the server's health is the guardian's to read, and asking Kafka or
+    // CockroachDB every few seconds on every node costs a busy machine dearly.
+    isRunning: async (server) => {
+      const a = adapter(server);
+      return a.processRunning ? a.processRunning() : (await a.checkServer()).running;
+    },
     notSetUp: (server) => notSetUp(layout, server),
     start: async (server, signal) => {
       const status = await adapter(server, signal).startServer();

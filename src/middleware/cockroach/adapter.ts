@@ -1,4 +1,5 @@
 import {
+  runningPid,
   waitInSync,
   withOperations,
   type AdapterDeps,
@@ -65,6 +66,7 @@ export function createCockroachAdapter(deps: AdapterDeps<CockroachOptions>): Coc
     },
     stopServer,
     checkServer,
+    processRunning: async () => (await runningPid(node.processSpec([address]))) !== undefined,
     createCluster,
     // Certificates for every member, signed by the CA the master keeps; the server is untouched.
     prepareClusterConfig: generateClusterConfig,

@@ -242,5 +242,6 @@ export function createFelixAdapter(deps: AdapterDeps<FelixOptions>): FelixAdapte
     },
 
     checkServer: status,
+    processRunning: async () => (await runningPid(pidSpec)) !== undefined,
   });
 }

@@ -77,6 +77,7 @@ export function createKafkaAdapter(deps: AdapterDeps<KafkaOptions>): KafkaAdapte
     startServer: () => start('startServer'),
     stopServer: (o) => stop(o?.force),
     checkServer: () => status(),
+    processRunning: async () => (await runningPid(spec)) !== undefined,
     checkInSync: () =>
       waitInSync(inSyncNow, {
         timeoutMs: opts('checkInSync').timeoutMs,

@@ -78,6 +78,11 @@ export interface AdapterMethods {
   /** Graceful first, forceful after a bounded wait; stopping a stopped server is not an error. */
   stopServer: (options?: { force?: boolean }) => Promise<void>;
   checkServer: () => Promise<ServerStatus>;
+  /**
+   * Whether its process runs (pid file and command line), asking the server nothing: cheap
+   * enough for the agent's supervisor to look every few seconds.
+   */
+  processRunning?: () => Promise<boolean>;
   /** On the master: every member's configuration into `cluster-config/<address>/<mw>/`, apply its own, keep data, start. */
   createCluster?: (cluster: ClusterView) => Promise<void>;
   /**

@@ -23,6 +23,7 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
     configuredVoters,
     launch,
     checkServer,
+    processRunning,
     stopServer,
   } = zk;
 
@@ -46,6 +47,7 @@ export function createZooKeeperAdapter(deps: AdapterDeps<ZooKeeperOptions>): Mid
 
     stopServer,
     checkServer,
+    processRunning,
     checkInSync: () =>
       waitInSync(() => inSyncNow(zk), {
         timeoutMs: opts('checkInSync').timeoutMs,

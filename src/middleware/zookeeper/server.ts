@@ -217,6 +217,7 @@ export function createZooKeeperServer(deps: AdapterDeps<ZooKeeperOptions>) {
     configuredVoters,
     launch,
     checkServer,
+    processRunning: async () => (await runningPid(spec)) !== undefined,
     stopServer,
   };
 }
