@@ -72,7 +72,7 @@ export async function startTestCluster(
         onLine: (line) => log.push(line),
       });
       agents.set(address, agent);
-      await agent.waitForLine(agentReadyLine, 60_000);
+      await agent.waitForLine(agentReadyLine, 180_000);
       return agent;
     },
     async close() {

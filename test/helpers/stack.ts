@@ -146,7 +146,9 @@ export async function startStack(
         onLine: sink(`agent ${address}`),
       });
       agents.set(address, agent);
-      await agent.waitForLine(agentReadyLine, 60_000);
+      // Generous: three lanes start their stacks at once on a fresh clone, each agent compiling
+      // its TypeScript on a busy 2-core machine.
+      await agent.waitForLine(agentReadyLine, 180_000);
     },
     async killAgent(address) {
       const agent = agents.get(address);

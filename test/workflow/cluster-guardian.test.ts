@@ -324,7 +324,7 @@ describe('clusterGuardian', () => {
       onLine: (line) => lines.push(line),
     });
     cluster.agents.set(n3, agent);
-    await agent.waitForLine(agentReadyLine, 60_000);
+    await agent.waitForLine(agentReadyLine, 180_000);
     const deadline = Date.now() + 30_000;
     while (!lines.some((l) => /asked cg\/.*\/guardian to reconcile/.test(l))) {
       if (Date.now() > deadline) throw new Error(`the agent never asked:\n${lines.join('\n')}`);

@@ -36,7 +36,7 @@ describe('a node agent runs middleware operations for a workflow (real agent, re
       binDir: path.join(repoRoot, '.tools'),
       onLine: () => undefined,
     });
-    await agent.waitForLine(agentReadyLine, 60_000);
+    await agent.waitForLine(agentReadyLine, 180_000);
   });
   after(async () => {
     await orchestrator?.client.workflow
