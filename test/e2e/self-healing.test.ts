@@ -181,7 +181,7 @@ describe('a node agent heals its node (real ZooKeeper and Kafka)', () => {
 
   test(
     'a server that fails to start five times is left stopped and reported',
-    { timeout: 180_000 },
+    { timeout: 420_000 },
     async () => {
       const kafkaPid = await pidOf(stack, c, 'kafka');
       // Its port taken by another process: every start of Kafka on that node fails.
@@ -203,7 +203,8 @@ describe('a node agent heals its node (real ZooKeeper and Kafka)', () => {
             (await supervisorOf(stack, c)).find(
               (s) => s.server === 'kafka' && s.state === 'failed',
             ),
-          150_000,
+          // Five JVM starts that fail, with backoff: under load each takes up to a minute.
+          360_000,
         );
         assert.equal(failed.failures, 5, failed.detail);
         assert.match(failed.detail, /left stopped after 5 failed starts in a row/);
