@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
@@ -25,6 +24,7 @@ import type { Progress } from '../../src/contracts/progress.js';
 import { withZooKeeperClient } from '../../src/middleware/zookeeper/index.js';
 import { startRunbook } from '../../src/client/index.js';
 import { failureOf, recordHistory, startStack, type Stack } from '../helpers/stack.js';
+import { readAll } from '../helpers/topic.js';
 import { progressQuery } from '../../src/contracts/messages.js';
 
 /**
@@ -69,32 +69,8 @@ function kafkaOf(hosts: readonly string[]) {
 }
 
 /** Every message of `topic` as `partition|key|value`, partition by partition in offset order. */
-async function readTopic(expected: number, hosts: readonly string[] = nodes): Promise<string[]> {
-  const consumer = kafkaOf(hosts).consumer({ groupId: `data-e2e-${Date.now()}-${Math.random()}` });
-  const got: { partition: number; offset: bigint; text: string }[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      eachMessage: ({ partition, message }) => {
-        got.push({
-          partition,
-          offset: BigInt(message.offset),
-          text: `${partition}|${message.key?.toString() ?? ''}|${message.value?.toString() ?? ''}`,
-        });
-        return Promise.resolve();
-      },
-    });
-    const deadline = Date.now() + 60_000;
-    while (got.length < expected && Date.now() < deadline) await sleep(250);
-    // More than expected would be a failure too: give strays a moment to show.
-    await sleep(1500);
-  } finally {
-    await consumer.disconnect();
-  }
-  return got
-    .sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : 1))
-    .map((m) => m.text);
+function readTopic(expected: number, hosts: readonly string[] = nodes): Promise<string[]> {
+  return readAll(kafkaOf(hosts), topic, expected);
 }
 
 /** ~400 bytes per value, hash-derived so that they compress about as badly as real data. */

@@ -131,30 +131,38 @@ export class TestTopic {
    * Every message as `partition|key|value`, partition by partition in offset order, once at
    * least `expected` arrived (or after 60 s); strays beyond it are given a moment to show.
    */
-  async read(expected: number): Promise<string[]> {
-    const consumer = this.kafka.consumer({ groupId: `test-topic-${randomUUID()}` });
-    const got: { partition: number; offset: bigint; text: string }[] = [];
-    await consumer.connect();
-    try {
-      await consumer.subscribe({ topic: this.name, fromBeginning: true });
-      await consumer.run({
-        eachMessage: ({ partition, message }) => {
-          got.push({
-            partition,
-            offset: BigInt(message.offset),
-            text: `${partition}|${message.key?.toString() ?? ''}|${message.value?.toString() ?? ''}`,
-          });
-          return Promise.resolve();
-        },
-      });
-      const deadline = Date.now() + 60_000;
-      while (got.length < expected && Date.now() < deadline) await sleep(250);
-      await sleep(1500);
-    } finally {
-      await consumer.disconnect();
-    }
-    return got
-      .sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : 1))
-      .map((m) => m.text);
+  read(expected: number): Promise<string[]> {
+    return readAll(this.kafka, this.name, expected);
   }
+}
+
+/**
+ * Every message of `topic` as `partition|key|value`, partition by partition in offset order, once
+ * at least `expected` arrived (or after 60 s); strays beyond it are given a moment to show.
+ */
+export async function readAll(kafka: Kafka, topic: string, expected: number): Promise<string[]> {
+  const consumer = kafka.consumer({ groupId: `test-topic-${randomUUID()}` });
+  const got: { partition: number; offset: bigint; text: string }[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: ({ partition, message }) => {
+        got.push({
+          partition,
+          offset: BigInt(message.offset),
+          text: `${partition}|${message.key?.toString() ?? ''}|${message.value?.toString() ?? ''}`,
+        });
+        return Promise.resolve();
+      },
+    });
+    const deadline = Date.now() + 60_000;
+    while (got.length < expected && Date.now() < deadline) await sleep(250);
+    await sleep(1500);
+  } finally {
+    await consumer.disconnect();
+  }
+  return got
+    .sort((x, y) => x.partition - y.partition || (x.offset < y.offset ? -1 : 1))
+    .map((m) => m.text);
 }
