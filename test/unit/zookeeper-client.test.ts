@@ -76,6 +76,15 @@ describe('the ZooKeeper client survives replies it cannot parse', () => {
   after(async () => {
     for (const c of cleanups.reverse()) await c();
   });
+  const connected = async (address: string) => {
+    const client = zookeeper.createClient(address, { spinDelay: 50, sessionTimeout: 10_000 });
+    cleanups.push(() => client.close());
+    await new Promise<void>((resolve) => {
+      client.once('connected', resolve);
+      client.connect();
+    });
+    return client;
+  };
 
   test('a connection cut mid-reply leaves nothing behind: the next session is read whole', async () => {
     const server = await fakeServer([
@@ -88,15 +97,7 @@ describe('the ZooKeeper client survives replies it cannot parse', () => {
       },
     ]);
     cleanups.push(server.close);
-    const client = zookeeper.createClient(server.address, {
-      spinDelay: 50,
-      sessionTimeout: 10_000,
-    });
-    cleanups.push(() => client.close());
-    await new Promise<void>((resolve) => {
-      client.once('connected', resolve);
-      client.connect();
-    });
+    const client = await connected(server.address);
     assert.equal(server.connections(), 2);
     assert.equal(client.getSessionId().readBigInt64BE(0), 0x2222n);
   });
@@ -115,15 +116,7 @@ describe('the ZooKeeper client survives replies it cannot parse', () => {
       },
     ]);
     cleanups.push(server.close);
-    const client = zookeeper.createClient(server.address, {
-      spinDelay: 50,
-      sessionTimeout: 10_000,
-    });
-    cleanups.push(() => client.close());
-    await new Promise<void>((resolve) => {
-      client.once('connected', resolve);
-      client.connect();
-    });
+    const client = await connected(server.address);
     const getData = () =>
       new Promise<number | undefined>((resolve) =>
         client.getData('/x', (error) => resolve((error as { code?: number } | null)?.code)),
