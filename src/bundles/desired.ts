@@ -36,6 +36,29 @@ async function set(client: ZkClient, p: string, data: Buffer): Promise<void> {
   }
 }
 
+/** A znode's children, none when it does not exist (nothing was ever rolled out). */
+async function childrenOf(client: ZkClient, p: string): Promise<string[]> {
+  try {
+    return await call<string[]>((cb) => client.getChildren(p, cb));
+  } catch (err) {
+    if (codeOf(err) === zookeeper.Exception.NO_NODE) return [];
+    throw err;
+  }
+}
+
+async function readNode(
+  client: ZkClient,
+  p: string,
+): Promise<[Buffer | undefined, zookeeper.Stat]> {
+  return new Promise((resolve, reject) =>
+    client.getData(p, (err, d, st) => (err ? reject(err) : resolve([d, st]))),
+  );
+}
+
+async function readEntry(client: ZkClient, p: string): Promise<DesiredBundle | undefined> {
+  return parse((await readNode(client, p))[0]);
+}
+
 /**
  * Whether any server of the connection string accepts a connection: the client library would
  * retry a dead ensemble until its timeout, which a rollout should not wait out on every attempt.
@@ -86,6 +109,20 @@ function fail(what: string, connectionString: string, err: unknown): ClusterGuar
   );
 }
 
+/** One session on the cluster's ZooKeeper, its failure said as `what` failed. */
+async function inZooKeeper<T>(
+  what: string,
+  connectionString: string,
+  timeoutMs: number,
+  fn: (client: ZkClient) => Promise<T>,
+): Promise<T> {
+  try {
+    return await withZooKeeper(connectionString, timeoutMs, fn);
+  } catch (err) {
+    throw fail(what, connectionString, err);
+  }
+}
+
 export async function recordDesiredBundle(
   connectionString: string,
   entry: DesiredBundle,
@@ -99,23 +136,16 @@ export async function recordDesiredBundle(
     );
   }
   const data = Buffer.from(JSON.stringify(entry));
-  try {
-    await withZooKeeper(connectionString, timeoutMs, async (client) => {
-      await ensure(client, '/clusterguard', empty);
-      await ensure(client, desiredRoot, empty);
-      const node = `${desiredRoot}/${entry.symbolicName}`;
-      await ensure(client, node, empty);
-      // The history first: the current pointer never names a version without its record.
-      await set(client, `${node}/${entry.version}`, data);
-      await set(client, node, data);
-    });
-  } catch (err) {
-    throw fail(
-      `recording ${entry.symbolicName} ${entry.version} as desired`,
-      connectionString,
-      err,
-    );
-  }
+  const what = `recording ${entry.symbolicName} ${entry.version} as desired`;
+  await inZooKeeper(what, connectionString, timeoutMs, async (client) => {
+    await ensure(client, '/clusterguard', empty);
+    await ensure(client, desiredRoot, empty);
+    const node = `${desiredRoot}/${entry.symbolicName}`;
+    await ensure(client, node, empty);
+    // The history first: the current pointer never names a version without its record.
+    await set(client, `${node}/${entry.version}`, data);
+    await set(client, node, data);
+  });
 }
 
 function parse(data: Buffer | undefined): DesiredBundle | undefined {
@@ -143,32 +173,16 @@ export async function readDesiredBundles(
   connectionString: string,
   timeoutMs = 20_000,
 ): Promise<DesiredBundle[]> {
-  try {
-    return await withZooKeeper(connectionString, timeoutMs, async (client) => {
-      let names: string[];
-      try {
-        names = await call<string[]>((cb) => client.getChildren(desiredRoot, cb));
-      } catch (err) {
-        if (codeOf(err) === zookeeper.Exception.NO_NODE) return [];
-        throw err;
-      }
-      const out: { entry: DesiredBundle; czxid: Buffer }[] = [];
-      for (const name of names.sort()) {
-        const [data, stat] = await new Promise<[Buffer | undefined, zookeeper.Stat]>(
-          (resolve, reject) =>
-            client.getData(`${desiredRoot}/${name}`, (err, d, st) =>
-              err ? reject(err) : resolve([d, st]),
-            ),
-        );
-        const entry = parse(data);
-        if (entry) out.push({ entry, czxid: stat.czxid });
-      }
-      // Big-endian 64-bit: byte order is number order. The sort is stable: ties stay by name.
-      return out.sort((a, b) => Buffer.compare(a.czxid, b.czxid)).map((o) => o.entry);
-    });
-  } catch (err) {
-    throw fail('reading the desired bundles', connectionString, err);
-  }
+  return inZooKeeper('reading the desired bundles', connectionString, timeoutMs, async (client) => {
+    const out: { entry: DesiredBundle; czxid: Buffer }[] = [];
+    for (const name of (await childrenOf(client, desiredRoot)).sort()) {
+      const [data, stat] = await readNode(client, `${desiredRoot}/${name}`);
+      const entry = parse(data);
+      if (entry) out.push({ entry, czxid: stat.czxid });
+    }
+    // Big-endian 64-bit: byte order is number order. The sort is stable: ties stay by name.
+    return out.sort((a, b) => Buffer.compare(a.czxid, b.czxid)).map((o) => o.entry);
+  });
 }
 
 /** Every version ever desired of one bundle, oldest record first by its time. */
@@ -182,10 +196,7 @@ export async function desiredHistory(
     const versions = await call<string[]>((cb) => client.getChildren(node, cb));
     const out: DesiredBundle[] = [];
     for (const v of versions) {
-      const data = await new Promise<Buffer | undefined>((resolve, reject) =>
-        client.getData(`${node}/${v}`, (err, d) => (err ? reject(err) : resolve(d))),
-      );
-      const entry = parse(data);
+      const entry = await readEntry(client, `${node}/${v}`);
       if (entry) out.push(entry);
     }
     return out.sort((a, b) => a.at.localeCompare(b.at));
@@ -204,32 +215,19 @@ export async function readDesiredRecords(
   timeoutMs = 20_000,
 ): Promise<DesiredRecords> {
   const desired = await readDesiredBundles(connectionString, timeoutMs);
-  try {
-    return await withZooKeeper(connectionString, timeoutMs, async (client) => {
-      let names: string[];
-      try {
-        names = await call<string[]>((cb) => client.getChildren(desiredRoot, cb));
-      } catch (err) {
-        if (codeOf(err) === zookeeper.Exception.NO_NODE) return { desired, history: [] };
-        throw err;
+  const what = 'reading the history of the desired bundles';
+  return inZooKeeper(what, connectionString, timeoutMs, async (client) => {
+    const history: DesiredBundle[] = [];
+    for (const name of (await childrenOf(client, desiredRoot)).sort()) {
+      const node = `${desiredRoot}/${name}`;
+      const versions = await call<string[]>((cb) => client.getChildren(node, cb));
+      for (const v of versions.sort()) {
+        const entry = await readEntry(client, `${node}/${v}`);
+        if (entry) history.push(entry);
       }
-      const history: DesiredBundle[] = [];
-      for (const name of names.sort()) {
-        const node = `${desiredRoot}/${name}`;
-        const versions = await call<string[]>((cb) => client.getChildren(node, cb));
-        for (const v of versions.sort()) {
-          const data = await new Promise<Buffer | undefined>((resolve, reject) =>
-            client.getData(`${node}/${v}`, (err, d) => (err ? reject(err) : resolve(d))),
-          );
-          const entry = parse(data);
-          if (entry) history.push(entry);
-        }
-      }
-      return { desired, history: history.sort((a, b) => a.at.localeCompare(b.at)) };
-    });
-  } catch (err) {
-    throw fail('reading the history of the desired bundles', connectionString, err);
-  }
+    }
+    return { desired, history: history.sort((a, b) => a.at.localeCompare(b.at)) };
+  });
 }
 
 /**
@@ -253,46 +251,31 @@ export async function replaceDesiredBundles(
         'which is no znode name; nothing was written to ZooKeeper',
     );
   }
-  try {
-    await withZooKeeper(connectionString, timeoutMs, async (client) => {
-      await ensure(client, '/clusterguard', empty);
-      let names: string[] = [];
-      try {
-        names = await call<string[]>((cb) => client.getChildren(desiredRoot, cb));
-      } catch (err) {
-        if (codeOf(err) !== zookeeper.Exception.NO_NODE) throw err;
+  const what = 'writing the backed-up desired bundles';
+  await inZooKeeper(what, connectionString, timeoutMs, async (client) => {
+    await ensure(client, '/clusterguard', empty);
+    for (const name of await childrenOf(client, desiredRoot)) {
+      const node = `${desiredRoot}/${name}`;
+      for (const v of await childrenOf(client, node)) await remove(client, `${node}/${v}`);
+      await remove(client, node);
+    }
+    await ensure(client, desiredRoot, empty);
+    const order = [
+      ...records.desired.map((d) => d.symbolicName),
+      ...records.history.map((h) => h.symbolicName),
+    ].filter((n, i, list) => list.indexOf(n) === i);
+    for (const name of order) {
+      const node = `${desiredRoot}/${name}`;
+      const current = records.desired.find((d) => d.symbolicName === name);
+      await set(client, node, current ? Buffer.from(JSON.stringify(current)) : empty);
+      const versions = [...records.history, ...(current ? [current] : [])].filter(
+        (h) => h.symbolicName === name,
+      );
+      for (const h of versions) {
+        await set(client, `${node}/${h.version}`, Buffer.from(JSON.stringify(h)));
       }
-      for (const name of names) {
-        const node = `${desiredRoot}/${name}`;
-        let versions: string[] = [];
-        try {
-          versions = await call<string[]>((cb) => client.getChildren(node, cb));
-        } catch (err) {
-          if (codeOf(err) !== zookeeper.Exception.NO_NODE) throw err;
-        }
-        for (const v of versions) await remove(client, `${node}/${v}`);
-        await remove(client, node);
-      }
-      await ensure(client, desiredRoot, empty);
-      const order = [
-        ...records.desired.map((d) => d.symbolicName),
-        ...records.history.map((h) => h.symbolicName),
-      ].filter((n, i, list) => list.indexOf(n) === i);
-      for (const name of order) {
-        const node = `${desiredRoot}/${name}`;
-        const current = records.desired.find((d) => d.symbolicName === name);
-        await set(client, node, current ? Buffer.from(JSON.stringify(current)) : empty);
-        const versions = [...records.history, ...(current ? [current] : [])].filter(
-          (h) => h.symbolicName === name,
-        );
-        for (const h of versions) {
-          await set(client, `${node}/${h.version}`, Buffer.from(JSON.stringify(h)));
-        }
-      }
-    });
-  } catch (err) {
-    throw fail('writing the backed-up desired bundles', connectionString, err);
-  }
+    }
+  });
 }
 
 async function remove(client: ZkClient, p: string): Promise<void> {
