@@ -38,7 +38,7 @@ import {
 import { repoRoot } from '../src/process.js';
 import { guardianState, startRunbook } from '../src/client/index.js';
 import { freePort } from '../src/temporal/dev-server.js';
-import { workflowsPath } from '../worker/orchestrator.js';
+import { workflowsPath } from '../worker/workflow-bundle.js';
 import { createBenchActivities } from './activities.js';
 import { felixThreeNodes } from './felix.js';
 import {

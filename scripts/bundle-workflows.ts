@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { failureConverterPath } from '../src/client/transport.js';
-import { prebuiltBundlePath, workflowsPath } from '../worker/orchestrator.js';
+import { prebuiltBundlePath, workflowsPath } from '../worker/workflow-bundle.js';
 
 const started = Date.now();
 // With the failure converter of payload encryption (src/client/failure-converter.ts): with a key

@@ -1,11 +1,7 @@
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
-  DefaultLogger,
   Worker,
-  bundleWorkflowCode,
   type NativeConnection,
   type WorkerOptions,
   type WorkflowBundleOption,
@@ -33,58 +29,15 @@ import {
 import { loadAppConfig, type AppConfig } from '../src/config/app-config.js';
 import { createEventPublisher } from '../src/events/publisher.js';
 import { createLogger, type Logger } from '../src/logger.js';
-import { isMain, onShutdownSignal, repoRoot } from '../src/process.js';
+import { isMain, onShutdownSignal } from '../src/process.js';
 import { startAgentServer, type RunningAgentServer } from '../src/agent/server.js';
 import { loadAgentTls } from '../src/agent/tls.js';
 import { createCodecApp } from '../src/temporal/codec-server.js';
+import { loadWorkflowBundle } from './workflow-bundle.js';
 import { connectClient, connectWorker, dataConverterFor } from '../src/temporal/connection.js';
 import { setupObservability } from '../src/observability/process.js';
 import { registerOrchestratorMetrics } from '../src/observability/orchestrator-metrics.js';
 import type { Client } from '@temporalio/client';
-
-/** Beside this file: `workflows/index.ts` from source, `dist/workflows/index.js` when built. */
-export const workflowsPath = fileURLToPath(
-  new URL(`../workflows/index${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url),
-);
-/** Where `npm run build:bundle` leaves the pre-built bundle (`workflowBundle: { codePath }`). */
-export const prebuiltBundlePath = path.join(repoRoot, 'dist', 'workflow-bundle.js');
-
-/** What goes into the workflow bundle besides the workflows (see loadWorkflowBundle). */
-export interface WorkflowBundleExtras {
-  /** The data converter's `failureConverterPath` (payload encryption on: failure-converter.ts). */
-  failureConverterPath?: string | undefined;
-  /** Workflow interceptor modules (tracing: src/observability/tracing.ts). */
-  workflowInterceptorModules?: string[] | undefined;
-}
-
-/**
- * The workflow code: the pre-built bundle named by CG_WORKFLOW_BUNDLE (the Docker image sets
- * it), else bundled now from source (a few seconds) with `extras`. Only when named: a bundle
- * left in dist/ by an earlier build would otherwise run workflow code older than the source
- * beside it. A pre-built bundle carries what `npm run build:bundle` put in it (the encoding
- * failure converter, no tracing interceptors).
- */
-export async function loadWorkflowBundle(
-  extras: WorkflowBundleExtras = {},
-): Promise<WorkflowBundleOption> {
-  const prebuilt = process.env.CG_WORKFLOW_BUNDLE;
-  if (prebuilt) {
-    if (!existsSync(prebuilt)) {
-      throw new Error(
-        `CG_WORKFLOW_BUNDLE names ${prebuilt}, which does not exist: run npm run build:bundle, or unset it`,
-      );
-    }
-    return { codePath: prebuilt };
-  }
-  return bundleWorkflowCode({
-    workflowsPath,
-    logger: new DefaultLogger('WARN'),
-    ...(extras.failureConverterPath ? { failureConverterPath: extras.failureConverterPath } : {}),
-    ...(extras.workflowInterceptorModules?.length
-      ? { workflowInterceptorModules: extras.workflowInterceptorModules }
-      : {}),
-  });
-}
 
 export interface OrchestratorOptions {
   connection: NativeConnection;

@@ -18,8 +18,8 @@ import type { Tracing } from '../../src/observability/tracing.js';
 import {
   createOrchestratorActivities,
   createOrchestratorWorker,
-  loadWorkflowBundle,
 } from '../../worker/orchestrator.js';
+import { loadWorkflowBundle } from '../../worker/workflow-bundle.js';
 
 let runtimeInstalled = false;
 

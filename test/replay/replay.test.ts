@@ -4,7 +4,7 @@ import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { DefaultLogger, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import { repoRoot } from '../../src/process.js';
-import { loadWorkflowBundle } from '../../worker/orchestrator.js';
+import { loadWorkflowBundle } from '../../worker/workflow-bundle.js';
 
 /**
  * Every history under test/replay/histories (recorded with `temporal workflow show --output
