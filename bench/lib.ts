@@ -61,6 +61,7 @@ export const scenarioNames = [
   'node_loss_detection',
   'memory',
   'felix_three_nodes',
+  'cli_startup',
 ] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 

@@ -40,6 +40,7 @@ import { guardianState, startRunbook } from '../src/client/index.js';
 import { freePort } from '../src/temporal/dev-server.js';
 import { workflowsPath } from '../worker/workflow-bundle.js';
 import { createBenchActivities } from './activities.js';
+import { cliStartup } from './cli.js';
 import { felixThreeNodes } from './felix.js';
 import {
   ansibleInventory,
@@ -72,6 +73,7 @@ const counts = {
   guardianTicks: Q ? 150 : 5000,
   inFlight: Q ? 20 : 100,
   felixRuns: Q ? 3 : 10,
+  cliRuns: Q ? 5 : 20,
 };
 const benchStarted = Date.now();
 /** The guardian stops here at the latest, so that the whole bench stays under 15 minutes. */
@@ -906,6 +908,13 @@ async function main(): Promise<void> {
     await attempt('start_latency', () => startLatency(env));
     await attempt('memory', () => memory(env, idleAgentMiB, orchestratorIdleMiB));
     await attempt('node_loss_detection', () => nodeLoss(env));
+    await attempt('cli_startup', async () => {
+      const cli = await cliStartup(env.server.address, counts.cliRuns);
+      note(
+        `cli_startup: ${JSON.stringify(Object.fromEntries(Object.entries(cli.cases).map(([k, v]) => [k, v.p50])))} ms (p50)`,
+      );
+      report(cli);
+    });
     await attempt('felix_three_nodes', async () => {
       const felix = await felixThreeNodes(
         { ...env, serverAddress: env.server.address, line: env.log.line },

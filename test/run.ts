@@ -43,13 +43,15 @@ function testFiles(dir: string): string[] {
 }
 
 async function main(): Promise<number> {
-  const mode = process.argv[2] ?? 'all';
+  const argv = process.argv.slice(2);
+  // --checks: the lint and the type check run beside the tests (npm test), not before them.
+  const withChecks = argv.includes('--checks');
+  const [mode = 'all', filter] = argv.filter((a) => a !== '--checks');
   const dirs = suites[mode];
   if (!dirs) {
     console.error(`usage: test/run.ts ${Object.keys(suites).join('|')} [file filter]`);
     return 2;
   }
-  const filter = process.argv[3];
   const files = dirs.flatMap(testFiles).filter((f) => !filter || f.includes(filter));
   if (files.length === 0) {
     console.error(`no test files under ${dirs.join(', ')}${filter ? ` matching ${filter}` : ''}`);
@@ -88,8 +90,10 @@ async function main(): Promise<number> {
   const main = files.filter((f) => !sides.some((lane) => lane.includes(f)));
   try {
     const lanes = [main, ...sides].filter((l) => l.length > 0);
-    const codes = await Promise.all(
-      lanes.map(async (laneFiles, i) => {
+    const checks = withChecks ? runChecks() : Promise.resolve(0);
+    const codes = await Promise.all([
+      checks,
+      ...lanes.map(async (laneFiles, i) => {
         if (i === 0) return runFiles(laneFiles, env, 'inherit');
         const started = Date.now();
         const out: string[] = [];
@@ -101,7 +105,7 @@ async function main(): Promise<number> {
         process.stdout.write(out.join(''));
         return code;
       }),
-    );
+    ]);
     return codes.find((c) => c !== 0) ?? 0;
   } finally {
     await server?.stop();
@@ -115,7 +119,8 @@ async function main(): Promise<number> {
  * own Temporal server (membership: 127.0.0.31–.35; cockroach-membership: 127.0.0.136–.139;
  * production: 127.0.0.151–.155 with its own PostgreSQL; data-safety: 127.0.0.131–.134; chaos:
  * 127.0.0.141–.144; admission: 127.0.0.181–.182; data-resilience: 127.0.0.241–.244; felix-cluster:
- * 127.0.0.171–.173; guardian-reconcile: 127.0.0.196–.198; self-healing: 127.0.0.191–.193).
+ * 127.0.0.171–.173; guardian-reconcile: 127.0.0.196–.198; self-healing: 127.0.0.191–.193; data:
+ * 127.0.0.245–.248).
  * The Kafka-heavy files share one lane: two of them at once on two cores made Kafka time out.
  */
 const sideLanes = [
@@ -133,8 +138,33 @@ const sideLanes = [
     'test/e2e/guardian-reconcile.test.ts',
     'test/e2e/bundle-restore.test.ts',
     'test/e2e/cockroach-membership.test.ts',
+    'test/e2e/data.test.ts',
   ],
 ];
+
+/**
+ * ESLint with Prettier's check, and tsc, beside the test lanes: each is one single-threaded
+ * process, and run before the tests they left a core idle for about two minutes. A failure is
+ * printed the moment it happens; the run's exit code says it at the end.
+ */
+async function runChecks(): Promise<number> {
+  const one = async (script: string) => {
+    const r = await execa('npm', ['run', '--silent', script], {
+      cwd: repoRoot,
+      reject: false,
+      all: true,
+    });
+    const code = r.exitCode ?? 1;
+    process.stderr.write(
+      code === 0
+        ? `[test] npm run ${script}: passed\n`
+        : `\n[test] npm run ${script} FAILED (exit code ${code}):\n${r.all}\n`,
+    );
+    return code;
+  };
+  const codes = await Promise.all([one('lint'), one('typecheck')]);
+  return codes.find((c) => c !== 0) ?? 0;
+}
 
 async function runFiles(
   files: string[],

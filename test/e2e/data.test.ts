@@ -36,11 +36,11 @@ import { progressQuery } from '../../src/contracts/messages.js';
  * ZooKeeper and Kafka only, on the master, with a second copy on the next member.
  */
 
-const [n1, n2, n3] = ['127.0.0.21', '127.0.0.22', '127.0.0.23'] as const;
+const [n1, n2, n3] = ['127.0.0.245', '127.0.0.246', '127.0.0.247'] as const;
 const nodes = [n1, n2, n3];
 const clusterId = 'data';
 /** A second, one-node cluster that an export of the first is imported into. */
-const other = '127.0.0.24';
+const other = '127.0.0.248';
 const otherClusterId = 'data-b';
 const topic = 'data-e2e';
 const messageCount = 3000;
@@ -467,7 +467,7 @@ describe('data runbooks on loopback nodes with real ZooKeeper and Kafka', () => 
       assert.equal(failure.type, 'UnsafeArchive');
       assert.match(
         failure.message,
-        /refused backup .*; nothing was changed: 127\.0\.0\.21: .*zookeeper\/znodes\.json has sha256/,
+        /refused backup .*; nothing was changed: 127\.0\.0\.245: .*zookeeper\/znodes\.json has sha256/,
       );
       const progress = await handle.query(progressQuery);
       assert.deepEqual(

@@ -122,12 +122,14 @@ async function highWatermarks(nodes: readonly string[], topic: string): Promise<
 async function consumeAll(nodes: readonly string[], topic: string, expected: number) {
   const consumer = kafkaOf(nodes).consumer({ groupId: `e2e-${Date.now()}-${Math.random()}` });
   const values: string[] = [];
+  const perPartition = new Map<number, number>();
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
-      eachMessage: ({ message }) => {
+      eachMessage: ({ partition, message }) => {
         values.push(message.value?.toString() ?? '');
+        perPartition.set(partition, (perPartition.get(partition) ?? 0) + 1);
         return Promise.resolve();
       },
     });
@@ -136,7 +138,43 @@ async function consumeAll(nodes: readonly string[], topic: string, expected: num
   } finally {
     await consumer.disconnect();
   }
+  if (values.length < expected) await explainShortRead(nodes, topic, expected, perPartition);
   return values;
+}
+
+/**
+ * A read that came up short says whether the messages are gone (offsets) or out of reach (no
+ * leader, a replica out of sync): the two call for different fixes.
+ */
+async function explainShortRead(
+  nodes: readonly string[],
+  topic: string,
+  expected: number,
+  read: Map<number, number>,
+): Promise<void> {
+  const admin = kafkaOf(nodes).admin();
+  try {
+    await admin.connect();
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+    const partitions = meta.topics[0]?.partitions ?? [];
+    const lines = offsets.map((o) => {
+      const p = partitions.find((x) => x.partitionId === o.partition);
+      return (
+        `partition ${o.partition}: read ${read.get(o.partition) ?? 0}, offsets ${o.low}..${o.high}, ` +
+        `leader ${p?.leader}, replicas [${p?.replicas.join(',')}], in sync [${p?.isr.join(',')}]`
+      );
+    });
+    log(
+      `read ${[...read.values()].reduce((a, b) => a + b, 0)} of ${expected} from ${topic}:\n  ${lines.join('\n  ')}`,
+    );
+  } catch (err) {
+    log(
+      `read fewer than ${expected} from ${topic}; the topic could not be described: ${String(err)}`,
+    );
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 /** An update the workflow's validator refused: the reason is the failure's cause. */
