@@ -118,28 +118,45 @@ async function highWatermarks(nodes: readonly string[], topic: string): Promise<
   }
 }
 
-/** Every message value of `topic`, read from the beginning by a fresh consumer group. */
-async function consumeAll(nodes: readonly string[], topic: string, expected: number) {
+/**
+ * Every message value of `topic`, read from the beginning by a fresh consumer group, each record
+ * once. The group may rebalance while it reads (a coordinator moved by a restart) and read a
+ * partition again from its start: a count of what was delivered would then reach `expected`
+ * before another partition was read at all, so the read stops on distinct values (`values`, the
+ * default) or distinct records by partition and offset (`records`, to read a whole log that
+ * may hold a value twice).
+ */
+async function consumeAll(
+  nodes: readonly string[],
+  topic: string,
+  expected: number,
+  until: 'values' | 'records' = 'values',
+) {
   const consumer = kafkaOf(nodes).consumer({ groupId: `e2e-${Date.now()}-${Math.random()}` });
-  const values: string[] = [];
-  const perPartition = new Map<number, number>();
+  const records = new Map<string, string>();
+  const distinct = new Set<string>();
+  const perPartition = new Map<number, Set<string>>();
+  const count = () => (until === 'values' ? distinct.size : records.size);
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       eachMessage: ({ partition, message }) => {
-        values.push(message.value?.toString() ?? '');
-        perPartition.set(partition, (perPartition.get(partition) ?? 0) + 1);
+        const value = message.value?.toString() ?? '';
+        records.set(`${partition}:${message.offset}`, value);
+        distinct.add(value);
+        perPartition.set(partition, (perPartition.get(partition) ?? new Set()).add(message.offset));
         return Promise.resolve();
       },
     });
     const deadline = Date.now() + 60_000;
-    while (values.length < expected && Date.now() < deadline) await sleep(250);
+    while (count() < expected && Date.now() < deadline) await sleep(250);
   } finally {
     await consumer.disconnect();
   }
-  if (values.length < expected) await explainShortRead(nodes, topic, expected, perPartition);
-  return values;
+  const read = new Map([...perPartition].map(([p, offsets]) => [p, offsets.size]));
+  if (count() < expected) await explainShortRead(nodes, topic, expected, read);
+  return [...records.values()];
 }
 
 /**
@@ -635,7 +652,12 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
     async () => {
       const members = [n1, n4, n5, n2];
       const znodes = await zkData(n1);
-      const written = await consumeAll(members, 'ledger', await highWatermarks(members, 'ledger'));
+      const written = await consumeAll(
+        members,
+        'ledger',
+        await highWatermarks(members, 'ledger'),
+        'records',
+      );
       const handle = await startRunbook(stack.client, 'bootstrapCluster', {
         clusterId,
         nodes: members,
@@ -653,7 +675,7 @@ describe('membership runbooks on loopback nodes with real ZooKeeper and Kafka', 
       assert.deepEqual(await zkData(n2), znodes, 'ZooKeeper data kept');
       assert.ok(written.length >= 100, `${written.length} messages before`);
       assert.deepEqual(
-        new Set(await consumeAll(members, 'ledger', written.length)),
+        new Set(await consumeAll(members, 'ledger', written.length, 'records')),
         new Set(written),
         'every Kafka message kept',
       );

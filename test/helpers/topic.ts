@@ -138,17 +138,20 @@ export class TestTopic {
 
 /**
  * Every message of `topic` as `partition|key|value`, partition by partition in offset order, once
- * at least `expected` arrived (or after 60 s); strays beyond it are given a moment to show.
+ * at least `expected` arrived (or after 60 s); strays beyond it are given a moment to show. Each
+ * record counts once by partition and offset: a rebalance of the fresh group makes kafkajs
+ * deliver a partition again from its start, and a count of deliveries would stop the read
+ * before another partition was read at all.
  */
 export async function readAll(kafka: Kafka, topic: string, expected: number): Promise<string[]> {
   const consumer = kafka.consumer({ groupId: `test-topic-${randomUUID()}` });
-  const got: { partition: number; offset: bigint; text: string }[] = [];
+  const got = new Map<string, { partition: number; offset: bigint; text: string }>();
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       eachMessage: ({ partition, message }) => {
-        got.push({
+        got.set(`${partition}:${message.offset}`, {
           partition,
           offset: BigInt(message.offset),
           text: `${partition}|${message.key?.toString() ?? ''}|${message.value?.toString() ?? ''}`,
@@ -157,12 +160,12 @@ export async function readAll(kafka: Kafka, topic: string, expected: number): Pr
       },
     });
     const deadline = Date.now() + 60_000;
-    while (got.length < expected && Date.now() < deadline) await sleep(250);
+    while (got.size < expected && Date.now() < deadline) await sleep(250);
     await sleep(1500);
   } finally {
     await consumer.disconnect();
   }
-  return got
+  return [...got.values()]
     .sort((x, y) => x.partition - y.partition || (x.offset < y.offset ? -1 : 1))
     .map((m) => m.text);
 }
