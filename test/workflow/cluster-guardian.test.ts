@@ -449,6 +449,9 @@ async function checkTicks(t: Ticking): Promise<void> {
   }
   const elapsed = Date.now() - t.begun;
   await t.handle.terminate('test over');
+  // The guardian may continue as new between the last query and the termination, so the run
+  // count is read again from the terminated run (a query of a closed run replays its history).
+  state = await guardianState(client, id);
   // Walk the chain of runs from the first.
   let runId: string | undefined = t.handle.firstExecutionRunId;
   const lengths: number[] = [];
