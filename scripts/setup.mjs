@@ -293,8 +293,9 @@ const started = Date.now();
 if (!process.argv.includes('--tools-only')) {
   ensureNodeModules();
   // The compiled CLI (dist/cli), rebuilt only when its sources changed (scripts/build-cli.mjs).
-  const { ensureCliBuild } = await import('./build-cli.mjs');
+  const { ensureAgentBuild, ensureCliBuild } = await import('./build-cli.mjs');
   if (ensureCliBuild(repo) === 'built') log('built the clusterguard CLI into dist/cli');
+  if (ensureAgentBuild(repo) === 'built') log('built the node agent into dist/agent');
 }
 ensureTemporal();
 if (!process.argv.includes('--no-jars')) {

@@ -11,10 +11,17 @@ import { ClusterGuardError } from '../contracts/errors.js';
 import { EncryptionCodec, keyRingFrom, loadKeyRing, parseKeyList } from './codec.js';
 import { failureConverter } from './failure-converter.js';
 
-/** The failure converter's module, beside this one (`.ts` from source, `.js` when built). */
-export const failureConverterPath = fileURLToPath(
-  new URL(`./failure-converter${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url),
-);
+/**
+ * The failure converter's module, beside this one: `.ts` from source, `.js` when built by tsc.
+ * A worker `require`s it, which an ES module bundle (`.mjs`, the compiled node agent) cannot
+ * be, so that build writes a CommonJS copy beside itself (scripts/build-cli.mjs).
+ */
+export const failureConverterPath = converterPath(fileURLToPath(import.meta.url));
+
+function converterPath(here: string): string {
+  const ext = path.extname(here);
+  return path.join(path.dirname(here), `failure-converter${ext === '.mjs' ? '.cjs' : ext}`);
+}
 
 /** TLS as the config file and connection profiles give it: PEM files or inline PEM text. */
 export interface TlsOptions {

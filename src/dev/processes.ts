@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { repoRoot } from '../process.js';
@@ -20,8 +22,31 @@ export interface ChildProcess {
   kill(signal: NodeJS.Signals): void;
 }
 
+/**
+ * The node agent compiled by setup (dist/agent, scripts/build-cli.mjs) while the files it was
+ * built from still hash the same; anything else, and a stale build, runs from source through tsx.
+ */
+function entryArgs(entry: string): string[] {
+  if (entry === 'worker/node-agent.ts') {
+    try {
+      const dir = path.join(repoRoot, 'dist', 'agent');
+      const stamp = JSON.parse(readFileSync(path.join(dir, 'build.json'), 'utf8')) as {
+        inputs: string[];
+        inputsHash: string;
+      };
+      const hash = createHash('sha256');
+      for (const f of stamp.inputs)
+        hash.update(`${f}\0`).update(readFileSync(path.join(repoRoot, f)));
+      if (hash.digest('hex') === stamp.inputsHash) return [path.join(dir, 'node-agent.mjs')];
+    } catch {
+      // not built, or a file of it is gone: from source
+    }
+  }
+  return ['--import', 'tsx', path.join(repoRoot, entry)];
+}
+
 function spawnTs(entry: string, options: ChildOptions): ChildProcess {
-  const child = execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, entry)], {
+  const child = execa(process.execPath, entryArgs(entry), {
     cwd: repoRoot,
     env: { ...options.env, CG_LOG_LEVEL: process.env.CG_LOG_LEVEL ?? 'info' },
     all: true,
