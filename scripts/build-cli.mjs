@@ -33,17 +33,15 @@ function sourceFiles(repo, dirs = ['src']) {
 }
 
 /**
- * Builds dist/cli unless its build.json names the same source hash. Answers what it did:
- * 'fresh' (nothing to do) or 'built'. Throws when esbuild fails.
+ * Builds `out` with `builds` (given esbuild, the staging folder and package.json; answers
+ * esbuild's results) unless its build.json names the same source `key` and `main` is there.
+ * build.json lists the repository's files in the bundle and their hash: what its runner checks
+ * at each start. Swapped in whole, so a concurrent call never runs half a build.
  */
-export function ensureCliBuild(repo = root, { force = false } = {}) {
-  const out = path.join(repo, 'dist', 'cli');
-  const key = hashFiles(repo, sourceFiles(repo));
+function ensureBuild(repo, { out, key, main, force }, builds) {
   try {
     const stamp = JSON.parse(readFileSync(path.join(out, 'build.json'), 'utf8'));
-    if (!force && stamp.key === key && existsSync(path.join(out, 'clusterguard.mjs'))) {
-      return 'fresh';
-    }
+    if (!force && stamp.key === key && existsSync(path.join(out, main))) return 'fresh';
   } catch {
     // not built yet
   }
@@ -54,56 +52,59 @@ export function ensureCliBuild(repo = root, { force = false } = {}) {
   const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
   const staging = `${out}.partial-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
-  const result = esbuild.buildSync({
-    absWorkingDir: repo,
-    entryPoints: { clusterguard: 'src/cli/main.ts' },
-    outdir: staging,
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    outExtension: { '.js': '.mjs' },
-    chunkNames: 'chunks/[name]-[hash]',
-    external: Object.keys(pkg.dependencies ?? {}).filter((d) => d !== 'commander'),
-    // commander is CommonJS: its require() of Node's modules needs a real require in ESM.
-    banner: {
-      js: "import { createRequire as __cgRequire } from 'node:module'; const require = __cgRequire(import.meta.url);",
-    },
-    metafile: true,
-    sourcemap: 'linked',
-    logLevel: 'silent',
-  });
-  // The files of this repository in the bundle: what bin/clusterguard.mjs checks at each call.
-  // The worker require()s its failure converter by path (src/client/transport.ts), which an
-  // ES module cannot be: a CommonJS copy beside the agent.
-  const converter = esbuild.buildSync({
-    absWorkingDir: repo,
-    entryPoints: ['src/client/failure-converter.ts'],
-    outfile: path.join(staging, 'failure-converter.cjs'),
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    external: Object.keys(pkg.dependencies ?? {}),
-    metafile: true,
-    logLevel: 'silent',
-  });
-  const inputs = [
-    ...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(converter.metafile.inputs)]),
-  ]
+  const results = builds(esbuild, staging, pkg);
+  const inputs = [...new Set(results.flatMap((r) => Object.keys(r.metafile.inputs)))]
     .filter((f) => !f.includes('node_modules'))
     .sort();
   writeFileSync(
     path.join(staging, 'build.json'),
     `${JSON.stringify({ key, inputs, inputsHash: hashFiles(repo, inputs) }, null, 2)}\n`,
   );
-  // Swapped in whole, so a concurrent call never runs half a build.
   const old = `${out}.old-${process.pid}`;
   if (existsSync(out)) renameSync(out, old);
   renameSync(staging, out);
   rmSync(old, { recursive: true, force: true });
   return 'built';
+}
+
+/** What both bundles share: ES modules for Node 20, a real require() for CommonJS code in them. */
+const esmBundle = {
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  outExtension: { '.js': '.mjs' },
+  banner: {
+    js: "import { createRequire as __cgRequire } from 'node:module'; const require = __cgRequire(import.meta.url);",
+  },
+  metafile: true,
+  sourcemap: 'linked',
+  logLevel: 'silent',
+};
+
+/**
+ * Builds dist/cli unless its build.json names the same source hash. Answers what it did:
+ * 'fresh' (nothing to do) or 'built'. Throws when esbuild fails.
+ */
+export function ensureCliBuild(repo = root, { force = false } = {}) {
+  const out = path.join(repo, 'dist', 'cli');
+  const key = hashFiles(repo, sourceFiles(repo));
+  return ensureBuild(
+    repo,
+    { out, key, main: 'clusterguard.mjs', force },
+    (esbuild, staging, pkg) => [
+      esbuild.buildSync({
+        ...esmBundle,
+        absWorkingDir: repo,
+        entryPoints: { clusterguard: 'src/cli/main.ts' },
+        outdir: staging,
+        splitting: true,
+        chunkNames: 'chunks/[name]-[hash]',
+        // commander is needed for every call, and CommonJS (hence the banner's require).
+        external: Object.keys(pkg.dependencies ?? {}).filter((d) => d !== 'commander'),
+      }),
+    ],
+  );
 }
 
 /**
@@ -115,64 +116,29 @@ export function ensureCliBuild(repo = root, { force = false } = {}) {
 export function ensureAgentBuild(repo = root, { force = false } = {}) {
   const out = path.join(repo, 'dist', 'agent');
   const key = hashFiles(repo, sourceFiles(repo, ['src', 'activities', 'worker']));
-  try {
-    const stamp = JSON.parse(readFileSync(path.join(out, 'build.json'), 'utf8'));
-    if (!force && stamp.key === key && existsSync(path.join(out, 'node-agent.mjs'))) return 'fresh';
-  } catch {
-    // not built yet
-  }
-  const requireFromTsx = createRequire(
-    createRequire(path.join(repo, 'package.json')).resolve('tsx/package.json'),
-  );
-  const esbuild = requireFromTsx('esbuild');
-  const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8'));
-  const staging = `${out}.partial-${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  const result = esbuild.buildSync({
-    absWorkingDir: repo,
-    entryPoints: { 'node-agent': 'worker/node-agent.ts' },
-    outdir: staging,
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    outExtension: { '.js': '.mjs' },
-    external: Object.keys(pkg.dependencies ?? {}),
-    banner: {
-      js: "import { createRequire as __cgRequire } from 'node:module'; const require = __cgRequire(import.meta.url);",
-    },
-    metafile: true,
-    sourcemap: 'linked',
-    logLevel: 'silent',
-  });
-  // The worker require()s its failure converter by path (src/client/transport.ts), which an
-  // ES module cannot be: a CommonJS copy beside the agent.
-  const converter = esbuild.buildSync({
-    absWorkingDir: repo,
-    entryPoints: ['src/client/failure-converter.ts'],
-    outfile: path.join(staging, 'failure-converter.cjs'),
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    external: Object.keys(pkg.dependencies ?? {}),
-    metafile: true,
-    logLevel: 'silent',
-  });
-  const inputs = [
-    ...new Set([...Object.keys(result.metafile.inputs), ...Object.keys(converter.metafile.inputs)]),
-  ]
-    .filter((f) => !f.includes('node_modules'))
-    .sort();
-  writeFileSync(
-    path.join(staging, 'build.json'),
-    `${JSON.stringify({ key, inputs, inputsHash: hashFiles(repo, inputs) }, null, 2)}\n`,
-  );
-  const old = `${out}.old-${process.pid}`;
-  if (existsSync(out)) renameSync(out, old);
-  renameSync(staging, out);
-  rmSync(old, { recursive: true, force: true });
-  return 'built';
+  return ensureBuild(repo, { out, key, main: 'node-agent.mjs', force }, (esbuild, staging, pkg) => [
+    esbuild.buildSync({
+      ...esmBundle,
+      absWorkingDir: repo,
+      entryPoints: { 'node-agent': 'worker/node-agent.ts' },
+      outdir: staging,
+      external: Object.keys(pkg.dependencies ?? {}),
+    }),
+    // The worker require()s its failure converter by path (src/client/transport.ts), which an
+    // ES module cannot be: a CommonJS copy beside the agent.
+    esbuild.buildSync({
+      absWorkingDir: repo,
+      entryPoints: ['src/client/failure-converter.ts'],
+      outfile: path.join(staging, 'failure-converter.cjs'),
+      bundle: true,
+      format: 'cjs',
+      platform: 'node',
+      target: 'node20',
+      external: Object.keys(pkg.dependencies ?? {}),
+      metafile: true,
+      logLevel: 'silent',
+    }),
+  ]);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
