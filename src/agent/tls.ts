@@ -113,7 +113,7 @@ export async function agentRequest<T>(
       span.status(res.status);
       return use(res);
     };
-    if (!tls || url.startsWith('http:')) return answered(await fetch(url, traced));
+    if (!tls || url.startsWith('http:')) return answered(await pooledFetch(url, traced, method));
     const dispatcher = tlsDispatcher(tls);
     try {
       // The package's Dispatcher type and the one Node's fetch declares differ only nominally.
@@ -122,6 +122,22 @@ export async function agentRequest<T>(
       await dispatcher.close();
     }
   });
+}
+
+/**
+ * Plain HTTP goes through Node's pooled keep-alive sockets, and an agent may close one just as a
+ * request goes out on it ("other side closed", seen on a loaded machine): a GET or HEAD, which
+ * changes nothing, is sent once more on a new socket.
+ */
+async function pooledFetch(url: string, init: RequestInit, method: string): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    if ((method === 'GET' || method === 'HEAD') && code === 'UND_ERR_SOCKET')
+      return fetch(url, init);
+    throw err;
+  }
 }
 
 /** Node's TLS error codes an operator can act on, said in words. */
