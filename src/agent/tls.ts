@@ -93,8 +93,8 @@ export function tlsDispatcher(tls: ClientTls, localAddress?: string): Dispatcher
 
 /**
  * One request to an agent, its response consumed by `use`: over the agents' TLS when given,
- * with a dispatcher for this request alone, closed once `use` is done, so no pooled socket
- * outlives it. With tracing on it is a CLIENT span (`route`, the path's template, names it) and
+ * always with a dispatcher for this request alone, closed once `use` is done, so no pooled
+ * socket outlives it. With tracing on it is a CLIENT span (`route`, the path's template, names it) and
  * carries the trace context to the agent (src/observability/http-tracing.ts).
  */
 export async function agentRequest<T>(
@@ -113,8 +113,10 @@ export async function agentRequest<T>(
       span.status(res.status);
       return use(res);
     };
-    if (!tls || url.startsWith('http:')) return answered(await pooledFetch(url, traced, method));
-    const dispatcher = tlsDispatcher(tls);
+    // Plain HTTP too gets a dispatcher of its own: on Node's shared pool, an agent closing a
+    // kept-alive socket as the next request went out on it failed that request ("other side
+    // closed", twice in CI on the first bundle upload of a run).
+    const dispatcher = tls && !url.startsWith('http:') ? tlsDispatcher(tls) : new Agent();
     try {
       // The package's Dispatcher type and the one Node's fetch declares differ only nominally.
       return await answered(await fetch(url, { ...traced, dispatcher } as unknown as RequestInit));
@@ -122,22 +124,6 @@ export async function agentRequest<T>(
       await dispatcher.close();
     }
   });
-}
-
-/**
- * Plain HTTP goes through Node's pooled keep-alive sockets, and an agent may close one just as a
- * request goes out on it ("other side closed", seen on a loaded machine): a GET or HEAD, which
- * changes nothing, is sent once more on a new socket.
- */
-async function pooledFetch(url: string, init: RequestInit, method: string): Promise<Response> {
-  try {
-    return await fetch(url, init);
-  } catch (err) {
-    const code = (err as { cause?: { code?: string } }).cause?.code;
-    if ((method === 'GET' || method === 'HEAD') && code === 'UND_ERR_SOCKET')
-      return fetch(url, init);
-    throw err;
-  }
 }
 
 /** Node's TLS error codes an operator can act on, said in words. */

@@ -210,7 +210,7 @@ async function produce(brokers: string[], topic: string, count: number, tag: str
       headers: { source: tag, seq: String(i) },
       timestamp: String(base + i),
     }));
-    const [meta] = (await admin.fetchTopicMetadata({ topics: [topic] })).topics;
+    const [meta] = (await whileMoving(() => admin.fetchTopicMetadata({ topics: [topic] }))).topics;
     assert.ok(meta, `topic ${topic} exists`);
     // The partition kafkajs's default partitioner gives each key, as before.
     const partitionOf = Partitioners.DefaultPartitioner();
@@ -229,6 +229,22 @@ async function produce(brokers: string[], topic: string, count: number, tag: str
   }
 }
 
+/**
+ * kafkajs does not retry a metadata or offsets request that meets a topic still being set up
+ * (UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_FOR_PARTITION right after it is created): this does,
+ * while the error says it is retriable.
+ */
+async function whileMoving<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err as { retriable?: boolean }).retriable || attempt >= 20) throw err;
+      await sleep(500);
+    }
+  }
+}
+
 async function sendOnce<M>(
   admin: Admin,
   topic: string,
@@ -236,19 +252,12 @@ async function sendOnce<M>(
   batch: M[],
   send: (batch: M[]) => Promise<unknown>,
 ) {
-  // kafkajs does not retry a listOffsets that meets a leader moving (NOT_LEADER_FOR_PARTITION,
-  // common right after a topic is created): this read does.
-  const read = async (): Promise<number> => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const offsets = await admin.fetchTopicOffsets(topic);
-        return Number(offsets.find((o) => o.partition === partition)?.high);
-      } catch (err) {
-        if (!(err as { retriable?: boolean }).retriable || attempt >= 20) throw err;
-        await sleep(500);
-      }
-    }
-  };
+  const read = async () =>
+    Number(
+      (await whileMoving(() => admin.fetchTopicOffsets(topic))).find(
+        (o) => o.partition === partition,
+      )?.high,
+    );
   // After a failed send, the high watermark read twice a second apart: a write still
   // replicating moves it.
   const settled = async () => {
